@@ -1,0 +1,18 @@
+//! Build script shared by the crates that link libtorch: gives every binary and test an rpath to the
+//! wheel's `torch/lib` (so nothing needs LD_LIBRARY_PATH) and links `libtorch_cuda.so` explicitly, which
+//! as-needed linking would otherwise drop, leaving CUDA silently unavailable.
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+        return;
+    };
+    let lib = PathBuf::from(&lib);
+    let lib = lib.canonicalize().unwrap_or(lib);
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    if lib.join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-search=native={}", lib.display());
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+    }
+}

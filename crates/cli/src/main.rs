@@ -1,0 +1,41 @@
+//! `evdet`: train, evaluate and run recurrent event-camera detectors (RVT family) on eTraM/Prophesee data.
+//! This file only parses the command line and hands over to `commands/`.
+
+mod commands;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "evdet",
+    version,
+    about = "Recurrent event-camera object detection (RVT: MaxViT-RNN + YOLOX) for small objects",
+    long_about = "evdet turns raw event recordings (eTraM / Prophesee Gen4 and Gen1) into RVT's preprocessed \
+layout, trains and evaluates recurrent detectors, and compares experiments.\n\n\
+Typical session:\n  evdet synth --out data/mini_raw --preset mini\n  evdet preprocess --raw data/mini_raw --out data/mini\n  evdet coco-eval --gt gt.json --dt dt.json"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Preprocess(commands::preprocess::Args),
+    CocoEval(commands::coco_eval::Args),
+    Bench(commands::bench::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Preprocess(a) => commands::preprocess::run(a),
+        Command::CocoEval(a) => commands::coco_eval::run(a),
+        Command::Bench(a) => commands::bench::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,18 @@
+//! Event streams for evdet: readers and writers of eTraM / Prophesee recordings (`_td.h5`, `_bbox.npy`,
+//! `.dat`) and of RVT's preprocessed layout, the bit-exact stacked histogram, and the preprocessing
+//! pipeline. No tensor engine here: this crate builds fast and is usable alone.
+
+pub mod dat;
+pub mod error;
+pub mod event;
+pub mod h5_events;
+pub mod histogram;
+pub mod labels;
+pub mod layout;
+pub mod npy;
+pub mod preprocess;
+pub mod testdata;
+
+pub use error::{EventsError, Result};
+pub use event::{EventBatch, EventSlice};
+pub use labels::BBox;

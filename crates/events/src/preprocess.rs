@@ -1,0 +1,476 @@
+//! Raw recordings → RVT's preprocessed layout, following RVT's `scripts/genx/preprocess_dataset.py`
+//! (REFERENCE §5.2): label filters, label frames on a 100 ms grid, representation end timestamps, windows
+//! `[T − dt, T]` inclusive at both ends, stacked histograms (ds2 optional).
+//!
+//! Each sequence is written into a hidden temporary folder and renamed when complete, so a killed run
+//! never leaves output a later run takes for finished, and a re-run skips finished sequences.
+
+use crate::error::{EventsError, Result};
+use crate::event::EventBatch;
+use crate::h5_events::{ReadStats, RawEventFile, GEN1_HW, GEN4_HW};
+use crate::histogram::{HistogramSpec, StackedHistogram};
+use crate::labels::{self, BBox};
+use crate::layout::{self, ReprWriter, SequenceIndex, SequencePaths};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Which label frame boxes are clipped to (DESIGN.md "Labels and the sensor frame").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum DatasetKind {
+    /// 1280×720 whatever the file's sensor size (eTraM, Prophesee 1 Mpx).
+    Gen4,
+    /// 304×240, Prophesee's psee box filter.
+    Gen1,
+    /// The sensor size read from each file.
+    Auto,
+}
+
+impl std::str::FromStr for DatasetKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "gen4" => Ok(Self::Gen4),
+            "gen1" => Ok(Self::Gen1),
+            "auto" => Ok(Self::Auto),
+            o => Err(format!("unknown dataset kind '{o}': use gen4, gen1 or auto")),
+        }
+    }
+}
+
+/// Preprocessing options; `Default` is RVT's gen4 configuration with the `auto` label frame.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PreprocessConfig {
+    pub dataset: DatasetKind,
+    /// Window duration in ms (the representation step stays 50 ms as in RVT).
+    pub dt_ms: u32,
+    pub nbins: usize,
+    pub count_cutoff: u8,
+    /// `None`: 2 for gen4 and for `auto` sensors at least 1280 wide, else 1.
+    pub downsample: Option<u8>,
+    /// Raw class id → new class id; ids not in the map are dropped. Empty: keep all.
+    pub class_map: BTreeMap<u32, u32>,
+    /// Prophesee's min diagonal/side filter instead of RVT's conservative 5 px one (default: gen1 only).
+    pub psee_filter: Option<bool>,
+    pub apply_faulty_bbox_filter: bool,
+    /// Events read per h5 chunk.
+    pub read_chunk: usize,
+}
+
+impl Default for PreprocessConfig {
+    fn default() -> Self {
+        Self {
+            dataset: DatasetKind::Auto,
+            dt_ms: 50,
+            nbins: 10,
+            count_cutoff: 10,
+            downsample: None,
+            class_map: BTreeMap::new(),
+            psee_filter: None,
+            apply_faulty_bbox_filter: true,
+            read_chunk: 1 << 20,
+        }
+    }
+}
+
+/// The representation step between consecutive histograms (RVT: `ts_step_ev_repr_ms = 50`).
+pub const REPR_STEP_US: i64 = 50_000;
+/// Label frames are spaced by ~100 ms (`ts_step_frame_ms`).
+const FRAME_STEP_MS: i64 = 100;
+/// The first label frame is the first label at or after this time (`align_t_ms`).
+const ALIGN_T_US: i64 = 100_000;
+
+/// Why boxes were dropped, counted per reason.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct BoxDrops {
+    pub not_in_class_map: u64,
+    pub invalid_nan_or_negative: u64,
+    pub outside_frame: u64,
+    pub too_small: u64,
+    pub faulty_huge: u64,
+    pub off_label_clock: u64,
+}
+
+/// What one sequence produced.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SequenceSummary {
+    pub name: String,
+    pub split: String,
+    pub skipped_existing: bool,
+    pub no_labels_left: bool,
+    pub label_frames: usize,
+    pub representations: usize,
+    pub boxes_per_class: BTreeMap<u32, u64>,
+    pub box_drops: BoxDrops,
+    pub events: ReadStats,
+}
+
+/// Splits, sequences, frames, boxes and repairs of a whole run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PreprocessSummary {
+    pub sequences: Vec<SequenceSummary>,
+}
+
+impl PreprocessSummary {
+    pub fn total_events(&self) -> ReadStats {
+        let mut s = ReadStats::default();
+        self.sequences.iter().for_each(|q| s.add(&q.events));
+        s
+    }
+}
+
+/// One raw sequence to process.
+#[derive(Debug, Clone)]
+pub struct RawSequence {
+    pub split: String,
+    pub name: String,
+    pub h5: PathBuf,
+    pub bbox: PathBuf,
+}
+
+/// Finds `<split>/<name>_bbox.npy` + `<name>_td.h5` (or gen1's `_td.dat.h5`) pairs.
+pub fn discover(raw: &Path, splits: &[String]) -> Result<Vec<RawSequence>> {
+    let mut out = Vec::new();
+    for split in splits {
+        let dir = raw.join(split);
+        if !dir.is_dir() {
+            return Err(EventsError::format(&dir, "split folder not found"));
+        }
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .map_err(|e| EventsError::io(&dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "npy"))
+            .collect();
+        entries.sort();
+        for bbox in entries {
+            let stem = bbox.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let Some(name) = stem.strip_suffix("_bbox") else { continue };
+            let h5 = [format!("{name}_td.h5"), format!("{name}_td.dat.h5")]
+                .into_iter()
+                .map(|f| dir.join(f))
+                .find(|p| p.exists())
+                .ok_or_else(|| EventsError::format(&bbox, format!("no event file {name}_td.h5 next to it")))?;
+            out.push(RawSequence { split: split.clone(), name: name.to_string(), h5, bbox });
+        }
+    }
+    Ok(out)
+}
+
+/// Label frames of a sequence (REFERENCE §5.2 steps 1–3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelFrames {
+    pub index: SequenceIndex,
+    pub drops: BoxDrops,
+}
+
+/// Filters the raw boxes and builds label frames and representation timestamps.
+/// `frame_hw` is the label frame (gen4 720×1280, gen1 240×304, or the sensor).
+pub fn label_frames(
+    raw: &[BBox],
+    path: &Path,
+    frame_hw: (usize, usize),
+    is_train: bool,
+    psee_filter: Option<(f32, f32)>,
+    faulty_filter: bool,
+    class_map: &BTreeMap<u32, u32>,
+) -> Result<Option<LabelFrames>> {
+    let mut drops = BoxDrops::default();
+    let (fh, fw) = (frame_hw.0 as f32, frame_hw.1 as f32);
+    let max_w = ((9 * frame_hw.1) / 10) as f32;
+    let mut boxes: Vec<BBox> = Vec::with_capacity(raw.len());
+    for b in raw {
+        let mut b = *b;
+        if !class_map.is_empty() {
+            match class_map.get(&b.class_id) {
+                Some(&c) => b.class_id = c,
+                None => {
+                    drops.not_in_class_map += 1;
+                    continue;
+                }
+            }
+        }
+        if !(b.x.is_finite() && b.y.is_finite() && b.w.is_finite() && b.h.is_finite()) || b.w < 0.0 || b.h < 0.0 {
+            drops.invalid_nan_or_negative += 1;
+            continue;
+        }
+        // crop_to_fov_filter, in float32 like numpy.
+        let x1 = b.x.clamp(0.0, fw - 1.0);
+        let y1 = b.y.clamp(0.0, fh - 1.0);
+        let x2 = (b.x + b.w).clamp(0.0, fw - 1.0);
+        let y2 = (b.y + b.h).clamp(0.0, fh - 1.0);
+        b.x = x1;
+        b.y = y1;
+        b.w = x2 - x1;
+        b.h = y2 - y1;
+        if !(b.w > 0.0 && b.h > 0.0) {
+            drops.outside_frame += 1;
+            continue;
+        }
+        let keep = match psee_filter {
+            Some((min_diag, min_side)) => b.w * b.w + b.h * b.h >= min_diag * min_diag && b.w >= min_side && b.h >= min_side,
+            None => b.w >= 5.0 && b.h >= 5.0,
+        };
+        if !keep {
+            drops.too_small += 1;
+            continue;
+        }
+        if is_train && faulty_filter && b.w > max_w {
+            drops.faulty_huge += 1;
+            continue;
+        }
+        boxes.push(b);
+    }
+    if boxes.is_empty() {
+        return Ok(None);
+    }
+    // RVT assumes sorted labels; a stable sort keeps sorted files unchanged.
+    boxes.sort_by_key(|b| b.t);
+    let mut unique: Vec<i64> = boxes.iter().map(|b| b.t).collect();
+    unique.dedup();
+
+    let base_delta = base_delta_us(&unique, path, frame_hw == GEN1_HW)?;
+    let first = unique.partition_point(|&t| t < ALIGN_T_US);
+    let Some(&t_first) = unique.get(first) else {
+        return Err(EventsError::format(path, format!("no label at or after {} ms: nothing to align label frames to", ALIGN_T_US / 1000)));
+    };
+    let reprs_per_frame = FRAME_STEP_MS * 1000 / REPR_STEP_US;
+    let mut frames = vec![t_first];
+    let mut reprs_between = Vec::new();
+    for &ts in &unique[first + 1..] {
+        let reference = *frames.last().unwrap_or(&t_first);
+        let diff = ts - reference;
+        // numpy round(): half to even.
+        let count = (diff as f64 / base_delta as f64).round_ties_even() as i64;
+        if (diff - count * base_delta).abs() <= 2000 {
+            if count <= 0 {
+                return Err(EventsError::format(path, format!("label clock: timestamp {ts} is not after the previous label frame {reference}")));
+            }
+            frames.push(ts);
+            reprs_between.push(count * reprs_per_frame);
+        }
+    }
+    if let Some(d) = frames.windows(2).map(|w| w[1] - w[0]).min() {
+        if d <= 98_000 {
+            return Err(EventsError::format(path, format!("label frames only {d} µs apart (must be > 98 ms)")));
+        }
+    }
+    let mut out_labels = Vec::new();
+    let mut frame_start = Vec::with_capacity(frames.len());
+    for &f in &frames {
+        let a = boxes.partition_point(|b| b.t < f);
+        let e = boxes.partition_point(|b| b.t <= f);
+        frame_start.push(out_labels.len() as i64);
+        out_labels.extend_from_slice(&boxes[a..e]);
+    }
+    drops.off_label_clock = (boxes.len() - out_labels.len()) as u64;
+
+    let repr_ts = repr_timestamps(&frames, &reprs_between);
+    let oi2ri: Vec<i64> = frames.iter().map(|f| repr_ts.partition_point(|&t| t < *f) as i64).collect();
+    Ok(Some(LabelFrames {
+        index: SequenceIndex {
+            repr_timestamps_us: repr_ts,
+            objframe_idx_2_repr_idx: oi2ri,
+            label_timestamps_us: frames,
+            objframe_idx_2_label_idx: frame_start,
+            labels: out_labels,
+        },
+        drops,
+    }))
+}
+
+/// The ~100 ms label frame spacing: 3× (30 Hz) or 6× (60 Hz) the median label interval; gen1: 250 ms.
+fn base_delta_us(unique: &[i64], path: &Path, gen1: bool) -> Result<i64> {
+    if gen1 {
+        return Ok(250_000);
+    }
+    if unique.len() < 2 {
+        return Err(EventsError::format(path, "label clock: fewer than two label timestamps, cannot measure the label rate"));
+    }
+    let mut diffs: Vec<i64> = unique.windows(2).map(|w| w[1] - w[0]).collect();
+    diffs.sort_unstable();
+    let n = diffs.len();
+    let median = if n % 2 == 1 { diffs[n / 2] as f64 } else { (diffs[n / 2 - 1] + diffs[n / 2]) as f64 / 2.0 };
+    let hz = (1e6 / median).round_ties_even() as i64;
+    match hz {
+        30 => Ok((3.0 * median) as i64),
+        60 => Ok((6.0 * median) as i64),
+        _ => Err(EventsError::format(
+            path,
+            format!("label clock: labels arrive at {hz} Hz (median interval {median} µs); expected 30 or 60 Hz"),
+        )),
+    }
+}
+
+/// Representation end timestamps (REFERENCE §5.2 step 3).
+fn repr_timestamps(frames: &[i64], reprs_between: &[i64]) -> Vec<i64> {
+    let f0 = frames[0];
+    let mut before: Vec<i64> = std::iter::successors(Some(f0), |&t| Some(t - REPR_STEP_US)).take_while(|&t| t > 0).collect();
+    before.reverse();
+    let mut out: Vec<i64> = if before.len() >= 2 { before[1..before.len() - 1].to_vec() } else { Vec::new() };
+    for (i, (&n, w)) in reprs_between.iter().zip(frames.windows(2)).enumerate() {
+        let (a, b) = (w[0], w[1]);
+        let last = i + 1 == reprs_between.len();
+        let edges = linspace_i64(a, b, n as usize + 1);
+        out.extend_from_slice(if last { &edges } else { &edges[..edges.len() - 1] });
+    }
+    if frames.len() == 1 {
+        out.push(f0);
+    }
+    out
+}
+
+/// `np.asarray(np.linspace(a, b, num), dtype='int64')`: float64 steps, truncated, exact endpoint.
+fn linspace_i64(a: i64, b: i64, num: usize) -> Vec<i64> {
+    if num == 1 {
+        return vec![a];
+    }
+    let step = (b - a) as f64 / (num - 1) as f64;
+    let mut v: Vec<i64> = (0..num).map(|i| (i as f64 * step + a as f64) as i64).collect();
+    v[num - 1] = b;
+    v
+}
+
+/// Processes every sequence under `raw/<split>/` into `out/<split>/<name>/`, `jobs` threads in all.
+/// `progress` receives the number of events read as work advances (for a progress bar).
+pub fn preprocess(
+    raw: &Path,
+    out: &Path,
+    splits: &[String],
+    cfg: &PreprocessConfig,
+    jobs: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<PreprocessSummary> {
+    let seqs = discover(raw, splits)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(|e| EventsError::format(out, format!("cannot start {jobs} threads: {e}")))?;
+    let results: Vec<Result<SequenceSummary>> = pool.install(|| seqs.par_iter().map(|s| process_sequence(s, out, cfg, progress)).collect());
+    let mut summary = PreprocessSummary::default();
+    for r in results {
+        summary.sequences.push(r?);
+    }
+    Ok(summary)
+}
+
+/// Processes one sequence (skipped when its output folder already exists).
+pub fn process_sequence(seq: &RawSequence, out: &Path, cfg: &PreprocessConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<SequenceSummary> {
+    let mut summary = SequenceSummary { name: seq.name.clone(), split: seq.split.clone(), ..Default::default() };
+    let split_dir = out.join(&seq.split);
+    let final_dir = split_dir.join(&seq.name);
+    if final_dir.is_dir() {
+        summary.skipped_existing = true;
+        return Ok(summary);
+    }
+    let tmp_dir = split_dir.join(format!(".{}.in_progress", seq.name));
+    if tmp_dir.exists() {
+        std::fs::remove_dir_all(&tmp_dir).map_err(|e| EventsError::io(&tmp_dir, e))?;
+    }
+    std::fs::create_dir_all(&split_dir).map_err(|e| EventsError::io(&split_dir, e))?;
+
+    let events = RawEventFile::open(&seq.h5)?;
+    let sensor_hw = events.stored_sensor_hw().unwrap_or(match cfg.dataset {
+        DatasetKind::Gen1 => GEN1_HW,
+        _ => GEN4_HW,
+    });
+    let frame_hw = match cfg.dataset {
+        DatasetKind::Gen4 => GEN4_HW,
+        DatasetKind::Gen1 => GEN1_HW,
+        DatasetKind::Auto => sensor_hw,
+    };
+    let ds2 = match cfg.downsample {
+        Some(2) => true,
+        Some(_) => false,
+        None => match cfg.dataset {
+            DatasetKind::Gen4 => true,
+            DatasetKind::Gen1 => false,
+            DatasetKind::Auto => sensor_hw.1 >= 1280,
+        },
+    };
+    let psee = cfg.psee_filter.unwrap_or(cfg.dataset == DatasetKind::Gen1);
+    let psee = psee.then(|| if frame_hw == GEN1_HW { (30.0, 10.0) } else { (60.0, 20.0) });
+
+    let raw_boxes = labels::read_bbox_npy(&seq.bbox)?;
+    if raw_boxes.is_empty() {
+        return Err(EventsError::format(&seq.bbox, "the label file holds no boxes"));
+    }
+    let Some(frames) = label_frames(&raw_boxes, &seq.bbox, frame_hw, seq.split == "train", psee, cfg.apply_faulty_bbox_filter, &cfg.class_map)? else {
+        summary.no_labels_left = true;
+        summary.box_drops.outside_frame = raw_boxes.len() as u64;
+        return Ok(summary);
+    };
+    summary.box_drops = frames.drops.clone();
+    for b in &frames.index.labels {
+        *summary.boxes_per_class.entry(b.class_id).or_default() += 1;
+    }
+    summary.label_frames = frames.index.label_timestamps_us.len();
+    summary.representations = frames.index.repr_timestamps_us.len();
+
+    let result = (|| {
+        let paths = SequencePaths::new(&tmp_dir, cfg.dt_ms, cfg.nbins, ds2);
+        paths.create_dirs()?;
+        frames.index.write(&paths)?;
+        let spec = HistogramSpec { nbins: cfg.nbins, count_cutoff: cfg.count_cutoff, height: sensor_hw.0, width: sensor_hw.1, downsample_by_2: ds2 };
+        summary.events = write_histograms(&events, &paths, &frames.index.repr_timestamps_us, cfg, spec, progress)?;
+        std::fs::rename(&tmp_dir, &final_dir).map_err(|e| EventsError::io(&final_dir, e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp_dir);
+    }
+    result.map(|_| summary)
+}
+
+/// Streams the events once, computing the histogram of every window `[T − dt, T]` and writing it.
+fn write_histograms(
+    file: &RawEventFile,
+    paths: &SequencePaths,
+    repr_ts: &[i64],
+    cfg: &PreprocessConfig,
+    spec: HistogramSpec,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ReadStats> {
+    let (oh, ow) = spec.out_hw();
+    let writer = ReprWriter::create(&paths.repr_h5, repr_ts.len(), (spec.channels(), oh, ow))?;
+    let mut stream = file.stream((spec.height, spec.width), cfg.read_chunk);
+    let dt = cfg.dt_ms as i64 * 1000;
+    let mut buf = EventBatch::default();
+    let mut exhausted = false;
+    // Windows are computed in batches: one per thread and a few more, so compression overlaps.
+    let batch = rayon::current_num_threads().max(1) * 4;
+    let mut reported = 0u64;
+    for (b, ts) in repr_ts.chunks(batch).enumerate() {
+        let last_t = *ts.last().unwrap_or(&0);
+        while !exhausted && buf.t.last().is_none_or(|&t| t <= last_t) {
+            match stream.next_chunk()? {
+                Some(c) => buf.extend(&c),
+                None => exhausted = true,
+            }
+        }
+        let windows: Vec<(usize, usize)> = ts
+            .iter()
+            .map(|&t| (buf.t.partition_point(|&e| e < t - dt), buf.t.partition_point(|&e| e <= t)))
+            .collect();
+        let chunks: Vec<Vec<u8>> = windows
+            .par_iter()
+            .map_init(
+                || StackedHistogram::new(spec),
+                |h, &(a, e)| layout::compress_chunk(h.compute(buf.slice(a..e))),
+            )
+            .collect();
+        for (i, c) in chunks.iter().enumerate() {
+            writer.write_compressed(b * batch + i, c)?;
+        }
+        // Keep only what later windows can still reach.
+        if let Some(&next) = repr_ts.get((b + 1) * batch) {
+            let keep_from = buf.t.partition_point(|&e| e < next - dt);
+            buf.drain_front(keep_from);
+        }
+        progress(stream.stats.events_read - reported);
+        reported = stream.stats.events_read;
+    }
+    // Count the events after the last window too, so the summary covers the whole file.
+    while stream.next_chunk()?.is_some() {}
+    progress(stream.stats.events_read - reported);
+    writer.finish()?;
+    Ok(stream.stats)
+}

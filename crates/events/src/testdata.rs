@@ -1,0 +1,87 @@
+//! Deterministic event streams for benchmarks and tests: "clustered" (60 moving blobs carry 85 % of the
+//! events, the rest is background noise, like `shared/bench/rvt_reference_preprocess_speed.py`) and
+//! "uniform" (every event at a random pixel: the cache worst case).
+
+use crate::event::EventBatch;
+use crate::labels::BBox;
+
+/// SplitMix64: small, fast, and the same numbers on every platform.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.f64()
+    }
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.f64().max(1e-300);
+        let u2 = self.f64();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+/// Spatial layout of generated events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    Clustered,
+    Uniform,
+}
+
+/// `n` events over `duration_us` on an `hw` sensor, sorted by time.
+pub fn recording(n: usize, duration_us: i64, hw: (usize, usize), pattern: Pattern, seed: u64) -> EventBatch {
+    let mut rng = Rng::new(seed);
+    let (h, w) = (hw.0 as f64, hw.1 as f64);
+    let k = 60;
+    let blobs: Vec<[f64; 4]> = (0..k)
+        .map(|_| [rng.uniform(0.0, w), rng.uniform(0.0, h), rng.uniform(-200.0, 200.0) / 1e6, rng.uniform(-60.0, 60.0) / 1e6])
+        .collect();
+    let mut t: Vec<i64> = (0..n).map(|_| rng.below(duration_us as u64) as i64).collect();
+    t.sort_unstable();
+    let mut ev = EventBatch { x: Vec::with_capacity(n), y: Vec::with_capacity(n), p: Vec::with_capacity(n), t };
+    for i in 0..n {
+        let ti = ev.t[i] as f64;
+        let (x, y) = if pattern == Pattern::Clustered && rng.f64() < 0.85 {
+            let b = &blobs[rng.below(k as u64) as usize];
+            (b[0] + b[2] * ti + 25.0 * rng.normal(), b[1] + b[3] * ti + 15.0 * rng.normal())
+        } else {
+            (rng.uniform(0.0, w), rng.uniform(0.0, h))
+        };
+        ev.x.push(x.rem_euclid(w) as u16);
+        ev.y.push(y.rem_euclid(h) as u16);
+        ev.p.push(rng.below(2) as u8);
+    }
+    ev
+}
+
+/// 30 Hz labels for the blobs of a clustered recording (12 tracks, 60×40 px), as the reference bench does.
+pub fn labels_30hz(duration_us: i64, hw: (usize, usize), seed: u64) -> Vec<BBox> {
+    let mut out = Vec::new();
+    let mut rng = Rng::new(seed ^ 0xB0B);
+    let tracks: Vec<(f64, f64)> = (0..12).map(|_| (rng.uniform(30.0, hw.1 as f64 - 90.0), rng.uniform(20.0, hw.0 as f64 - 60.0))).collect();
+    let mut t = 33_333;
+    while t < duration_us {
+        for (j, &(x, y)) in tracks.iter().enumerate() {
+            out.push(BBox { t, x: x as f32, y: y as f32, w: 60.0, h: 40.0, class_id: (j % 8) as u32, track_id: j as u32, class_confidence: 1.0 });
+        }
+        t += 33_333;
+    }
+    out
+}
