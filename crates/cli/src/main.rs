@@ -22,6 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Synth(commands::synth::Args),
     Preprocess(commands::preprocess::Args),
     CocoEval(commands::coco_eval::Args),
     Bench(commands::bench::Args),
@@ -30,6 +31,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Synth(a) => commands::synth::run(a),
         Command::Preprocess(a) => commands::preprocess::run(a),
         Command::CocoEval(a) => commands::coco_eval::run(a),
         Command::Bench(a) => commands::bench::run(a),

@@ -28,11 +28,18 @@ pub fn parse_dat(bytes: &[u8], path: &Path) -> Result<DatFile> {
     let mut had_header = false;
     while bytes.get(pos) == Some(&b'%') {
         had_header = true;
-        let end = bytes[pos..].iter().position(|&b| b == b'\n').map(|i| pos + i).ok_or_else(|| EventsError::format(path, "header line without end"))?;
+        let end = bytes[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|i| pos + i)
+            .ok_or_else(|| EventsError::format(path, "header line without end"))?;
         // latin-1: every byte is one char
         let line: String = bytes[pos..end].iter().map(|&b| b as char).collect();
         let mut words = line.trim_start_matches('%').split_whitespace();
-        match (words.next(), words.next().and_then(|v| v.parse::<usize>().ok())) {
+        match (
+            words.next(),
+            words.next().and_then(|v| v.parse::<usize>().ok()),
+        ) {
             (Some("Height"), Some(v)) => height = Some(v),
             (Some("Width"), Some(v)) => width = Some(v),
             _ => {}
@@ -42,19 +49,40 @@ pub fn parse_dat(bytes: &[u8], path: &Path) -> Result<DatFile> {
     if had_header {
         let (ev_type, ev_size) = match bytes.get(pos..pos + 2) {
             Some(&[t, s]) => (t, s),
-            _ => return Err(EventsError::format(path, "missing event type and size bytes after the header")),
+            _ => {
+                return Err(EventsError::format(
+                    path,
+                    "missing event type and size bytes after the header",
+                ))
+            }
         };
         if ev_type != 0 || ev_size != 8 {
-            return Err(EventsError::format(path, format!("unsupported event type {ev_type} of size {ev_size} (only Event2D, 8 bytes)")));
+            return Err(EventsError::format(
+                path,
+                format!(
+                    "unsupported event type {ev_type} of size {ev_size} (only Event2D, 8 bytes)"
+                ),
+            ));
         }
         pos += 2;
     }
     let body = &bytes[pos..];
     if body.len() % 8 != 0 {
-        return Err(EventsError::format(path, format!("truncated: {} bytes of records is not a multiple of 8", body.len())));
+        return Err(EventsError::format(
+            path,
+            format!(
+                "truncated: {} bytes of records is not a multiple of 8",
+                body.len()
+            ),
+        ));
     }
     let n = body.len() / 8;
-    let mut ev = EventBatch { x: Vec::with_capacity(n), y: Vec::with_capacity(n), p: Vec::with_capacity(n), t: Vec::with_capacity(n) };
+    let mut ev = EventBatch {
+        x: Vec::with_capacity(n),
+        y: Vec::with_capacity(n),
+        p: Vec::with_capacity(n),
+        t: Vec::with_capacity(n),
+    };
     for r in body.chunks_exact(8) {
         let t = u32::from_le_bytes([r[0], r[1], r[2], r[3]]);
         let v = i32::from_le_bytes([r[4], r[5], r[6], r[7]]);
@@ -64,7 +92,10 @@ pub fn parse_dat(bytes: &[u8], path: &Path) -> Result<DatFile> {
         ev.p.push(((v >> 28) & 1) as u8);
     }
     let sensor_hw = height.zip(width);
-    Ok(DatFile { sensor_hw, events: ev })
+    Ok(DatFile {
+        sensor_hw,
+        events: ev,
+    })
 }
 
 #[cfg(test)]
@@ -73,9 +104,13 @@ mod tests {
 
     #[test]
     fn rejects_truncated_records() {
-        let err = parse_dat(&[1, 2, 3], Path::new("x.dat")).unwrap_err().to_string();
+        let err = parse_dat(&[1, 2, 3], Path::new("x.dat"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("x.dat") && err.contains("truncated"), "{err}");
-        let err = parse_dat(b"% Height 10\n", Path::new("h.dat")).unwrap_err().to_string();
+        let err = parse_dat(b"% Height 10\n", Path::new("h.dat"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("event type"), "{err}");
     }
 }

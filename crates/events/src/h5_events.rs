@@ -28,21 +28,39 @@ impl RawEventFile {
         if !path.exists() {
             return Err(EventsError::format(path, "file not found"));
         }
-        let file = hdf5::File::open(path)
-            .map_err(|e| EventsError::hdf5(path, format!("cannot open as HDF5 (truncated or not an h5 file?): {e}")))?;
-        let group = file
-            .group("events")
-            .map_err(|_| EventsError::format(path, "no group 'events' (expected events/x, events/y, events/p, events/t)"))?;
+        let file = hdf5::File::open(path).map_err(|e| {
+            EventsError::hdf5(
+                path,
+                format!("cannot open as HDF5 (truncated or not an h5 file?): {e}"),
+            )
+        })?;
+        let group = file.group("events").map_err(|_| {
+            EventsError::format(
+                path,
+                "no group 'events' (expected events/x, events/y, events/p, events/t)",
+            )
+        })?;
         let ds = |name: &str| -> Result<hdf5::Dataset> {
             let d = group
                 .dataset(name)
                 .map_err(|_| EventsError::field(path, &format!("events/{name}"), "missing"))?;
-            let ty = d.dtype().and_then(|t| t.to_descriptor()).map_err(|e| EventsError::hdf5(path, e))?;
+            let ty = d
+                .dtype()
+                .and_then(|t| t.to_descriptor())
+                .map_err(|e| EventsError::hdf5(path, e))?;
             if !matches!(ty, TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_)) {
-                return Err(EventsError::field(path, &format!("events/{name}"), format!("has type {ty}, expected an integer type")));
+                return Err(EventsError::field(
+                    path,
+                    &format!("events/{name}"),
+                    format!("has type {ty}, expected an integer type"),
+                ));
             }
             if d.ndim() != 1 {
-                return Err(EventsError::field(path, &format!("events/{name}"), format!("has shape {:?}, expected 1-D", d.shape())));
+                return Err(EventsError::field(
+                    path,
+                    &format!("events/{name}"),
+                    format!("has shape {:?}, expected 1-D", d.shape()),
+                ));
             }
             Ok(d)
         };
@@ -50,15 +68,25 @@ impl RawEventFile {
         let len = datasets[3].size();
         for (d, name) in datasets.iter().zip(FIELDS) {
             if d.size() != len {
-                return Err(EventsError::field(path, &format!("events/{name}"), format!("has {} events but events/t has {len}", d.size())));
+                return Err(EventsError::field(
+                    path,
+                    &format!("events/{name}"),
+                    format!("has {} events but events/t has {len}", d.size()),
+                ));
             }
         }
         let scalar = |name: &str| -> Result<Option<usize>> {
             match group.dataset(name) {
                 Ok(d) => {
-                    let v: i64 = d.read_scalar().map_err(|e| EventsError::field(path, &format!("events/{name}"), e.to_string()))?;
+                    let v: i64 = d.read_scalar().map_err(|e| {
+                        EventsError::field(path, &format!("events/{name}"), e.to_string())
+                    })?;
                     if v <= 0 || v > 65_535 {
-                        return Err(EventsError::field(path, &format!("events/{name}"), format!("invalid sensor size {v}")));
+                        return Err(EventsError::field(
+                            path,
+                            &format!("events/{name}"),
+                            format!("invalid sensor size {v}"),
+                        ));
                     }
                     Ok(Some(v as usize))
                 }
@@ -69,7 +97,12 @@ impl RawEventFile {
             (Some(h), Some(w)) => Some((h, w)),
             _ => None,
         };
-        Ok(Self { path: path.to_path_buf(), datasets, len, sensor_hw })
+        Ok(Self {
+            path: path.to_path_buf(),
+            datasets,
+            len,
+            sensor_hw,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -88,24 +121,44 @@ impl RawEventFile {
 
     /// Streams the events in chunks of `chunk` events, validated and repaired (see [`EventStream`]).
     pub fn stream(&self, sensor_hw: (usize, usize), chunk: usize) -> EventStream<'_> {
-        EventStream { file: self, pos: 0, chunk: chunk.max(1), t_max: i64::MIN, sensor_hw, stats: ReadStats::default() }
+        EventStream {
+            file: self,
+            pos: 0,
+            chunk: chunk.max(1),
+            t_max: i64::MIN,
+            sensor_hw,
+            stats: ReadStats::default(),
+        }
     }
 
     fn read_field(&self, k: usize, start: usize, end: usize) -> Result<Vec<i64>> {
-        read_int_range(&self.datasets[k], start, end)
-            .map_err(|e| EventsError::field(&self.path, &format!("events/{}", FIELDS[k]), format!("read of events {start}..{end} failed: {e}")))
+        read_int_range(&self.datasets[k], start, end).map_err(|e| {
+            EventsError::field(
+                &self.path,
+                &format!("events/{}", FIELDS[k]),
+                format!("read of events {start}..{end} failed: {e}"),
+            )
+        })
     }
 
     /// Reads events `[start, end)` converted to i64 as stored (no validation or repair).
     pub fn read_raw_range(&self, start: usize, end: usize) -> Result<[Vec<i64>; 4]> {
-        Ok([self.read_field(0, start, end)?, self.read_field(1, start, end)?, self.read_field(2, start, end)?, self.read_field(3, start, end)?])
+        Ok([
+            self.read_field(0, start, end)?,
+            self.read_field(1, start, end)?,
+            self.read_field(2, start, end)?,
+            self.read_field(3, start, end)?,
+        ])
     }
 }
 
 fn read_int_range(d: &hdf5::Dataset, start: usize, end: usize) -> hdf5::Result<Vec<i64>> {
     macro_rules! read {
         ($t:ty) => {
-            d.read_slice_1d::<$t, _>(start..end)?.iter().map(|&v| v as i64).collect()
+            d.read_slice_1d::<$t, _>(start..end)?
+                .iter()
+                .map(|&v| v as i64)
+                .collect()
         };
     }
     let desc = d.dtype()?.to_descriptor()?;
@@ -120,7 +173,9 @@ fn read_int_range(d: &hdf5::Dataset, start: usize, end: usize) -> hdf5::Result<V
         TypeDescriptor::Unsigned(IntSize::U8) => {
             let v = d.read_slice_1d::<u64, _>(start..end)?;
             if let Some(bad) = v.iter().find(|&&x| x > i64::MAX as u64) {
-                return Err(hdf5::Error::from(format!("value {bad} does not fit in int64")));
+                return Err(hdf5::Error::from(format!(
+                    "value {bad} does not fit in int64"
+                )));
             }
             v.iter().map(|&x| x as i64).collect()
         }
@@ -226,9 +281,14 @@ pub struct RawEventWriter {
 }
 
 impl RawEventWriter {
-    pub fn create(path: &Path, sensor_hw: (usize, usize), compression: Compression) -> Result<Self> {
+    pub fn create(
+        path: &Path,
+        sensor_hw: (usize, usize),
+        compression: Compression,
+    ) -> Result<Self> {
         let tmp = crate::npy::tmp_path(path);
-        let file = hdf5::File::create(&tmp).map_err(|e| EventsError::hdf5(&tmp, format!("cannot create: {e}")))?;
+        let file = hdf5::File::create(&tmp)
+            .map_err(|e| EventsError::hdf5(&tmp, format!("cannot create: {e}")))?;
         let h5 = |e: hdf5::Error| EventsError::hdf5(&tmp, e);
         let group = file.create_group("events").map_err(h5)?;
         macro_rules! ds {
@@ -244,9 +304,19 @@ impl RawEventWriter {
         }
         let datasets = [ds!(u16, "x"), ds!(u16, "y"), ds!(u8, "p"), ds!(i64, "t")];
         for (name, v) in [("height", sensor_hw.0), ("width", sensor_hw.1)] {
-            group.new_dataset::<i64>().create(name).and_then(|d| d.write_scalar(&(v as i64))).map_err(h5)?;
+            group
+                .new_dataset::<i64>()
+                .create(name)
+                .and_then(|d| d.write_scalar(&(v as i64)))
+                .map_err(h5)?;
         }
-        Ok(Self { path: path.to_path_buf(), tmp, file, datasets, len: 0 })
+        Ok(Self {
+            path: path.to_path_buf(),
+            tmp,
+            file,
+            datasets,
+            len: 0,
+        })
     }
 
     pub fn append(&mut self, ev: &EventBatch) -> Result<()> {
@@ -276,7 +346,13 @@ impl RawEventWriter {
 
     /// Closes the file and moves it to its final name.
     pub fn finish(self) -> Result<()> {
-        let Self { path, tmp, file, datasets, .. } = self;
+        let Self {
+            path,
+            tmp,
+            file,
+            datasets,
+            ..
+        } = self;
         drop(datasets);
         file.close().map_err(|e| EventsError::hdf5(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| EventsError::io(&path, e))
@@ -284,7 +360,12 @@ impl RawEventWriter {
 }
 
 /// Writes a whole event file at once.
-pub fn write_raw_events(path: &Path, ev: &EventBatch, sensor_hw: (usize, usize), compression: Compression) -> Result<()> {
+pub fn write_raw_events(
+    path: &Path,
+    ev: &EventBatch,
+    sensor_hw: (usize, usize),
+    compression: Compression,
+) -> Result<()> {
     let mut w = RawEventWriter::create(path, sensor_hw, compression)?;
     w.append(ev)?;
     w.finish()

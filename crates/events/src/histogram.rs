@@ -26,7 +26,13 @@ pub struct HistogramSpec {
 impl HistogramSpec {
     /// RVT's preprocessing defaults: 10 bins, cutoff 10.
     pub fn rvt(height: usize, width: usize, downsample_by_2: bool) -> Self {
-        Self { nbins: 10, count_cutoff: 10, height, width, downsample_by_2 }
+        Self {
+            nbins: 10,
+            count_cutoff: 10,
+            height,
+            width,
+            downsample_by_2,
+        }
     }
     pub fn channels(&self) -> usize {
         2 * self.nbins
@@ -160,7 +166,13 @@ impl StackedHistogram {
 
     #[inline(always)]
     fn accumulate_impl<const DS2: bool>(&mut self, ev: EventSlice<'_>, bin: Bin, track: bool) {
-        let HistogramSpec { nbins, count_cutoff, height, width, .. } = self.spec;
+        let HistogramSpec {
+            nbins,
+            count_cutoff,
+            height,
+            width,
+            ..
+        } = self.spec;
         let (_, ow) = self.spec.out_hw();
         let plane = self.spec.len() / self.spec.channels();
         let pol_stride = nbins * plane;
@@ -205,7 +217,10 @@ impl StackedHistogram {
 enum Bin {
     /// Every event of the run falls in the bin whose plane starts at this offset.
     Fixed(usize),
-    PerEvent { t0: i64, denom: f32 },
+    PerEvent {
+        t0: i64,
+        denom: f32,
+    },
 }
 
 /// One-shot helper: the histogram of a window as a fresh vector.
@@ -242,7 +257,13 @@ mod tests {
 
     #[test]
     fn wraps_before_clipping() {
-        let spec = HistogramSpec { nbins: 2, count_cutoff: 10, height: 2, width: 2, downsample_by_2: false };
+        let spec = HistogramSpec {
+            nbins: 2,
+            count_cutoff: 10,
+            height: 2,
+            width: 2,
+            downsample_by_2: false,
+        };
         let mut ev = vec![(1u16, 1u16, 1u8, 0i64); 300];
         ev.extend(vec![(0, 0, 0, 0); 257]);
         ev.push((0, 1, 0, 100));
@@ -255,14 +276,29 @@ mod tests {
 
     #[test]
     fn sorted_and_unsorted_paths_agree_and_buffer_is_reused() {
-        let spec = HistogramSpec { nbins: 10, count_cutoff: 10, height: 8, width: 10, downsample_by_2: false };
+        let spec = HistogramSpec {
+            nbins: 10,
+            count_cutoff: 10,
+            height: 8,
+            width: 10,
+            downsample_by_2: false,
+        };
         let mut seed = 12345u64;
         let mut rnd = |m: u64| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (seed >> 33) % m
         };
         let mut ev: Vec<_> = (0..500)
-            .map(|_| (rnd(10) as u16, rnd(8) as u16, rnd(2) as u8, 1000 + rnd(50_000) as i64))
+            .map(|_| {
+                (
+                    rnd(10) as u16,
+                    rnd(8) as u16,
+                    rnd(2) as u8,
+                    1000 + rnd(50_000) as i64,
+                )
+            })
             .collect();
         ev.sort_by_key(|e| e.3);
         let sorted = batch(&ev);
@@ -282,27 +318,59 @@ mod tests {
         let mut shuffled = ev.clone();
         shuffled.swap(10, 400);
         let b = h.compute(batch(&shuffled).as_slice()).to_vec();
-        assert_eq!(b.iter().map(|&v| v as u64).sum::<u64>(), a.iter().map(|&v| v as u64).sum::<u64>());
+        assert_eq!(
+            b.iter().map(|&v| v as u64).sum::<u64>(),
+            a.iter().map(|&v| v as u64).sum::<u64>()
+        );
         // an empty window after a full one is all zeros
-        assert!(h.compute(EventBatch::default().as_slice()).iter().all(|&v| v == 0));
+        assert!(h
+            .compute(EventBatch::default().as_slice())
+            .iter()
+            .all(|&v| v == 0));
     }
 
     #[test]
     fn ds2_equals_downsampled_full_resolution() {
-        let full = HistogramSpec { nbins: 3, count_cutoff: 5, height: 6, width: 8, downsample_by_2: false };
-        let ev: Vec<_> = (0..48u16).map(|i| (i % 8, i / 8, (i % 2) as u8, i as i64 * 10)).collect();
+        let full = HistogramSpec {
+            nbins: 3,
+            count_cutoff: 5,
+            height: 6,
+            width: 8,
+            downsample_by_2: false,
+        };
+        let ev: Vec<_> = (0..48u16)
+            .map(|i| (i % 8, i / 8, (i % 2) as u8, i as i64 * 10))
+            .collect();
         let b = batch(&ev);
         let f = stacked_histogram(b.as_slice(), full);
-        let d = stacked_histogram(b.as_slice(), HistogramSpec { downsample_by_2: true, ..full });
+        let d = stacked_histogram(
+            b.as_slice(),
+            HistogramSpec {
+                downsample_by_2: true,
+                ..full
+            },
+        );
         assert_eq!(d, downsample_nearest_2(&f, 6, 6, 8));
-        assert_eq!(d.iter().map(|&v| v as usize).sum::<usize>(), 12, "one event in four lands on an odd pixel");
+        assert_eq!(
+            d.iter().map(|&v| v as usize).sum::<usize>(),
+            12,
+            "one event in four lands on an odd pixel"
+        );
     }
 
     #[test]
     fn events_outside_the_sensor_are_skipped_not_wrapped() {
-        let spec = HistogramSpec { nbins: 1, count_cutoff: 10, height: 2, width: 2, downsample_by_2: false };
+        let spec = HistogramSpec {
+            nbins: 1,
+            count_cutoff: 10,
+            height: 2,
+            width: 2,
+            downsample_by_2: false,
+        };
         let mut h = StackedHistogram::new(spec);
-        let out = h.compute(batch(&[(2, 0, 0, 0), (0, 1, 0, 1), (0, 2, 1, 2)]).as_slice()).to_vec();
+        let out = h
+            .compute(batch(&[(2, 0, 0, 0), (0, 1, 0, 1), (0, 2, 1, 2)]).as_slice())
+            .to_vec();
         assert_eq!(out, vec![0, 0, 1, 0, 0, 0, 0, 0]);
         assert_eq!(h.skipped(), 2);
     }

@@ -53,7 +53,10 @@ pub fn boxes_from_array(arr: &NpyArray, path: &Path) -> Result<Vec<BBox>> {
         ));
     };
     if arr.shape.len() != 1 {
-        return Err(EventsError::format(path, format!("expected a 1-D box array, found shape {:?}", arr.shape)));
+        return Err(EventsError::format(
+            path,
+            format!("expected a 1-D box array, found shape {:?}", arr.shape),
+        ));
     }
     let find = |names: &[&str]| names.iter().find_map(|n| arr.dtype.field(n)).cloned();
     let need = |names: &[&str]| {
@@ -73,12 +76,14 @@ pub fn boxes_from_array(arr: &NpyArray, path: &Path) -> Result<Vec<BBox>> {
     for (i, rec) in arr.data.chunks_exact(*itemsize).enumerate() {
         let get = |f: &npy::Field| &rec[f.offset..f.offset + f.ty.size()];
         let int = |f: &npy::Field| {
-            f.ty.read_i64(get(f))
-                .ok_or_else(|| EventsError::field(path, &f.name, format!("row {i} is not an integer")))
+            f.ty.read_i64(get(f)).ok_or_else(|| {
+                EventsError::field(path, &f.name, format!("row {i} is not an integer"))
+            })
         };
         let class_id = int(&fc)?;
-        let class_id = u32::try_from(class_id)
-            .map_err(|_| EventsError::field(path, "class_id", format!("row {i} has class id {class_id}")))?;
+        let class_id = u32::try_from(class_id).map_err(|_| {
+            EventsError::field(path, "class_id", format!("row {i} has class id {class_id}"))
+        })?;
         out.push(BBox {
             t: int(&ft)?,
             x: fx.ty.read_f64(get(&fx)) as f32,
@@ -147,8 +152,26 @@ mod tests {
 
     fn sample() -> Vec<BBox> {
         vec![
-            BBox { t: 33_333, x: 1.5, y: 2.0, w: 30.0, h: 60.0, class_id: 0, track_id: 7, class_confidence: 0.9 },
-            BBox { t: 66_666, x: 100.0, y: 50.0, w: 120.0, h: 80.0, class_id: 1, track_id: 8, class_confidence: 1.0 },
+            BBox {
+                t: 33_333,
+                x: 1.5,
+                y: 2.0,
+                w: 30.0,
+                h: 60.0,
+                class_id: 0,
+                track_id: 7,
+                class_confidence: 0.9,
+            },
+            BBox {
+                t: 66_666,
+                x: 100.0,
+                y: 50.0,
+                w: 120.0,
+                h: 80.0,
+                class_id: 1,
+                track_id: 8,
+                class_confidence: 1.0,
+            },
         ]
     }
 
@@ -186,14 +209,28 @@ mod tests {
         let bytes = npy::npy_bytes_records(&fields, 1, &data);
         let arr = npy::parse_npy(&bytes, Path::new("legacy.npy")).unwrap();
         let b = boxes_from_array(&arr, Path::new("legacy.npy")).unwrap();
-        assert_eq!(b[0], BBox { t: 5, x: 1.0, y: 2.0, w: 3.0, h: 4.0, class_id: 2, track_id: 0, class_confidence: 0.5 });
+        assert_eq!(
+            b[0],
+            BBox {
+                t: 5,
+                x: 1.0,
+                y: 2.0,
+                w: 3.0,
+                h: 4.0,
+                class_id: 2,
+                track_id: 0,
+                class_confidence: 0.5
+            }
+        );
     }
 
     #[test]
     fn missing_field_names_the_field() {
         let bytes = npy::npy_bytes_records(&[("t", Scalar::I64), ("x", Scalar::F32)], 0, &[]);
         let arr = npy::parse_npy(&bytes, Path::new("m.npy")).unwrap();
-        let err = boxes_from_array(&arr, Path::new("m.npy")).unwrap_err().to_string();
+        let err = boxes_from_array(&arr, Path::new("m.npy"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("m.npy") && err.contains("'y'"), "{err}");
     }
 }

@@ -40,7 +40,9 @@ pub struct SequencePaths {
 
 impl SequencePaths {
     pub fn new(root: &Path, dt_ms: u32, nbins: usize, downsample_by_2: bool) -> Self {
-        let repr_dir = root.join("event_representations_v2").join(repr_dir_name(dt_ms, nbins));
+        let repr_dir = root
+            .join("event_representations_v2")
+            .join(repr_dir_name(dt_ms, nbins));
         let labels_dir = root.join("labels_v2");
         Self {
             root: root.to_path_buf(),
@@ -75,30 +77,52 @@ impl SequenceIndex {
     pub fn read(paths: &SequencePaths) -> Result<Self> {
         let (labels, oi2li) = labels::read_labels_npz(&paths.labels_npz)?;
         let idx = Self {
-            repr_timestamps_us: npy::read_npy(&paths.repr_timestamps)?.to_i64(&paths.repr_timestamps)?,
-            objframe_idx_2_repr_idx: npy::read_npy(&paths.objframe_idx_2_repr_idx)?.to_i64(&paths.objframe_idx_2_repr_idx)?,
-            label_timestamps_us: npy::read_npy(&paths.label_timestamps)?.to_i64(&paths.label_timestamps)?,
+            repr_timestamps_us: npy::read_npy(&paths.repr_timestamps)?
+                .to_i64(&paths.repr_timestamps)?,
+            objframe_idx_2_repr_idx: npy::read_npy(&paths.objframe_idx_2_repr_idx)?
+                .to_i64(&paths.objframe_idx_2_repr_idx)?,
+            label_timestamps_us: npy::read_npy(&paths.label_timestamps)?
+                .to_i64(&paths.label_timestamps)?,
             objframe_idx_2_label_idx: oi2li,
             labels,
         };
         let f = idx.label_timestamps_us.len();
         if idx.objframe_idx_2_repr_idx.len() != f || idx.objframe_idx_2_label_idx.len() != f {
-            return Err(EventsError::format(&paths.root, "label frame arrays have different lengths"));
+            return Err(EventsError::format(
+                &paths.root,
+                "label frame arrays have different lengths",
+            ));
         }
         Ok(idx)
     }
 
     pub fn write(&self, paths: &SequencePaths) -> Result<()> {
-        labels::write_labels_npz(&paths.labels_npz, &self.labels, &self.objframe_idx_2_label_idx)?;
-        npy::write_atomic(&paths.label_timestamps, &npy::npy_bytes_i64(&self.label_timestamps_us))?;
-        npy::write_atomic(&paths.repr_timestamps, &npy::npy_bytes_i64(&self.repr_timestamps_us))?;
-        npy::write_atomic(&paths.objframe_idx_2_repr_idx, &npy::npy_bytes_i64(&self.objframe_idx_2_repr_idx))
+        labels::write_labels_npz(
+            &paths.labels_npz,
+            &self.labels,
+            &self.objframe_idx_2_label_idx,
+        )?;
+        npy::write_atomic(
+            &paths.label_timestamps,
+            &npy::npy_bytes_i64(&self.label_timestamps_us),
+        )?;
+        npy::write_atomic(
+            &paths.repr_timestamps,
+            &npy::npy_bytes_i64(&self.repr_timestamps_us),
+        )?;
+        npy::write_atomic(
+            &paths.objframe_idx_2_repr_idx,
+            &npy::npy_bytes_i64(&self.objframe_idx_2_repr_idx),
+        )
     }
 
     /// Boxes of label frame `k`.
     pub fn frame_labels(&self, k: usize) -> &[BBox] {
         let a = self.objframe_idx_2_label_idx[k] as usize;
-        let b = self.objframe_idx_2_label_idx.get(k + 1).map_or(self.labels.len(), |&v| v as usize);
+        let b = self
+            .objframe_idx_2_label_idx
+            .get(k + 1)
+            .map_or(self.labels.len(), |&v| v as usize);
         &self.labels[a.min(self.labels.len())..b.min(self.labels.len())]
     }
 }
@@ -142,7 +166,8 @@ impl ReprWriter {
     pub fn create(path: &Path, len: usize, chw: (usize, usize, usize)) -> Result<Self> {
         let (c, h, w) = chw;
         let h5 = |e: hdf5::Error| EventsError::hdf5(path, e);
-        let file = hdf5::File::create(path).map_err(|e| EventsError::hdf5(path, format!("cannot create: {e}")))?;
+        let file = hdf5::File::create(path)
+            .map_err(|e| EventsError::hdf5(path, format!("cannot create: {e}")))?;
         let data = file
             .new_dataset::<u8>()
             .chunk((1, c, h, w))
@@ -150,7 +175,12 @@ impl ReprWriter {
             .blosc_zstd(1, hdf5::filters::BloscShuffle::Byte)
             .create("data")
             .map_err(h5)?;
-        Ok(Self { path: path.to_path_buf(), file, data, frame_len: c * h * w })
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            data,
+            frame_len: c * h * w,
+        })
     }
 
     /// Stores an already compressed chunk (from [`compress_chunk`]) as time step `index`.
@@ -159,10 +189,20 @@ impl ReprWriter {
         let id = self.data.id();
         // SAFETY: offset has the dataset's rank; chunk is a valid buffer of the given size.
         let status = hdf5::sync::sync(|| unsafe {
-            hdf5_sys::h5d::H5Dwrite_chunk(id, hdf5_sys::h5p::H5P_DEFAULT, 0, offset.as_ptr(), chunk.len(), chunk.as_ptr().cast())
+            hdf5_sys::h5d::H5Dwrite_chunk(
+                id,
+                hdf5_sys::h5p::H5P_DEFAULT,
+                0,
+                offset.as_ptr(),
+                chunk.len(),
+                chunk.as_ptr().cast(),
+            )
         });
         if status < 0 {
-            return Err(EventsError::hdf5(&self.path, format!("direct chunk write of time step {index} failed")));
+            return Err(EventsError::hdf5(
+                &self.path,
+                format!("direct chunk write of time step {index} failed"),
+            ));
         }
         Ok(())
     }
@@ -172,7 +212,9 @@ impl ReprWriter {
     }
 
     pub fn finish(self) -> Result<()> {
-        let Self { path, file, data, .. } = self;
+        let Self {
+            path, file, data, ..
+        } = self;
         drop(data);
         file.close().map_err(|e| EventsError::hdf5(&path, e))
     }
@@ -181,16 +223,29 @@ impl ReprWriter {
 /// Reads time steps `[start, end)` of a histogram file as one flat uint8 vector, with the shape.
 pub fn read_repr_range(path: &Path, start: usize, end: usize) -> Result<(Vec<u8>, [usize; 4])> {
     let h5 = |e: hdf5::Error| EventsError::hdf5(path, e);
-    let file = hdf5::File::open(path).map_err(|e| EventsError::hdf5(path, format!("cannot open: {e}")))?;
-    let data = file.dataset("data").map_err(|_| EventsError::field(path, "data", "missing"))?;
+    let file =
+        hdf5::File::open(path).map_err(|e| EventsError::hdf5(path, format!("cannot open: {e}")))?;
+    let data = file
+        .dataset("data")
+        .map_err(|_| EventsError::field(path, "data", "missing"))?;
     let shape = data.shape();
     if shape.len() != 4 {
-        return Err(EventsError::field(path, "data", format!("has shape {shape:?}, expected [T, C, H, W]")));
+        return Err(EventsError::field(
+            path,
+            "data",
+            format!("has shape {shape:?}, expected [T, C, H, W]"),
+        ));
     }
     if start > end || end > shape[0] {
-        return Err(EventsError::field(path, "data", format!("time steps {start}..{end} out of range (T = {})", shape[0])));
+        return Err(EventsError::field(
+            path,
+            "data",
+            format!("time steps {start}..{end} out of range (T = {})", shape[0]),
+        ));
     }
-    let arr = data.read_slice::<u8, _, ndarray::Ix4>(ndarray::s![start..end, .., .., ..]).map_err(h5)?;
+    let arr = data
+        .read_slice::<u8, _, ndarray::Ix4>(ndarray::s![start..end, .., .., ..])
+        .map_err(h5)?;
     let dims = [end - start, shape[1], shape[2], shape[3]];
     Ok((arr.into_raw_vec_and_offset().0, dims))
 }

@@ -171,7 +171,10 @@ impl NpyArray {
     /// The array as i64 values (any integer dtype; floats only when integral).
     pub fn to_i64(&self, path: &Path) -> Result<Vec<i64>> {
         let Dtype::Simple(s) = self.dtype else {
-            return Err(EventsError::format(path, "expected a numeric array, found records"));
+            return Err(EventsError::format(
+                path,
+                "expected a numeric array, found records",
+            ));
         };
         self.data
             .chunks_exact(s.size())
@@ -230,7 +233,9 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
         .ok_or_else(|| bad("truncated header"))?;
     let header = std::str::from_utf8(header).map_err(|_| bad("header is not text"))?;
     let dict = literal::parse(header).map_err(|m| bad(&format!("header: {m}")))?;
-    let descr = dict.get("descr").ok_or_else(|| bad("header has no 'descr'"))?;
+    let descr = dict
+        .get("descr")
+        .ok_or_else(|| bad("header has no 'descr'"))?;
     let dtype = dtype_from_descr(descr).map_err(|m| bad(&m))?;
     if dict.get("fortran_order") == Some(&literal::Value::Bool(true)) {
         let nd = match dict.get("shape") {
@@ -284,8 +289,9 @@ fn dtype_from_descr(v: &literal::Value) -> std::result::Result<Dtype, String> {
                 };
                 match t.as_slice() {
                     [literal::Value::Str(name), literal::Value::Str(code)] => {
-                        let ty = Scalar::parse(code)
-                            .ok_or_else(|| format!("field '{name}' has unsupported type '{code}'"))?;
+                        let ty = Scalar::parse(code).ok_or_else(|| {
+                            format!("field '{name}' has unsupported type '{code}'")
+                        })?;
                         fields.push(Field {
                             name: name.clone(),
                             ty,
@@ -310,7 +316,10 @@ fn header_bytes(descr: &str, shape: &[usize]) -> Vec<u8> {
         [n] => format!("({n},)"),
         s => format!(
             "({})",
-            s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            s.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     let mut header = format!("{{'descr': {descr}, 'fortran_order': False, 'shape': {shape}, }}");
@@ -510,7 +519,9 @@ mod literal {
                     if self.s.get(self.i) == Some(&b'L') {
                         self.i += 1;
                     }
-                    t.parse().map(Value::Int).map_err(|_| format!("bad integer '{t}'"))
+                    t.parse()
+                        .map(Value::Int)
+                        .map_err(|_| format!("bad integer '{t}'"))
                 }
                 _ => {
                     for (word, v) in [
@@ -537,15 +548,26 @@ mod tests {
     #[test]
     fn round_trips_i64_arrays() {
         let bytes = npy_bytes_i64(&[1, -2, 3_000_000_000]);
-        assert_eq!((bytes.len() - 24) % 64, 0, "data starts on a 64-byte boundary");
+        assert_eq!(
+            (bytes.len() - 24) % 64,
+            0,
+            "data starts on a 64-byte boundary"
+        );
         let a = parse_npy(&bytes, Path::new("x.npy")).unwrap();
         assert_eq!(a.shape, vec![3]);
-        assert_eq!(a.to_i64(Path::new("x")).unwrap(), vec![1, -2, 3_000_000_000]);
+        assert_eq!(
+            a.to_i64(Path::new("x")).unwrap(),
+            vec![1, -2, 3_000_000_000]
+        );
     }
 
     #[test]
     fn parses_record_header_with_padding() {
-        let fields = [("t", Scalar::I64), ("x", Scalar::F32), ("", Scalar::Void(4))];
+        let fields = [
+            ("t", Scalar::I64),
+            ("x", Scalar::F32),
+            ("", Scalar::Void(4)),
+        ];
         let bytes = npy_bytes_records(&fields, 0, &[]);
         let a = parse_npy(&bytes, Path::new("r.npy")).unwrap();
         assert_eq!(a.dtype.itemsize(), 16);

@@ -7,7 +7,7 @@
 
 use crate::error::{EventsError, Result};
 use crate::event::EventBatch;
-use crate::h5_events::{ReadStats, RawEventFile, GEN1_HW, GEN4_HW};
+use crate::h5_events::{RawEventFile, ReadStats, GEN1_HW, GEN4_HW};
 use crate::histogram::{HistogramSpec, StackedHistogram};
 use crate::labels::{self, BBox};
 use crate::layout::{self, ReprWriter, SequenceIndex, SequencePaths};
@@ -33,7 +33,9 @@ impl std::str::FromStr for DatasetKind {
             "gen4" => Ok(Self::Gen4),
             "gen1" => Ok(Self::Gen1),
             "auto" => Ok(Self::Auto),
-            o => Err(format!("unknown dataset kind '{o}': use gen4, gen1 or auto")),
+            o => Err(format!(
+                "unknown dataset kind '{o}': use gen4, gen1 or auto"
+            )),
         }
     }
 }
@@ -143,14 +145,26 @@ pub fn discover(raw: &Path, splits: &[String]) -> Result<Vec<RawSequence>> {
             .collect();
         entries.sort();
         for bbox in entries {
-            let stem = bbox.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let Some(name) = stem.strip_suffix("_bbox") else { continue };
+            let stem = bbox
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let Some(name) = stem.strip_suffix("_bbox") else {
+                continue;
+            };
             let h5 = [format!("{name}_td.h5"), format!("{name}_td.dat.h5")]
                 .into_iter()
                 .map(|f| dir.join(f))
                 .find(|p| p.exists())
-                .ok_or_else(|| EventsError::format(&bbox, format!("no event file {name}_td.h5 next to it")))?;
-            out.push(RawSequence { split: split.clone(), name: name.to_string(), h5, bbox });
+                .ok_or_else(|| {
+                    EventsError::format(&bbox, format!("no event file {name}_td.h5 next to it"))
+                })?;
+            out.push(RawSequence {
+                split: split.clone(),
+                name: name.to_string(),
+                h5,
+                bbox,
+            });
         }
     }
     Ok(out)
@@ -189,7 +203,10 @@ pub fn label_frames(
                 }
             }
         }
-        if !(b.x.is_finite() && b.y.is_finite() && b.w.is_finite() && b.h.is_finite()) || b.w < 0.0 || b.h < 0.0 {
+        if !(b.x.is_finite() && b.y.is_finite() && b.w.is_finite() && b.h.is_finite())
+            || b.w < 0.0
+            || b.h < 0.0
+        {
             drops.invalid_nan_or_negative += 1;
             continue;
         }
@@ -207,7 +224,9 @@ pub fn label_frames(
             continue;
         }
         let keep = match psee_filter {
-            Some((min_diag, min_side)) => b.w * b.w + b.h * b.h >= min_diag * min_diag && b.w >= min_side && b.h >= min_side,
+            Some((min_diag, min_side)) => {
+                b.w * b.w + b.h * b.h >= min_diag * min_diag && b.w >= min_side && b.h >= min_side
+            }
             None => b.w >= 5.0 && b.h >= 5.0,
         };
         if !keep {
@@ -231,7 +250,13 @@ pub fn label_frames(
     let base_delta = base_delta_us(&unique, path, frame_hw == GEN1_HW)?;
     let first = unique.partition_point(|&t| t < ALIGN_T_US);
     let Some(&t_first) = unique.get(first) else {
-        return Err(EventsError::format(path, format!("no label at or after {} ms: nothing to align label frames to", ALIGN_T_US / 1000)));
+        return Err(EventsError::format(
+            path,
+            format!(
+                "no label at or after {} ms: nothing to align label frames to",
+                ALIGN_T_US / 1000
+            ),
+        ));
     };
     let reprs_per_frame = FRAME_STEP_MS * 1000 / REPR_STEP_US;
     let mut frames = vec![t_first];
@@ -251,7 +276,10 @@ pub fn label_frames(
     }
     if let Some(d) = frames.windows(2).map(|w| w[1] - w[0]).min() {
         if d <= 98_000 {
-            return Err(EventsError::format(path, format!("label frames only {d} µs apart (must be > 98 ms)")));
+            return Err(EventsError::format(
+                path,
+                format!("label frames only {d} µs apart (must be > 98 ms)"),
+            ));
         }
     }
     let mut out_labels = Vec::new();
@@ -265,7 +293,10 @@ pub fn label_frames(
     drops.off_label_clock = (boxes.len() - out_labels.len()) as u64;
 
     let repr_ts = repr_timestamps(&frames, &reprs_between);
-    let oi2ri: Vec<i64> = frames.iter().map(|f| repr_ts.partition_point(|&t| t < *f) as i64).collect();
+    let oi2ri: Vec<i64> = frames
+        .iter()
+        .map(|f| repr_ts.partition_point(|&t| t < *f) as i64)
+        .collect();
     Ok(Some(LabelFrames {
         index: SequenceIndex {
             repr_timestamps_us: repr_ts,
@@ -284,12 +315,19 @@ fn base_delta_us(unique: &[i64], path: &Path, gen1: bool) -> Result<i64> {
         return Ok(250_000);
     }
     if unique.len() < 2 {
-        return Err(EventsError::format(path, "label clock: fewer than two label timestamps, cannot measure the label rate"));
+        return Err(EventsError::format(
+            path,
+            "label clock: fewer than two label timestamps, cannot measure the label rate",
+        ));
     }
     let mut diffs: Vec<i64> = unique.windows(2).map(|w| w[1] - w[0]).collect();
     diffs.sort_unstable();
     let n = diffs.len();
-    let median = if n % 2 == 1 { diffs[n / 2] as f64 } else { (diffs[n / 2 - 1] + diffs[n / 2]) as f64 / 2.0 };
+    let median = if n % 2 == 1 {
+        diffs[n / 2] as f64
+    } else {
+        (diffs[n / 2 - 1] + diffs[n / 2]) as f64 / 2.0
+    };
     let hz = (1e6 / median).round_ties_even() as i64;
     match hz {
         30 => Ok((3.0 * median) as i64),
@@ -304,14 +342,24 @@ fn base_delta_us(unique: &[i64], path: &Path, gen1: bool) -> Result<i64> {
 /// Representation end timestamps (REFERENCE §5.2 step 3).
 fn repr_timestamps(frames: &[i64], reprs_between: &[i64]) -> Vec<i64> {
     let f0 = frames[0];
-    let mut before: Vec<i64> = std::iter::successors(Some(f0), |&t| Some(t - REPR_STEP_US)).take_while(|&t| t > 0).collect();
+    let mut before: Vec<i64> = std::iter::successors(Some(f0), |&t| Some(t - REPR_STEP_US))
+        .take_while(|&t| t > 0)
+        .collect();
     before.reverse();
-    let mut out: Vec<i64> = if before.len() >= 2 { before[1..before.len() - 1].to_vec() } else { Vec::new() };
+    let mut out: Vec<i64> = if before.len() >= 2 {
+        before[1..before.len() - 1].to_vec()
+    } else {
+        Vec::new()
+    };
     for (i, (&n, w)) in reprs_between.iter().zip(frames.windows(2)).enumerate() {
         let (a, b) = (w[0], w[1]);
         let last = i + 1 == reprs_between.len();
         let edges = linspace_i64(a, b, n as usize + 1);
-        out.extend_from_slice(if last { &edges } else { &edges[..edges.len() - 1] });
+        out.extend_from_slice(if last {
+            &edges
+        } else {
+            &edges[..edges.len() - 1]
+        });
     }
     if frames.len() == 1 {
         out.push(f0);
@@ -325,7 +373,9 @@ fn linspace_i64(a: i64, b: i64, num: usize) -> Vec<i64> {
         return vec![a];
     }
     let step = (b - a) as f64 / (num - 1) as f64;
-    let mut v: Vec<i64> = (0..num).map(|i| (i as f64 * step + a as f64) as i64).collect();
+    let mut v: Vec<i64> = (0..num)
+        .map(|i| (i as f64 * step + a as f64) as i64)
+        .collect();
     v[num - 1] = b;
     v
 }
@@ -345,7 +395,11 @@ pub fn preprocess(
         .num_threads(jobs.max(1))
         .build()
         .map_err(|e| EventsError::format(out, format!("cannot start {jobs} threads: {e}")))?;
-    let results: Vec<Result<SequenceSummary>> = pool.install(|| seqs.par_iter().map(|s| process_sequence(s, out, cfg, progress)).collect());
+    let results: Vec<Result<SequenceSummary>> = pool.install(|| {
+        seqs.par_iter()
+            .map(|s| process_sequence(s, out, cfg, progress))
+            .collect()
+    });
     let mut summary = PreprocessSummary::default();
     for r in results {
         summary.sequences.push(r?);
@@ -354,8 +408,17 @@ pub fn preprocess(
 }
 
 /// Processes one sequence (skipped when its output folder already exists).
-pub fn process_sequence(seq: &RawSequence, out: &Path, cfg: &PreprocessConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<SequenceSummary> {
-    let mut summary = SequenceSummary { name: seq.name.clone(), split: seq.split.clone(), ..Default::default() };
+pub fn process_sequence(
+    seq: &RawSequence,
+    out: &Path,
+    cfg: &PreprocessConfig,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<SequenceSummary> {
+    let mut summary = SequenceSummary {
+        name: seq.name.clone(),
+        split: seq.split.clone(),
+        ..Default::default()
+    };
     let split_dir = out.join(&seq.split);
     let final_dir = split_dir.join(&seq.name);
     if final_dir.is_dir() {
@@ -369,6 +432,12 @@ pub fn process_sequence(seq: &RawSequence, out: &Path, cfg: &PreprocessConfig, p
     std::fs::create_dir_all(&split_dir).map_err(|e| EventsError::io(&split_dir, e))?;
 
     let events = RawEventFile::open(&seq.h5)?;
+    if events.is_empty() {
+        return Err(EventsError::format(
+            &seq.h5,
+            "the recording holds no events",
+        ));
+    }
     let sensor_hw = events.stored_sensor_hw().unwrap_or(match cfg.dataset {
         DatasetKind::Gen1 => GEN1_HW,
         _ => GEN4_HW,
@@ -388,13 +457,31 @@ pub fn process_sequence(seq: &RawSequence, out: &Path, cfg: &PreprocessConfig, p
         },
     };
     let psee = cfg.psee_filter.unwrap_or(cfg.dataset == DatasetKind::Gen1);
-    let psee = psee.then(|| if frame_hw == GEN1_HW { (30.0, 10.0) } else { (60.0, 20.0) });
+    let psee = psee.then(|| {
+        if frame_hw == GEN1_HW {
+            (30.0, 10.0)
+        } else {
+            (60.0, 20.0)
+        }
+    });
 
     let raw_boxes = labels::read_bbox_npy(&seq.bbox)?;
     if raw_boxes.is_empty() {
-        return Err(EventsError::format(&seq.bbox, "the label file holds no boxes"));
+        return Err(EventsError::format(
+            &seq.bbox,
+            "the label file holds no boxes",
+        ));
     }
-    let Some(frames) = label_frames(&raw_boxes, &seq.bbox, frame_hw, seq.split == "train", psee, cfg.apply_faulty_bbox_filter, &cfg.class_map)? else {
+    let Some(frames) = label_frames(
+        &raw_boxes,
+        &seq.bbox,
+        frame_hw,
+        seq.split == "train",
+        psee,
+        cfg.apply_faulty_bbox_filter,
+        &cfg.class_map,
+    )?
+    else {
         summary.no_labels_left = true;
         summary.box_drops.outside_frame = raw_boxes.len() as u64;
         return Ok(summary);
@@ -410,8 +497,21 @@ pub fn process_sequence(seq: &RawSequence, out: &Path, cfg: &PreprocessConfig, p
         let paths = SequencePaths::new(&tmp_dir, cfg.dt_ms, cfg.nbins, ds2);
         paths.create_dirs()?;
         frames.index.write(&paths)?;
-        let spec = HistogramSpec { nbins: cfg.nbins, count_cutoff: cfg.count_cutoff, height: sensor_hw.0, width: sensor_hw.1, downsample_by_2: ds2 };
-        summary.events = write_histograms(&events, &paths, &frames.index.repr_timestamps_us, cfg, spec, progress)?;
+        let spec = HistogramSpec {
+            nbins: cfg.nbins,
+            count_cutoff: cfg.count_cutoff,
+            height: sensor_hw.0,
+            width: sensor_hw.1,
+            downsample_by_2: ds2,
+        };
+        summary.events = write_histograms(
+            &events,
+            &paths,
+            &frames.index.repr_timestamps_us,
+            cfg,
+            spec,
+            progress,
+        )?;
         std::fs::rename(&tmp_dir, &final_dir).map_err(|e| EventsError::io(&final_dir, e))
     })();
     if result.is_err() {
@@ -448,7 +548,12 @@ fn write_histograms(
         }
         let windows: Vec<(usize, usize)> = ts
             .iter()
-            .map(|&t| (buf.t.partition_point(|&e| e < t - dt), buf.t.partition_point(|&e| e <= t)))
+            .map(|&t| {
+                (
+                    buf.t.partition_point(|&e| e < t - dt),
+                    buf.t.partition_point(|&e| e <= t),
+                )
+            })
             .collect();
         let chunks: Vec<Vec<u8>> = windows
             .par_iter()

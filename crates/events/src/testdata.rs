@@ -46,21 +46,44 @@ pub enum Pattern {
 }
 
 /// `n` events over `duration_us` on an `hw` sensor, sorted by time.
-pub fn recording(n: usize, duration_us: i64, hw: (usize, usize), pattern: Pattern, seed: u64) -> EventBatch {
+pub fn recording(
+    n: usize,
+    duration_us: i64,
+    hw: (usize, usize),
+    pattern: Pattern,
+    seed: u64,
+) -> EventBatch {
     let mut rng = Rng::new(seed);
     let (h, w) = (hw.0 as f64, hw.1 as f64);
     let k = 60;
     let blobs: Vec<[f64; 4]> = (0..k)
-        .map(|_| [rng.uniform(0.0, w), rng.uniform(0.0, h), rng.uniform(-200.0, 200.0) / 1e6, rng.uniform(-60.0, 60.0) / 1e6])
+        .map(|_| {
+            [
+                rng.uniform(0.0, w),
+                rng.uniform(0.0, h),
+                rng.uniform(-200.0, 200.0) / 1e6,
+                rng.uniform(-60.0, 60.0) / 1e6,
+            ]
+        })
         .collect();
-    let mut t: Vec<i64> = (0..n).map(|_| rng.below(duration_us as u64) as i64).collect();
+    let mut t: Vec<i64> = (0..n)
+        .map(|_| rng.below(duration_us as u64) as i64)
+        .collect();
     t.sort_unstable();
-    let mut ev = EventBatch { x: Vec::with_capacity(n), y: Vec::with_capacity(n), p: Vec::with_capacity(n), t };
+    let mut ev = EventBatch {
+        x: Vec::with_capacity(n),
+        y: Vec::with_capacity(n),
+        p: Vec::with_capacity(n),
+        t,
+    };
     for i in 0..n {
         let ti = ev.t[i] as f64;
         let (x, y) = if pattern == Pattern::Clustered && rng.f64() < 0.85 {
             let b = &blobs[rng.below(k as u64) as usize];
-            (b[0] + b[2] * ti + 25.0 * rng.normal(), b[1] + b[3] * ti + 15.0 * rng.normal())
+            (
+                b[0] + b[2] * ti + 25.0 * rng.normal(),
+                b[1] + b[3] * ti + 15.0 * rng.normal(),
+            )
         } else {
             (rng.uniform(0.0, w), rng.uniform(0.0, h))
         };
@@ -75,11 +98,27 @@ pub fn recording(n: usize, duration_us: i64, hw: (usize, usize), pattern: Patter
 pub fn labels_30hz(duration_us: i64, hw: (usize, usize), seed: u64) -> Vec<BBox> {
     let mut out = Vec::new();
     let mut rng = Rng::new(seed ^ 0xB0B);
-    let tracks: Vec<(f64, f64)> = (0..12).map(|_| (rng.uniform(30.0, hw.1 as f64 - 90.0), rng.uniform(20.0, hw.0 as f64 - 60.0))).collect();
+    let tracks: Vec<(f64, f64)> = (0..12)
+        .map(|_| {
+            (
+                rng.uniform(30.0, hw.1 as f64 - 90.0),
+                rng.uniform(20.0, hw.0 as f64 - 60.0),
+            )
+        })
+        .collect();
     let mut t = 33_333;
     while t < duration_us {
         for (j, &(x, y)) in tracks.iter().enumerate() {
-            out.push(BBox { t, x: x as f32, y: y as f32, w: 60.0, h: 40.0, class_id: (j % 8) as u32, track_id: j as u32, class_confidence: 1.0 });
+            out.push(BBox {
+                t,
+                x: x as f32,
+                y: y as f32,
+                w: 60.0,
+                h: 40.0,
+                class_id: (j % 8) as u32,
+                track_id: j as u32,
+                class_confidence: 1.0,
+            });
         }
         t += 33_333;
     }

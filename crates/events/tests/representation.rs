@@ -21,7 +21,10 @@ fn load(name: &str) -> Vec<u8> {
 
 fn i64s(st: &SafeTensors, name: &str) -> Vec<i64> {
     let t = st.tensor(name).unwrap();
-    t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect()
+    t.data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect()
 }
 
 fn u8s(st: &SafeTensors, name: &str) -> Vec<u8> {
@@ -41,8 +44,16 @@ fn batch(x: &[i64], y: &[i64], p: &[i64], t: &[i64]) -> EventBatch {
 fn direct_windows_are_bit_exact() {
     let inputs = load("direct_inputs.safetensors");
     let expected = load("direct_expected.safetensors");
-    let (inp, exp) = (SafeTensors::deserialize(&inputs).unwrap(), SafeTensors::deserialize(&expected).unwrap());
-    let ev = batch(&i64s(&inp, "events_x"), &i64s(&inp, "events_y"), &i64s(&inp, "events_p"), &i64s(&inp, "events_t"));
+    let (inp, exp) = (
+        SafeTensors::deserialize(&inputs).unwrap(),
+        SafeTensors::deserialize(&expected).unwrap(),
+    );
+    let ev = batch(
+        &i64s(&inp, "events_x"),
+        &i64s(&inp, "events_y"),
+        &i64s(&inp, "events_p"),
+        &i64s(&inp, "events_t"),
+    );
     let offsets = i64s(&inp, "window_offsets");
     let (hist, hist_ds2) = (u8s(&exp, "hist"), u8s(&exp, "hist_ds2"));
     let full = HistogramSpec::rvt(48, 64, false);
@@ -54,9 +65,20 @@ fn direct_windows_are_bit_exact() {
     for w in 0..n {
         let win = ev.slice(offsets[w] as usize..offsets[w + 1] as usize);
         let f = hf.compute(win).to_vec();
-        assert_eq!(f, hist[w * full.len()..(w + 1) * full.len()], "window {w} full resolution");
-        assert_eq!(hd.compute(win), &hist_ds2[w * ds2.len()..(w + 1) * ds2.len()], "window {w} ds2");
-        assert_eq!(downsample_nearest_2(&f, 20, 48, 64), &hist_ds2[w * ds2.len()..(w + 1) * ds2.len()]);
+        assert_eq!(
+            f,
+            hist[w * full.len()..(w + 1) * full.len()],
+            "window {w} full resolution"
+        );
+        assert_eq!(
+            hd.compute(win),
+            &hist_ds2[w * ds2.len()..(w + 1) * ds2.len()],
+            "window {w} ds2"
+        );
+        assert_eq!(
+            downsample_nearest_2(&f, 20, 48, 64),
+            &hist_ds2[w * ds2.len()..(w + 1) * ds2.len()]
+        );
     }
 }
 
@@ -64,15 +86,32 @@ fn direct_windows_are_bit_exact() {
 fn full_resolution_window_matches_crops_sums_and_sha256() {
     let inputs = load("fullres_inputs.safetensors");
     let expected = load("fullres_expected.safetensors");
-    let (inp, exp) = (SafeTensors::deserialize(&inputs).unwrap(), SafeTensors::deserialize(&expected).unwrap());
+    let (inp, exp) = (
+        SafeTensors::deserialize(&inputs).unwrap(),
+        SafeTensors::deserialize(&expected).unwrap(),
+    );
     let meta: serde_json::Value = serde_json::from_slice(&load("fullres_meta.json")).unwrap();
-    let ev = batch(&i64s(&inp, "x"), &i64s(&inp, "y"), &i64s(&inp, "p"), &i64s(&inp, "t"));
-    let full = StackedHistogram::new(HistogramSpec::rvt(720, 1280, false)).compute(ev.as_slice()).to_vec();
-    let ds2 = StackedHistogram::new(HistogramSpec::rvt(720, 1280, true)).compute(ev.as_slice()).to_vec();
+    let ev = batch(
+        &i64s(&inp, "x"),
+        &i64s(&inp, "y"),
+        &i64s(&inp, "p"),
+        &i64s(&inp, "t"),
+    );
+    let full = StackedHistogram::new(HistogramSpec::rvt(720, 1280, false))
+        .compute(ev.as_slice())
+        .to_vec();
+    let ds2 = StackedHistogram::new(HistogramSpec::rvt(720, 1280, true))
+        .compute(ev.as_slice())
+        .to_vec();
     let sha = |d: &[u8]| format!("{:x}", Sha256::digest(d));
     assert_eq!(sha(&full), meta["sha256_full_uint8_CHW"].as_str().unwrap());
     assert_eq!(sha(&ds2), meta["sha256_ds2_uint8_CHW"].as_str().unwrap());
-    let crop = |d: &[u8], h: usize, w: usize, r: std::ops::Range<usize>, c: std::ops::Range<usize>| -> Vec<u8> {
+    let crop = |d: &[u8],
+                h: usize,
+                w: usize,
+                r: std::ops::Range<usize>,
+                c: std::ops::Range<usize>|
+     -> Vec<u8> {
         let mut out = Vec::new();
         for ch in 0..20 {
             for y in r.clone() {
@@ -81,18 +120,39 @@ fn full_resolution_window_matches_crops_sums_and_sha256() {
         }
         out
     };
-    assert_eq!(crop(&full, 720, 1280, 0..48, 0..64), u8s(&exp, "crop_top_left"));
-    assert_eq!(crop(&full, 720, 1280, 672..720, 1216..1280), u8s(&exp, "crop_bottom_right"));
-    assert_eq!(crop(&ds2, 360, 640, 0..24, 0..32), u8s(&exp, "ds2_crop_top_left"));
-    assert_eq!(crop(&ds2, 360, 640, 336..360, 608..640), u8s(&exp, "ds2_crop_bottom_right"));
-    let sums = |d: &[u8], plane: usize| -> Vec<i64> { d.chunks(plane).map(|c| c.iter().map(|&v| v as i64).sum()).collect() };
+    assert_eq!(
+        crop(&full, 720, 1280, 0..48, 0..64),
+        u8s(&exp, "crop_top_left")
+    );
+    assert_eq!(
+        crop(&full, 720, 1280, 672..720, 1216..1280),
+        u8s(&exp, "crop_bottom_right")
+    );
+    assert_eq!(
+        crop(&ds2, 360, 640, 0..24, 0..32),
+        u8s(&exp, "ds2_crop_top_left")
+    );
+    assert_eq!(
+        crop(&ds2, 360, 640, 336..360, 608..640),
+        u8s(&exp, "ds2_crop_bottom_right")
+    );
+    let sums = |d: &[u8], plane: usize| -> Vec<i64> {
+        d.chunks(plane)
+            .map(|c| c.iter().map(|&v| v as i64).sum())
+            .collect()
+    };
     assert_eq!(sums(&full, 720 * 1280), i64s(&exp, "channel_sums"));
     assert_eq!(sums(&ds2, 360 * 640), i64s(&exp, "ds2_channel_sums"));
 }
 
 fn run_tiny_pipeline(out: &Path) -> preprocess::PreprocessSummary {
     let raw = fixtures().join("raw");
-    let cfg = PreprocessConfig { dataset: DatasetKind::Gen4, downsample: Some(2), read_chunk: 4096, ..Default::default() };
+    let cfg = PreprocessConfig {
+        dataset: DatasetKind::Gen4,
+        downsample: Some(2),
+        read_chunk: 4096,
+        ..Default::default()
+    };
     preprocess::preprocess(&raw, out, &["train".to_string()], &cfg, 2, &|_| {}).unwrap()
 }
 
@@ -102,13 +162,24 @@ fn tiny_pipeline_writes_exactly_the_reference_layout() {
     let summary = run_tiny_pipeline(dir.path());
     let seq = &summary.sequences[0];
     assert_eq!((seq.label_frames, seq.representations), (4, 8));
-    assert_eq!(seq.events.timestamps_repaired, 4, "the fixture holds 4 out-of-order events");
+    assert_eq!(
+        seq.events.timestamps_repaired, 4,
+        "the fixture holds 4 out-of-order events"
+    );
     assert_eq!(seq.events.dropped_outside_sensor, 0);
 
     let ours = SequencePaths::new(&dir.path().join("train/tiny_seq_0000"), 50, 10, true);
-    let theirs = SequencePaths::new(&fixtures().join("preprocessed/train/tiny_seq_0000"), 50, 10, true);
+    let theirs = SequencePaths::new(
+        &fixtures().join("preprocessed/train/tiny_seq_0000"),
+        50,
+        10,
+        true,
+    );
     assert!(ours.repr_h5.ends_with("event_representations_v2/stacked_histogram_dt=50_nbins=10/event_representations_ds2_nearest.h5"));
-    let (a, b) = (SequenceIndex::read(&ours).unwrap(), SequenceIndex::read(&theirs).unwrap());
+    let (a, b) = (
+        SequenceIndex::read(&ours).unwrap(),
+        SequenceIndex::read(&theirs).unwrap(),
+    );
     assert_eq!(a, b);
     let (da, sa) = read_repr_range(&ours.repr_h5, 0, 8).unwrap();
     let (db, sb) = read_repr_range(&theirs.repr_h5, 0, 8).unwrap();
@@ -121,7 +192,17 @@ fn tiny_pipeline_writes_exactly_the_reference_layout() {
     assert_eq!(d.chunk(), Some(vec![1, 20, 24, 32]));
     assert!(d.is_resizable());
     let filters = d.filters();
-    assert!(matches!(filters.as_slice(), [hdf5::filters::Filter::Blosc(hdf5::filters::Blosc::ZStd, 1, _)]), "{filters:?}");
+    assert!(
+        matches!(
+            filters.as_slice(),
+            [hdf5::filters::Filter::Blosc(
+                hdf5::filters::Blosc::ZStd,
+                1,
+                _
+            )]
+        ),
+        "{filters:?}"
+    );
 
     // Raw npy members byte-compatible with numpy: labels.npz holds the packed 36-byte records.
     let lab = npy::read_npz_member(&ours.labels_npz, "labels").unwrap();
@@ -130,9 +211,15 @@ fn tiny_pipeline_writes_exactly_the_reference_layout() {
     let exp = SafeTensors::deserialize(&exp).unwrap();
     assert_eq!(da, u8s(&exp, "ev_repr_ds2"));
     assert_eq!(a.repr_timestamps_us, i64s(&exp, "repr_timestamps_us"));
-    assert_eq!(a.objframe_idx_2_repr_idx, i64s(&exp, "objframe_idx_2_repr_idx"));
+    assert_eq!(
+        a.objframe_idx_2_repr_idx,
+        i64s(&exp, "objframe_idx_2_repr_idx")
+    );
     assert_eq!(a.label_timestamps_us, i64s(&exp, "label_timestamps_us"));
-    assert_eq!(a.objframe_idx_2_label_idx, i64s(&exp, "objframe_idx_2_label_idx"));
+    assert_eq!(
+        a.objframe_idx_2_label_idx,
+        i64s(&exp, "objframe_idx_2_label_idx")
+    );
 }
 
 #[test]
@@ -155,7 +242,11 @@ fn reader_repairs_time_and_windows_match_reference_indices() {
         let a = all.t.partition_point(|&e| e < t - 50_000);
         let e = all.t.partition_point(|&e| e <= t);
         assert_eq!((a as i64, e as i64), (starts[k], ends[k]), "window {k}");
-        assert_eq!(h.compute(all.slice(a..e)), &full[k * 20 * 48 * 64..(k + 1) * 20 * 48 * 64], "window {k}");
+        assert_eq!(
+            h.compute(all.slice(a..e)),
+            &full[k * 20 * 48 * 64..(k + 1) * 20 * 48 * 64],
+            "window {k}"
+        );
     }
 }
 
@@ -168,7 +259,10 @@ fn rerun_skips_finished_sequences_and_removes_stale_partial_output() {
     std::fs::create_dir_all(&stale).unwrap();
     let s = run_tiny_pipeline(dir.path());
     assert!(s.sequences[0].skipped_existing);
-    let names: Vec<_> = std::fs::read_dir(dir.path().join("train")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path().join("train"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert!(names.contains(&"tiny_seq_0000".to_string()));
 }
 

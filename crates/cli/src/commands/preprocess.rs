@@ -60,7 +60,16 @@ fn default_jobs() -> usize {
 }
 
 /// eTraM's 8 classes onto its 3 (DESIGN.md "Classes").
-pub const ETRAM_8_TO_3: [(u32, u32); 8] = [(0, 0), (1, 1), (2, 2), (3, 1), (4, 2), (5, 1), (6, 1), (7, 2)];
+pub const ETRAM_8_TO_3: [(u32, u32); 8] = [
+    (0, 0),
+    (1, 1),
+    (2, 2),
+    (3, 1),
+    (4, 2),
+    (5, 1),
+    (6, 1),
+    (7, 2),
+];
 
 pub fn parse_class_map(s: &str) -> anyhow::Result<BTreeMap<u32, u32>> {
     if s == "etram8to3" {
@@ -69,8 +78,17 @@ pub fn parse_class_map(s: &str) -> anyhow::Result<BTreeMap<u32, u32>> {
     s.split(',')
         .filter(|p| !p.trim().is_empty())
         .map(|pair| {
-            let (a, b) = pair.split_once(':').with_context(|| format!("--class-map: '{pair}' is not FROM:TO"))?;
-            Ok((a.trim().parse().with_context(|| format!("--class-map: bad class id '{a}'"))?, b.trim().parse().with_context(|| format!("--class-map: bad class id '{b}'"))?))
+            let (a, b) = pair
+                .split_once(':')
+                .with_context(|| format!("--class-map: '{pair}' is not FROM:TO"))?;
+            Ok((
+                a.trim()
+                    .parse()
+                    .with_context(|| format!("--class-map: bad class id '{a}'"))?,
+                b.trim()
+                    .parse()
+                    .with_context(|| format!("--class-map: bad class id '{b}'"))?,
+            ))
         })
         .collect()
 }
@@ -89,12 +107,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         nbins: args.nbins,
         count_cutoff: args.count_cutoff,
         downsample: args.downsample,
-        class_map: args.class_map.as_deref().map(parse_class_map).transpose()?.unwrap_or_default(),
+        class_map: args
+            .class_map
+            .as_deref()
+            .map(parse_class_map)
+            .transpose()?
+            .unwrap_or_default(),
         ..Default::default()
     };
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create output folder {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
     let probe = args.out.join(".evdet_write_test");
-    std::fs::write(&probe, b"").with_context(|| format!("output folder {} is not writable", args.out.display()))?;
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("output folder {} is not writable", args.out.display()))?;
     let _ = std::fs::remove_file(&probe);
 
     let seqs = preprocess::discover(&args.raw, &args.splits)?;
@@ -105,7 +130,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let pb = crate::progress::bar(total, "events");
     pb.set_message(format!("{} sequences", seqs.len()));
     let start = std::time::Instant::now();
-    let summary = preprocess::preprocess(&args.raw, &args.out, &args.splits, &cfg, args.jobs, &|n| pb.inc(n))?;
+    let summary =
+        preprocess::preprocess(&args.raw, &args.out, &args.splits, &cfg, args.jobs, &|n| {
+            pb.inc(n)
+        })?;
     pb.finish_and_clear();
     print_summary(&summary, start.elapsed().as_secs_f64());
     if let Some(path) = &args.json {
@@ -116,9 +144,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn print_summary(s: &PreprocessSummary, secs: f64) {
-    let done: Vec<_> = s.sequences.iter().filter(|q| !q.skipped_existing && !q.no_labels_left).collect();
+    let done: Vec<_> = s
+        .sequences
+        .iter()
+        .filter(|q| !q.skipped_existing && !q.no_labels_left)
+        .collect();
     let skipped = s.sequences.iter().filter(|q| q.skipped_existing).count();
-    let empty: Vec<_> = s.sequences.iter().filter(|q| q.no_labels_left).map(|q| format!("{}/{}", q.split, q.name)).collect();
+    let empty: Vec<_> = s
+        .sequences
+        .iter()
+        .filter(|q| q.no_labels_left)
+        .map(|q| format!("{}/{}", q.split, q.name))
+        .collect();
     let ev = s.total_events();
     println!("preprocessed {} sequences in {secs:.1} s ({skipped} already done, {} without labels after filtering)", done.len(), empty.len());
     if !empty.is_empty() {
@@ -134,7 +171,14 @@ fn print_summary(s: &PreprocessSummary, secs: f64) {
         }
     }
     let classes: Vec<_> = per_class.iter().map(|(c, n)| format!("{c}: {n}")).collect();
-    println!("  boxes per class: {}", if classes.is_empty() { "-".into() } else { classes.join(", ") });
+    println!(
+        "  boxes per class: {}",
+        if classes.is_empty() {
+            "-".into()
+        } else {
+            classes.join(", ")
+        }
+    );
     let mut d = preprocess::BoxDrops::default();
     for q in &done {
         let b = &q.box_drops;
@@ -149,7 +193,11 @@ fn print_summary(s: &PreprocessSummary, secs: f64) {
         "  boxes dropped: {} not in class map, {} NaN or negative size, {} outside the label frame, {} too small, {} faulty huge (train), {} off the 10 Hz label-frame grid",
         d.not_in_class_map, d.invalid_nan_or_negative, d.outside_frame, d.too_small, d.faulty_huge, d.off_label_clock
     );
-    let rate = if secs > 0.0 { ev.events_read as f64 / secs / 1e6 } else { 0.0 };
+    let rate = if secs > 0.0 {
+        ev.events_read as f64 / secs / 1e6
+    } else {
+        0.0
+    };
     println!(
         "  events: {} read ({rate:.1} M/s), {} outside the sensor dropped, {} decreasing timestamps raised to the running maximum",
         ev.events_read, ev.dropped_outside_sensor, ev.timestamps_repaired

@@ -1,0 +1,153 @@
+//! `evdet bench repr`: stacked-histogram throughput (one thread and all threads, clustered and uniform
+//! events, full-resolution 1280×720 50 ms windows including buffer zeroing and clipping) and end-to-end
+//! preprocessing throughput (h5 read, blosc decode, histograms, blosc-zstd write).
+
+use anyhow::Context;
+use evdet_events::event::EventBatch;
+use evdet_events::h5_events::{write_raw_events, Compression};
+use evdet_events::histogram::{HistogramSpec, StackedHistogram};
+use evdet_events::preprocess::{self, DatasetKind, PreprocessConfig};
+use evdet_events::testdata::{self, Pattern};
+use rayon::prelude::*;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Measure histogram and preprocessing throughput; prints JSON.
+///
+/// Example:
+///   evdet bench repr --events 20000000 --jobs 2
+///   evdet bench repr --raw /tmp/ref_bench/raw   # the recording shared/bench/rvt_reference_preprocess_speed.py wrote
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Events per synthetic recording.
+    #[arg(long, default_value_t = 20_000_000)]
+    events: usize,
+    /// Recording length in seconds (20 M events over 6 s is the reference benchmark's density).
+    #[arg(long, default_value_t = 6.0)]
+    duration_s: f64,
+    /// Threads for the "all threads" figures and for preprocessing.
+    #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
+    jobs: usize,
+    /// Preprocess this raw dataset folder (train/rec_*) instead of writing a synthetic one.
+    #[arg(long)]
+    raw: Option<PathBuf>,
+    /// Repetitions of each histogram measurement (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+}
+
+const HW: (usize, usize) = (720, 1280);
+const WINDOW_US: i64 = 50_000;
+
+fn windows(ev: &EventBatch) -> Vec<(usize, usize)> {
+    let end = *ev.t.last().unwrap_or(&0);
+    let mut out = Vec::new();
+    let mut t = WINDOW_US;
+    while t <= end + WINDOW_US {
+        out.push((
+            ev.t.partition_point(|&e| e < t - WINDOW_US),
+            ev.t.partition_point(|&e| e < t),
+        ));
+        t += WINDOW_US;
+    }
+    out
+}
+
+fn histogram_rate(ev: &EventBatch, threads: usize, repeat: usize) -> anyhow::Result<f64> {
+    let spec = HistogramSpec::rvt(HW.0, HW.1, false);
+    let wins = windows(ev);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    let mut best = f64::INFINITY;
+    for _ in 0..repeat.max(1) {
+        let start = Instant::now();
+        let checksum: u64 = pool.install(|| {
+            wins.par_iter()
+                .map_init(
+                    || StackedHistogram::new(spec),
+                    |h, &(a, b)| h.compute(ev.slice(a..b))[(a * 7919) % spec.len()] as u64,
+                )
+                .sum()
+        });
+        std::hint::black_box(checksum);
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    Ok(ev.len() as f64 / best)
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let duration_us = (args.duration_s * 1e6) as i64;
+    eprintln!(
+        "generating {} clustered and {} uniform events at 1280x720 ...",
+        args.events, args.events
+    );
+    let clustered = testdata::recording(args.events, duration_us, HW, Pattern::Clustered, 0);
+    let uniform = testdata::recording(args.events, duration_us, HW, Pattern::Uniform, 1);
+    let mut rates = serde_json::Map::new();
+    for (label, threads) in [("1_thread", 1), ("all_threads", args.jobs)] {
+        let c = histogram_rate(&clustered, threads, args.repeat)?;
+        let u = histogram_rate(&uniform, threads, args.repeat)?;
+        eprintln!(
+            "histogram {label}: clustered {:.1} M events/s, uniform {:.1} M events/s",
+            c / 1e6,
+            u / 1e6
+        );
+        rates.insert(
+            label.into(),
+            serde_json::json!({"clustered": c, "uniform": u}),
+        );
+    }
+    drop(uniform);
+
+    let tmp = tempfile::tempdir()?;
+    let raw = match &args.raw {
+        Some(r) => r.clone(),
+        None => {
+            let dir = tmp.path().join("raw/train");
+            std::fs::create_dir_all(&dir)?;
+            eprintln!(
+                "writing a {}-event blosc-zstd recording ...",
+                clustered.len()
+            );
+            write_raw_events(
+                &dir.join("rec_0000_td.h5"),
+                &clustered,
+                HW,
+                Compression::BloscZstd(1),
+            )?;
+            evdet_events::labels::write_bbox_npy(
+                &dir.join("rec_0000_bbox.npy"),
+                &testdata::labels_30hz(duration_us, HW, 0),
+            )?;
+            tmp.path().join("raw")
+        }
+    };
+    drop(clustered);
+    let out = tmp.path().join("pre");
+    let cfg = PreprocessConfig {
+        dataset: DatasetKind::Gen4,
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let summary =
+        preprocess::preprocess(&raw, &out, &["train".to_string()], &cfg, args.jobs, &|_| {})
+            .context("preprocessing the benchmark recording")?;
+    let secs = start.elapsed().as_secs_f64();
+    let n = summary.total_events().events_read;
+    eprintln!(
+        "preprocess (--jobs {}): {n} events in {secs:.2} s = {:.1} M events/s",
+        args.jobs,
+        n as f64 / secs / 1e6
+    );
+    let json = serde_json::json!({
+        "events": args.events,
+        "histogram_events_per_s": rates,
+        "preprocess_events_per_s": n as f64 / secs,
+        "preprocess_seconds": secs,
+        "preprocess_jobs": args.jobs,
+    });
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    Ok(())
+}
