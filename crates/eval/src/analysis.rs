@@ -32,7 +32,10 @@ pub struct AnalysisConfig {
 
 impl Default for AnalysisConfig {
     fn default() -> Self {
-        AnalysisConfig { small_classes: Vec::new(), size_edges: DEFAULT_SIZE_EDGES.to_vec() }
+        AnalysisConfig {
+            small_classes: Vec::new(),
+            size_edges: DEFAULT_SIZE_EDGES.to_vec(),
+        }
     }
 }
 
@@ -103,13 +106,29 @@ pub struct SmallObjectAnalysis {
 /// Bin labels and area ranges from interior side-length edges.
 pub fn size_bins_from_edges(edges: &[f64]) -> Result<Vec<(String, [f64; 2])>> {
     if edges.windows(2).any(|w| w[0] >= w[1]) || edges.iter().any(|e| !e.is_finite() || *e <= 0.0) {
-        return Err(EvalError::InvalidInput(format!("size bin edges must be positive and ascending, got {edges:?}")));
+        return Err(EvalError::InvalidInput(format!(
+            "size bin edges must be positive and ascending, got {edges:?}"
+        )));
     }
-    let fmt = |v: f64| if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v}") };
+    let fmt = |v: f64| {
+        if v.fract() == 0.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v}")
+        }
+    };
     let mut lo = 0.0;
     let mut out = Vec::with_capacity(edges.len() + 1);
     for &e in edges.iter().chain(std::iter::once(&f64::INFINITY)) {
-        let label = format!("{}-{}", fmt(lo), if e.is_infinite() { "inf".to_string() } else { fmt(e) });
+        let label = format!(
+            "{}-{}",
+            fmt(lo),
+            if e.is_infinite() {
+                "inf".to_string()
+            } else {
+                fmt(e)
+            }
+        );
         let hi_area = if e.is_infinite() { AREA_MAX } else { e * e };
         out.push((label, [lo * lo, hi_area]));
         lo = e;
@@ -134,12 +153,16 @@ pub fn analyse(
     } else {
         let mut ks = Vec::new();
         for name in &config.small_classes {
-            let k = class_aware.cat_names.iter().position(|n| n == name).ok_or_else(|| {
-                EvalError::InvalidInput(format!(
-                    "small class `{name}` is not one of the evaluated classes {:?}",
-                    class_aware.cat_names
-                ))
-            })?;
+            let k = class_aware
+                .cat_names
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| {
+                    EvalError::InvalidInput(format!(
+                        "small class `{name}` is not one of the evaluated classes {:?}",
+                        class_aware.cat_names
+                    ))
+                })?;
             ks.push(k);
         }
         ks.sort_unstable();
@@ -161,11 +184,15 @@ pub fn analyse(
     let confusion = confusion(gt, dt)?;
 
     let mut pr_curves = Vec::new();
-    if let (Some(t), Some(a), Some(m)) =
-        (class_aware.iou_index(ANALYSIS_IOU), class_aware.area_index("all"), class_aware.max_det_index(100))
-    {
+    if let (Some(t), Some(a), Some(m)) = (
+        class_aware.iou_index(ANALYSIS_IOU),
+        class_aware.area_index("all"),
+        class_aware.max_det_index(100),
+    ) {
         for k in 0..class_aware.shape.k {
-            let precision: Vec<f64> = (0..class_aware.shape.r).map(|r| class_aware.precision_at(t, r, k, a, m)).collect();
+            let precision: Vec<f64> = (0..class_aware.shape.r)
+                .map(|r| class_aware.precision_at(t, r, k, a, m))
+                .collect();
             if precision.iter().all(|&p| p == UNDEFINED) {
                 continue;
             }
@@ -174,15 +201,28 @@ pub fn analyse(
                 iou_thr: ANALYSIS_IOU,
                 recall: class_aware.rec_thrs.clone(),
                 precision,
-                score: (0..class_aware.shape.r).map(|r| class_aware.score_at(t, r, k, a, m)).collect(),
+                score: (0..class_aware.shape.r)
+                    .map(|r| class_aware.score_at(t, r, k, a, m))
+                    .collect(),
             });
         }
     }
 
-    Ok(SmallObjectAnalysis { per_class, small_classes, size_bins, confusion, pr_curves })
+    Ok(SmallObjectAnalysis {
+        per_class,
+        small_classes,
+        size_bins,
+        confusion,
+        pr_curves,
+    })
 }
 
-fn size_bins(gt: &Arc<COCO>, dt: &Arc<COCO>, ranges: &[(String, [f64; 2])], detections_present: bool) -> Result<Vec<SizeBin>> {
+fn size_bins(
+    gt: &Arc<COCO>,
+    dt: &Arc<COCO>,
+    ranges: &[(String, [f64; 2])],
+    detections_present: bool,
+) -> Result<Vec<SizeBin>> {
     let count = |r: [f64; 2]| {
         gt.dataset
             .annotations
@@ -193,12 +233,27 @@ fn size_bins(gt: &Arc<COCO>, dt: &Arc<COCO>, ranges: &[(String, [f64; 2])], dete
     if !detections_present {
         return Ok(ranges
             .iter()
-            .map(|(label, r)| SizeBin { label: label.clone(), area: *r, num_gt: count(*r), ap: 0.0, ap50: 0.0, ar: 0.0, recall50: 0.0 })
+            .map(|(label, r)| SizeBin {
+                label: label.clone(),
+                area: *r,
+                num_gt: count(*r),
+                ap: 0.0,
+                ap50: 0.0,
+                ar: 0.0,
+                recall50: 0.0,
+            })
             .collect());
     }
     let mut area_ranges = vec![("all".to_string(), [0.0, AREA_MAX])];
     area_ranges.extend(ranges.iter().cloned());
-    let ev = CocoEval::run(gt, dt, &CocoOptions { area_ranges, ..Default::default() })?;
+    let ev = CocoEval::run(
+        gt,
+        dt,
+        &CocoOptions {
+            area_ranges,
+            ..Default::default()
+        },
+    )?;
     let ks = ev.all_k();
     let m = ev.max_det_index(100).unwrap_or(ev.shape.m - 1);
     Ok(ranges
@@ -225,8 +280,14 @@ fn confusion(gt: &Arc<COCO>, dt: &Arc<COCO>) -> Result<Confusion> {
     let n = cm.num_cats + 1;
     let mut labels = cm.cat_names.clone();
     labels.push("background".into());
-    let matrix = (0..n).map(|r| (0..n).map(|c| cm.get(r, c)).collect()).collect();
-    Ok(Confusion { iou_thr: ANALYSIS_IOU, labels, matrix })
+    let matrix = (0..n)
+        .map(|r| (0..n).map(|c| cm.get(r, c)).collect())
+        .collect();
+    Ok(Confusion {
+        iou_thr: ANALYSIS_IOU,
+        labels,
+        matrix,
+    })
 }
 
 #[cfg(test)]

@@ -24,12 +24,36 @@ pub struct BBox {
 impl BBox {
     /// A ground-truth box (confidence 1).
     pub fn gt(t: i64, x: f32, y: f32, w: f32, h: f32, class_id: u32) -> Self {
-        BBox { t, x, y, w, h, class_id, class_confidence: 1.0 }
+        BBox {
+            t,
+            x,
+            y,
+            w,
+            h,
+            class_id,
+            class_confidence: 1.0,
+        }
     }
 
     /// A detection with score `class_confidence`.
-    pub fn det(t: i64, x: f32, y: f32, w: f32, h: f32, class_id: u32, class_confidence: f32) -> Self {
-        BBox { t, x, y, w, h, class_id, class_confidence }
+    pub fn det(
+        t: i64,
+        x: f32,
+        y: f32,
+        w: f32,
+        h: f32,
+        class_id: u32,
+        class_confidence: f32,
+    ) -> Self {
+        BBox {
+            t,
+            x,
+            y,
+            w,
+            h,
+            class_id,
+            class_confidence,
+        }
     }
 
     /// `w * h` rounded to `f32` first, as numpy multiplies two `float32` fields
@@ -40,6 +64,11 @@ impl BBox {
 
     /// `[x, y, w, h]` widened exactly to `f64`, as pycocotools' IoU code converts them.
     pub fn xywh(&self) -> [f64; 4] {
-        [f64::from(self.x), f64::from(self.y), f64::from(self.w), f64::from(self.h)]
+        [
+            f64::from(self.x),
+            f64::from(self.y),
+            f64::from(self.w),
+            f64::from(self.h),
+        ]
     }
 }

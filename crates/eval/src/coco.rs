@@ -16,8 +16,9 @@ use hotcoco::{COCOeval, COCO};
 use crate::error::{EvalError, Result};
 
 /// Names of the 12 summary stats in `COCOeval.summarize()` order (DESIGN.md "Metric names").
-pub const STAT_NAMES: [&str; 12] =
-    ["AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L", "AR1", "AR10", "AR100", "AR_S", "AR_M", "AR_L"];
+pub const STAT_NAMES: [&str; 12] = [
+    "AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L", "AR1", "AR10", "AR100", "AR_S", "AR_M", "AR_L",
+];
 
 /// pycocotools' "no upper bound" for area ranges (`1e5 ** 2`).
 pub const AREA_MAX: f64 = 1e10;
@@ -50,7 +51,12 @@ pub struct CocoOptions {
 
 impl Default for CocoOptions {
     fn default() -> Self {
-        CocoOptions { use_cats: true, cat_ids: None, img_ids: None, area_ranges: default_area_ranges() }
+        CocoOptions {
+            use_cats: true,
+            cat_ids: None,
+            img_ids: None,
+            area_ranges: default_area_ranges(),
+        }
     }
 }
 
@@ -116,8 +122,14 @@ impl CocoEval {
         if let Some(ids) = &opts.img_ids {
             ev.params.img_ids = ids.clone();
         }
-        ev.params.area_ranges =
-            opts.area_ranges.iter().map(|(label, range)| AreaRange { label: label.clone(), range: *range }).collect();
+        ev.params.area_ranges = opts
+            .area_ranges
+            .iter()
+            .map(|(label, range)| AreaRange {
+                label: label.clone(),
+                range: *range,
+            })
+            .collect();
         ev.evaluate()?;
         ev.accumulate();
         Self::from_hotcoco(&ev, gt)
@@ -125,25 +137,42 @@ impl CocoEval {
 
     fn from_hotcoco(ev: &COCOeval, gt: &COCO) -> Result<Self> {
         let p = &ev.params;
-        let acc = ev
-            .accumulated()
-            .ok_or_else(|| EvalError::InvalidInput("COCO evaluation produced no accumulated result".into()))?;
+        let acc = ev.accumulated().ok_or_else(|| {
+            EvalError::InvalidInput("COCO evaluation produced no accumulated result".into())
+        })?;
         let s = acc.shape;
         let cat_ids = acc.cat_ids.clone();
         let cat_names = if cat_ids.is_empty() {
             vec!["all".to_string()]
         } else {
-            cat_ids.iter().map(|&id| gt.get_cat(id).map(|c| c.name.clone()).unwrap_or_else(|| id.to_string())).collect()
+            cat_ids
+                .iter()
+                .map(|&id| {
+                    gt.get_cat(id)
+                        .map(|c| c.name.clone())
+                        .unwrap_or_else(|| id.to_string())
+                })
+                .collect()
         };
         Ok(CocoEval {
             use_cats: p.use_cats,
             iou_thrs: p.iou_thrs.clone(),
             rec_thrs: p.rec_thrs.clone(),
             max_dets: p.max_dets.clone(),
-            area_ranges: p.area_ranges.iter().map(|a| (a.label.clone(), a.range)).collect(),
+            area_ranges: p
+                .area_ranges
+                .iter()
+                .map(|a| (a.label.clone(), a.range))
+                .collect(),
             cat_ids,
             cat_names,
-            shape: Shape { t: s.t, r: s.r, k: s.k, a: s.a, m: s.m },
+            shape: Shape {
+                t: s.t,
+                r: s.r,
+                k: s.k,
+                a: s.a,
+                m: s.m,
+            },
             precision: acc.precision.clone(),
             recall: acc.recall.clone(),
             scores: acc.scores.clone(),
@@ -152,19 +181,37 @@ impl CocoEval {
 
     /// An evaluation in which nothing was detected, reported as all zeros: the reference returns
     /// 0 for every metric when there are no detections at all (REFERENCE §6).
-    pub fn zeros_like(names: &[String], area_ranges: &[(String, [f64; 2])], use_cats: bool) -> Self {
+    pub fn zeros_like(
+        names: &[String],
+        area_ranges: &[(String, [f64; 2])],
+        use_cats: bool,
+    ) -> Self {
         let iou_thrs: Vec<f64> = (0..10).map(|i| 0.5 + 0.05 * i as f64).collect();
         let rec_thrs: Vec<f64> = (0..101).map(|i| i as f64 / 100.0).collect();
         let k = if use_cats { names.len() } else { 1 };
-        let shape = Shape { t: 10, r: 101, k, a: area_ranges.len(), m: 3 };
+        let shape = Shape {
+            t: 10,
+            r: 101,
+            k,
+            a: area_ranges.len(),
+            m: 3,
+        };
         CocoEval {
             use_cats,
             iou_thrs,
             rec_thrs,
             max_dets: vec![1, 10, 100],
             area_ranges: area_ranges.to_vec(),
-            cat_ids: if use_cats { (1..=names.len() as u64).collect() } else { Vec::new() },
-            cat_names: if use_cats { names.to_vec() } else { vec!["all".into()] },
+            cat_ids: if use_cats {
+                (1..=names.len() as u64).collect()
+            } else {
+                Vec::new()
+            },
+            cat_names: if use_cats {
+                names.to_vec()
+            } else {
+                vec!["all".into()]
+            },
             shape,
             precision: vec![0.0; shape.t * shape.r * shape.k * shape.a * shape.m],
             recall: vec![0.0; shape.t * shape.k * shape.a * shape.m],
@@ -344,7 +391,13 @@ impl CocoEval {
             "{:<width$}  {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}",
             "class", "AP", "AP50", "AP75", "AP_S", "AP_M", "AP_L", "AR100"
         )];
-        let cell = |v: f64| if v < 0.0 { format!("{:>6}", "-") } else { format!("{v:>6.3}") };
+        let cell = |v: f64| {
+            if v < 0.0 {
+                format!("{:>6}", "-")
+            } else {
+                format!("{v:>6.3}")
+            }
+        };
         for r in rows {
             out.push(format!(
                 "{:<width$}  {} {} {} {} {} {} {}",

@@ -87,7 +87,10 @@ struct DtWrapped {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| EvalError::Io { path: path.to_path_buf(), source })
+    std::fs::read(path).map_err(|source| EvalError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn first_byte(bytes: &[u8]) -> Option<u8> {
@@ -109,13 +112,25 @@ pub fn parse_gt(bytes: &[u8], path: &Path) -> Result<COCO> {
              (is this a detection results file? pass it as --dt)",
         ));
     }
-    let file: GtFile =
-        serde_json::from_slice(bytes).map_err(|source| EvalError::Json { path: path.to_path_buf(), source })?;
-    let images = file.images.ok_or_else(|| EvalError::field(path, "images", "missing field"))?;
-    let anns = file.annotations.ok_or_else(|| EvalError::field(path, "annotations", "missing field"))?;
-    let cats = file.categories.ok_or_else(|| EvalError::field(path, "categories", "missing field"))?;
+    let file: GtFile = serde_json::from_slice(bytes).map_err(|source| EvalError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let images = file
+        .images
+        .ok_or_else(|| EvalError::field(path, "images", "missing field"))?;
+    let anns = file
+        .annotations
+        .ok_or_else(|| EvalError::field(path, "annotations", "missing field"))?;
+    let cats = file
+        .categories
+        .ok_or_else(|| EvalError::field(path, "categories", "missing field"))?;
     if cats.is_empty() {
-        return Err(EvalError::field(path, "categories", "is empty: nothing to evaluate"));
+        return Err(EvalError::field(
+            path,
+            "categories",
+            "is empty: nothing to evaluate",
+        ));
     }
     let image_ids: HashSet<u64> = images.iter().map(|i| i.id).collect();
     let cat_ids: HashSet<u64> = cats.iter().map(|c| c.id).collect();
@@ -123,17 +138,36 @@ pub fn parse_gt(bytes: &[u8], path: &Path) -> Result<COCO> {
     let mut annotations = Vec::with_capacity(anns.len());
     for (i, a) in anns.into_iter().enumerate() {
         let at = |f: &str| format!("annotations[{i}].{f}");
-        let id = a.id.ok_or_else(|| EvalError::field(path, at("id"), "missing field"))?;
-        let bbox = a.bbox.ok_or_else(|| EvalError::field(path, at("bbox"), "missing field (bbox evaluation needs [x, y, w, h])"))?;
+        let id =
+            a.id.ok_or_else(|| EvalError::field(path, at("id"), "missing field"))?;
+        let bbox = a.bbox.ok_or_else(|| {
+            EvalError::field(
+                path,
+                at("bbox"),
+                "missing field (bbox evaluation needs [x, y, w, h])",
+            )
+        })?;
         check_box(path, &at("bbox"), &bbox)?;
         let area = a.area.ok_or_else(|| {
-            EvalError::field(path, at("area"), "missing field (pycocotools assigns size ranges by `area`)")
+            EvalError::field(
+                path,
+                at("area"),
+                "missing field (pycocotools assigns size ranges by `area`)",
+            )
         })?;
         if !area.is_finite() {
-            return Err(EvalError::field(path, at("area"), format!("is not a finite number ({area})")));
+            return Err(EvalError::field(
+                path,
+                at("area"),
+                format!("is not a finite number ({area})"),
+            ));
         }
         if !image_ids.contains(&a.image_id) {
-            return Err(EvalError::field(path, at("image_id"), format!("{} is not an id in `images`", a.image_id)));
+            return Err(EvalError::field(
+                path,
+                at("image_id"),
+                format!("{} is not an id in `images`", a.image_id),
+            ));
         }
         if !cat_ids.contains(&a.category_id) {
             return Err(EvalError::field(
@@ -180,10 +214,18 @@ pub fn parse_gt(bytes: &[u8], path: &Path) -> Result<COCO> {
 
 fn check_box(path: &Path, field: &str, b: &[f64; 4]) -> Result<()> {
     if b.iter().any(|v| !v.is_finite()) {
-        return Err(EvalError::field(path, field, format!("has a non-finite value: {b:?}")));
+        return Err(EvalError::field(
+            path,
+            field,
+            format!("has a non-finite value: {b:?}"),
+        ));
     }
     if b[2] < 0.0 || b[3] < 0.0 {
-        return Err(EvalError::field(path, field, format!("has a negative width or height: {b:?}")));
+        return Err(EvalError::field(
+            path,
+            field,
+            format!("has a negative width or height: {b:?}"),
+        ));
     }
     Ok(())
 }
@@ -202,20 +244,43 @@ pub fn load_dt(gt: &COCO, path: &Path) -> Result<Detections> {
 
 /// Parses detection results; `path` only names the source in errors.
 pub fn parse_dt(gt: &COCO, bytes: &[u8], path: &Path) -> Result<Detections> {
-    let json_err = |source| EvalError::Json { path: path.to_path_buf(), source };
+    let json_err = |source| EvalError::Json {
+        path: path.to_path_buf(),
+        source,
+    };
     let (records, prefix) = match first_byte(bytes) {
-        Some(b'{') => (serde_json::from_slice::<DtWrapped>(bytes).map_err(json_err)?.annotations, "annotations"),
-        _ => (serde_json::from_slice::<Vec<DtRecord>>(bytes).map_err(json_err)?, ""),
+        Some(b'{') => (
+            serde_json::from_slice::<DtWrapped>(bytes)
+                .map_err(json_err)?
+                .annotations,
+            "annotations",
+        ),
+        _ => (
+            serde_json::from_slice::<Vec<DtRecord>>(bytes).map_err(json_err)?,
+            "",
+        ),
     };
     let mut unknown_cats = HashSet::new();
     let mut anns = Vec::with_capacity(records.len());
     for (i, r) in records.into_iter().enumerate() {
         let at = |f: &str| format!("{prefix}[{i}].{f}");
-        let bbox = r.bbox.ok_or_else(|| EvalError::field(path, at("bbox"), "missing field (bbox evaluation needs [x, y, w, h])"))?;
+        let bbox = r.bbox.ok_or_else(|| {
+            EvalError::field(
+                path,
+                at("bbox"),
+                "missing field (bbox evaluation needs [x, y, w, h])",
+            )
+        })?;
         check_box(path, &at("bbox"), &bbox)?;
-        let score = r.score.ok_or_else(|| EvalError::field(path, at("score"), "missing field"))?;
+        let score = r
+            .score
+            .ok_or_else(|| EvalError::field(path, at("score"), "missing field"))?;
         if !score.is_finite() {
-            return Err(EvalError::field(path, at("score"), format!("is not a finite number ({score})")));
+            return Err(EvalError::field(
+                path,
+                at("score"),
+                format!("is not a finite number ({score})"),
+            ));
         }
         if gt.get_img(r.image_id).is_none() {
             return Err(EvalError::field(

@@ -39,7 +39,15 @@ pub enum EvalError {
 pub type Result<T> = std::result::Result<T, EvalError>;
 
 impl EvalError {
-    pub(crate) fn field(path: impl Into<PathBuf>, field: impl Into<String>, message: impl Into<String>) -> Self {
-        EvalError::Field { path: path.into(), field: field.into(), message: message.into() }
+    pub(crate) fn field(
+        path: impl Into<PathBuf>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        EvalError::Field {
+            path: path.into(),
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }

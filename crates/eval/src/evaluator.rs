@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::analysis::{analyse, size_bins_from_edges, AnalysisConfig, SmallObjectAnalysis, DEFAULT_SIZE_EDGES};
+use crate::analysis::{
+    analyse, size_bins_from_edges, AnalysisConfig, SmallObjectAnalysis, DEFAULT_SIZE_EDGES,
+};
 use crate::boxes::BBox;
 use crate::coco::{default_area_ranges, CocoEval, CocoOptions, STAT_NAMES, UNDEFINED};
 use crate::error::{EvalError, Result};
@@ -74,7 +76,10 @@ impl EvalConfig {
         }
         for (i, name) in self.class_names.iter().enumerate() {
             if name.is_empty() || self.class_names[..i].contains(name) {
-                return Err(EvalError::InvalidInput(format!("class names must be non-empty and unique: {:?}", self.class_names)));
+                return Err(EvalError::InvalidInput(format!(
+                    "class names must be non-empty and unique: {:?}",
+                    self.class_names
+                )));
             }
         }
         for name in &self.small_classes {
@@ -103,7 +108,12 @@ pub struct Evaluator {
 impl Evaluator {
     pub fn new(config: EvalConfig) -> Result<Self> {
         config.validate()?;
-        Ok(Evaluator { config, gt: Vec::new(), dt: Vec::new(), pairs: Vec::new() })
+        Ok(Evaluator {
+            config,
+            gt: Vec::new(),
+            dt: Vec::new(),
+            pairs: Vec::new(),
+        })
     }
 
     pub fn config(&self) -> &EvalConfig {
@@ -160,7 +170,12 @@ impl Evaluator {
         let filter = self.config.filter(protocol);
         let mut images = CocoImages::default();
         for (g, d) in &self.pairs {
-            images.push_pair(&self.gt[g.clone()], &self.dt[d.clone()], filter.as_ref(), self.config.time_tol_us);
+            images.push_pair(
+                &self.gt[g.clone()],
+                &self.dt[d.clone()],
+                filter.as_ref(),
+                self.config.time_tol_us,
+            );
         }
         let windowed_dt = images.num_dt();
         let n = self.config.class_names.len() as u32;
@@ -176,17 +191,30 @@ impl Evaluator {
         let cfg = &self.config;
         let (gt, dt) = images.to_coco(&cfg.class_names, cfg.height, cfg.width);
         let (gt, dt) = (Arc::new(gt), Arc::new(dt));
-        let analysis_cfg = AnalysisConfig { small_classes: cfg.small_classes.clone(), size_edges: cfg.size_edges.clone() };
+        let analysis_cfg = AnalysisConfig {
+            small_classes: cfg.small_classes.clone(),
+            size_edges: cfg.size_edges.clone(),
+        };
         // REFERENCE §6: no detections at all (or no image at all) → every metric is 0.
         let detections_present = windowed_dt > 0;
         let (class_aware, agnostic) = if detections_present {
             (
                 CocoEval::run(&gt, &dt, &CocoOptions::default())?,
-                CocoEval::run(&gt, &dt, &CocoOptions { use_cats: false, ..Default::default() })?,
+                CocoEval::run(
+                    &gt,
+                    &dt,
+                    &CocoOptions {
+                        use_cats: false,
+                        ..Default::default()
+                    },
+                )?,
             )
         } else {
             let areas = default_area_ranges();
-            (CocoEval::zeros_like(&cfg.class_names, &areas, true), CocoEval::zeros_like(&cfg.class_names, &areas, false))
+            (
+                CocoEval::zeros_like(&cfg.class_names, &areas, true),
+                CocoEval::zeros_like(&cfg.class_names, &areas, false),
+            )
         };
         let analysis = analyse(&gt, &dt, &class_aware, &analysis_cfg, detections_present)?;
         Ok(ProtocolReport {

@@ -41,7 +41,13 @@ mod tests {
 
     #[test]
     fn keys_follow_design() {
-        assert_eq!(metric_key("val", Protocol::Prophesee, "AP"), "val/prophesee/AP");
-        assert_eq!(metric_key("test", Protocol::Unfiltered, "agnostic/AP"), "test/unfiltered/agnostic/AP");
+        assert_eq!(
+            metric_key("val", Protocol::Prophesee, "AP"),
+            "val/prophesee/AP"
+        );
+        assert_eq!(
+            metric_key("test", Protocol::Unfiltered, "agnostic/AP"),
+            "test/unfiltered/agnostic/AP"
+        );
     }
 }

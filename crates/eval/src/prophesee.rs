@@ -51,7 +51,11 @@ impl BoxFilter {
             Camera::Gen4 => (60.0, 20.0),
         };
         let div = if downsampled_by_2 { 2.0 } else { 1.0 };
-        BoxFilter { skip_us: SKIP_US, min_diag: diag / div, min_side: side / div }
+        BoxFilter {
+            skip_us: SKIP_US,
+            min_diag: diag / div,
+            min_side: side / div,
+        }
     }
 
     /// Whether `b` survives. The sums are `f32`, as numpy computes them on the `float32` fields,
@@ -85,7 +89,11 @@ pub fn match_times(gt: &[BBox], dt: &[BBox], tol_us: i64) -> Vec<Window> {
         let end = i + gt[i..].iter().take_while(|b| b.t == t).count();
         let lo = dt.partition_point(|b| b.t < t - tol_us);
         let hi = dt.partition_point(|b| b.t <= t + tol_us);
-        out.push(Window { t, gt: i..end, dt: lo..hi.max(lo) });
+        out.push(Window {
+            t,
+            gt: i..end,
+            dt: lo..hi.max(lo),
+        });
         i = end;
     }
     out
@@ -142,7 +150,13 @@ impl CocoImages {
     /// the reference's 3-class gen4 evaluation.
     pub fn to_coco(&self, class_names: &[String], height: u32, width: u32) -> (COCO, COCO) {
         let images: Vec<Image> = (1..=self.num_images() as u64)
-            .map(|id| Image { id, height, width, file_name: "n.a".into(), ..Default::default() })
+            .map(|id| Image {
+                id,
+                height,
+                width,
+                file_name: "n.a".into(),
+                ..Default::default()
+            })
             .collect();
         let categories: Vec<Category> = class_names
             .iter()
@@ -215,12 +229,24 @@ mod tests {
     #[test]
     fn windows_are_inclusive_and_overlap() {
         let gt = [at(100_000), at(100_000), at(150_000)];
-        let dt = [at(50_000), at(49_999), at(120_000), at(200_000), at(200_001)];
+        let dt = [
+            at(50_000),
+            at(49_999),
+            at(120_000),
+            at(200_000),
+            at(200_001),
+        ];
         let mut sorted = dt.to_vec();
         sorted.sort_by_key(|b| b.t);
         let w = match_times(&gt, &sorted, TIME_TOL_US);
         assert_eq!(w.len(), 2);
-        assert_eq!((w[0].t, w[0].gt.clone(), w[0].dt.clone()), (100_000, 0..2, 1..3));
-        assert_eq!((w[1].t, w[1].gt.clone(), w[1].dt.clone()), (150_000, 2..3, 2..4));
+        assert_eq!(
+            (w[0].t, w[0].gt.clone(), w[0].dt.clone()),
+            (100_000, 0..2, 1..3)
+        );
+        assert_eq!(
+            (w[1].t, w[1].gt.clone(), w[1].dt.clone()),
+            (150_000, 2..3, 2..4)
+        );
     }
 }

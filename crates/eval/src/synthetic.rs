@@ -26,7 +26,12 @@ pub struct CaseSpec {
 impl Default for CaseSpec {
     /// COCO val2017's size.
     fn default() -> Self {
-        CaseSpec { images: 5000, categories: 80, dets_per_image: 100, seed: 0 }
+        CaseSpec {
+            images: 5000,
+            categories: 80,
+            dets_per_image: 100,
+            seed: 0,
+        }
     }
 }
 
@@ -72,7 +77,12 @@ fn random_box(rng: &mut Rng, side: f64) -> [f64; 4] {
     let aspect = (rng.range((1.0f64 / 3.0).ln(), 3.0f64.ln())).exp().sqrt();
     let w = (side * aspect).clamp(1.0, W);
     let h = (side / aspect).clamp(1.0, H);
-    [r2(rng.range(0.0, W - w)), r2(rng.range(0.0, H - h)), r2(w), r2(h)]
+    [
+        r2(rng.range(0.0, W - w)),
+        r2(rng.range(0.0, H - h)),
+        r2(w),
+        r2(h),
+    ]
 }
 
 /// Side lengths log-uniform in 4..400 px: about 45 % small, 24 % medium, 31 % large.
@@ -85,21 +95,37 @@ pub fn coco_val_like(spec: &CaseSpec) -> Case {
     let mut rng = Rng(spec.seed ^ 0x5EED_C0C0_0E7A_0001);
     let k = spec.categories.max(1);
     let categories: Vec<Category> = (1..=k as u64)
-        .map(|id| Category { id, name: format!("class{id}"), supercategory: Some("none".into()), ..Default::default() })
+        .map(|id| Category {
+            id,
+            name: format!("class{id}"),
+            supercategory: Some("none".into()),
+            ..Default::default()
+        })
         .collect();
     // Skewed like COCO, where a few classes (person, car) hold most boxes.
-    let category = |rng: &mut Rng| ((rng.unit() * rng.unit() * k as f64) as u64).min(k as u64 - 1) + 1;
+    let category =
+        |rng: &mut Rng| ((rng.unit() * rng.unit() * k as f64) as u64).min(k as u64 - 1) + 1;
     let mut images = Vec::with_capacity(spec.images);
     let mut gts = Vec::new();
     let mut dts = Vec::with_capacity(spec.images * spec.dets_per_image);
     for img in 1..=spec.images as u64 {
-        images.push(Image { id: img, width: W as u32, height: H as u32, file_name: format!("{img:012}.jpg"), ..Default::default() });
+        images.push(Image {
+            id: img,
+            width: W as u32,
+            height: H as u32,
+            file_name: format!("{img:012}.jpg"),
+            ..Default::default()
+        });
         // Mean 7.2 boxes per image, as COCO val (36 781 over 5 000).
         let n = rng.below(15) + usize::from(rng.below(5) == 0);
         let first = gts.len();
         for _ in 0..n {
             let crowd = rng.below(100) == 0;
-            let side = if crowd { rng.range(100.0, 300.0) } else { random_side(&mut rng) };
+            let side = if crowd {
+                rng.range(100.0, 300.0)
+            } else {
+                random_side(&mut rng)
+            };
             let bbox = random_box(&mut rng, side);
             gts.push(Annotation {
                 id: gts.len() as u64 + 1,
@@ -112,8 +138,8 @@ pub fn coco_val_like(spec: &CaseSpec) -> Case {
             });
         }
         let mut dets: Vec<Annotation> = Vec::with_capacity(spec.dets_per_image);
-        for g in first..gts.len() {
-            let [x, y, w, h] = gts[g].bbox.unwrap_or_default();
+        for g in &gts[first..] {
+            let [x, y, w, h] = g.bbox.unwrap_or_default();
             for _ in 0..rng.below(4) {
                 if dets.len() == spec.dets_per_image {
                     break;
@@ -123,7 +149,11 @@ pub fn coco_val_like(spec: &CaseSpec) -> Case {
                 let bh = (h * rng.range(1.0 - j, 1.0 + j)).max(1.0);
                 let bx = x + w * rng.range(-j, j);
                 let by = y + h * rng.range(-j, j);
-                let cat = if rng.below(100) < 85 { gts[g].category_id } else { category(&mut rng) };
+                let cat = if rng.below(100) < 85 {
+                    g.category_id
+                } else {
+                    category(&mut rng)
+                };
                 let score = (rng.range(0.3, 1.0) * 1000.0).round() / 1000.0;
                 dets.push(det(img, cat, [r2(bx), r2(by), r2(bw), r2(bh)], score));
             }
@@ -136,11 +166,25 @@ pub fn coco_val_like(spec: &CaseSpec) -> Case {
         }
         dts.extend(dets);
     }
-    Case { gt: Dataset { images, annotations: gts, categories, ..Default::default() }, dt: dts }
+    Case {
+        gt: Dataset {
+            images,
+            annotations: gts,
+            categories,
+            ..Default::default()
+        },
+        dt: dts,
+    }
 }
 
 fn det(image_id: u64, category_id: u64, bbox: [f64; 4], score: f64) -> Annotation {
-    Annotation { image_id, category_id, bbox: Some(bbox), score: Some(score), ..Default::default() }
+    Annotation {
+        image_id,
+        category_id,
+        bbox: Some(bbox),
+        score: Some(score),
+        ..Default::default()
+    }
 }
 
 impl Case {
@@ -153,7 +197,10 @@ impl Case {
 
     /// Writes `gt.json` (COCO dataset) and `dt.json` (results list) into `dir`.
     pub fn write_json(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|source| EvalError::Io { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| EvalError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         #[derive(Serialize)]
         struct Img<'a> {
             id: u64,
@@ -194,7 +241,12 @@ impl Case {
                 .gt
                 .images
                 .iter()
-                .map(|i| Img { id: i.id, width: i.width, height: i.height, file_name: &i.file_name })
+                .map(|i| Img {
+                    id: i.id,
+                    width: i.width,
+                    height: i.height,
+                    file_name: &i.file_name,
+                })
                 .collect(),
             annotations: self
                 .gt
@@ -213,7 +265,11 @@ impl Case {
                 .gt
                 .categories
                 .iter()
-                .map(|c| Cat { id: c.id, name: &c.name, supercategory: c.supercategory.as_deref().unwrap_or("none") })
+                .map(|c| Cat {
+                    id: c.id,
+                    name: &c.name,
+                    supercategory: c.supercategory.as_deref().unwrap_or("none"),
+                })
                 .collect(),
         };
         let dt: Vec<Det> = self
@@ -232,10 +288,16 @@ impl Case {
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let io = |source| EvalError::Io { path: path.to_path_buf(), source };
+    let io = |source| EvalError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = std::fs::File::create(path).map_err(io)?;
     let mut w = std::io::BufWriter::new(file);
-    serde_json::to_writer(&mut w, value).map_err(|source| EvalError::Json { path: path.to_path_buf(), source })?;
+    serde_json::to_writer(&mut w, value).map_err(|source| EvalError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
     w.flush().map_err(io)
 }
 
@@ -245,7 +307,10 @@ mod tests {
 
     #[test]
     fn case_is_deterministic_and_sized() {
-        let spec = CaseSpec { images: 50, ..Default::default() };
+        let spec = CaseSpec {
+            images: 50,
+            ..Default::default()
+        };
         let a = coco_val_like(&spec);
         let b = coco_val_like(&spec);
         assert_eq!(a.dt.len(), 50 * 100);

@@ -11,7 +11,11 @@ use std::sync::Arc;
 fn f64_tensor(st: &safetensors::SafeTensors, name: &str) -> (Vec<usize>, Vec<f64>) {
     let t = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(t.dtype(), safetensors::Dtype::F64);
-    let v = t.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
+    let v = t
+        .data()
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     (t.shape().to_vec(), v)
 }
 
@@ -46,7 +50,10 @@ fn check_case(case: &str) {
     assert_eq!(per_class.len(), 8);
     for c in &per_class {
         let e = &exp["per_category"][c.cat_id.to_string()];
-        let want = |k: &str| e[k].as_f64().unwrap_or_else(|| panic!("{case} cat {} {k}", c.cat_id));
+        let want = |k: &str| {
+            e[k].as_f64()
+                .unwrap_or_else(|| panic!("{case} cat {} {k}", c.cat_id))
+        };
         let pairs = [
             ("AP_all", c.ap),
             ("AP50", c.ap50),
@@ -60,7 +67,12 @@ fn check_case(case: &str) {
             ("AR100_large", c.ar_l),
         ];
         for (k, got) in pairs {
-            assert!((got - want(k)).abs() <= 1e-12, "{case} category {} {k}: got {got}, want {}", c.cat_id, want(k));
+            assert!(
+                (got - want(k)).abs() <= 1e-12,
+                "{case} category {} {k}: got {got}, want {}",
+                c.cat_id,
+                want(k)
+            );
         }
     }
 
@@ -73,8 +85,14 @@ fn check_case(case: &str) {
             let ar = ev.mean_recall(None, &ks, a, m);
             let want_ap = e[format!("AP_maxDets{max_det}")].as_f64().unwrap();
             let want_ar = e[format!("AR_maxDets{max_det}")].as_f64().unwrap();
-            assert!((ap - want_ap).abs() <= 1e-12, "{case} {label} AP@{max_det}: {ap} vs {want_ap}");
-            assert!((ar - want_ar).abs() <= 1e-12, "{case} {label} AR@{max_det}: {ar} vs {want_ar}");
+            assert!(
+                (ap - want_ap).abs() <= 1e-12,
+                "{case} {label} AP@{max_det}: {ap} vs {want_ap}"
+            );
+            assert!(
+                (ar - want_ar).abs() <= 1e-12,
+                "{case} {label} AR@{max_det}: {ar} vs {want_ar}"
+            );
         }
     }
 
@@ -113,6 +131,10 @@ fn stats_are_bit_identical() {
 fn cases_summary_agrees() {
     let summary = read_json(&coco_dir().join("cases_summary.json"));
     for case in ["case1", "case2", "case3"] {
-        assert_close(case, &evaluate(case).stats(), &f64s(&summary[case]["stats"]));
+        assert_close(
+            case,
+            &evaluate(case).stats(),
+            &f64s(&summary[case]["stats"]),
+        );
     }
 }

@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 
 /// `../shared/fixtures` relative to the repository root.
 pub fn fixtures() -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures")).to_path_buf()
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures"
+    ))
+    .to_path_buf()
 }
 
 pub fn coco_dir() -> PathBuf {
@@ -20,7 +24,11 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 }
 
 pub fn f64s(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number"))
+        .collect()
 }
 
 /// Asserts `|a - b| <= 1e-12` element-wise, naming `what` and the index on failure.
@@ -35,14 +43,31 @@ pub fn assert_close(what: &str, got: &[f64], want: &[f64]) {
 /// track_id <u4, class_confidence <f4, 4 pad bytes: itemsize 40).
 pub fn read_bbox_npy(path: &Path) -> Vec<BBox> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "{}: not an npy file", path.display());
+    assert_eq!(
+        &bytes[..6],
+        b"\x93NUMPY",
+        "{}: not an npy file",
+        path.display()
+    );
     let (header_len, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ => (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12),
+        _ => (
+            u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize,
+            12,
+        ),
     };
     let header = std::str::from_utf8(&bytes[start..start + header_len]).unwrap();
-    for field in ["'t', '<i8'", "'x', '<f4'", "'class_id', '<u4'", "'class_confidence', '<f4'"] {
-        assert!(header.contains(field), "{}: unexpected dtype {header}", path.display());
+    for field in [
+        "'t', '<i8'",
+        "'x', '<f4'",
+        "'class_id', '<u4'",
+        "'class_confidence', '<f4'",
+    ] {
+        assert!(
+            header.contains(field),
+            "{}: unexpected dtype {header}",
+            path.display()
+        );
     }
     let data = &bytes[start + header_len..];
     assert_eq!(data.len() % 40, 0);
