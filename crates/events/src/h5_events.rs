@@ -132,7 +132,17 @@ impl RawEventFile {
     }
 
     fn read_field(&self, k: usize, start: usize, end: usize) -> Result<Vec<i64>> {
-        read_int_range(&self.datasets[k], start, end).map_err(|e| {
+        let d = &self.datasets[k];
+        if let Some(r) = read_blosc_range_parallel(d, start, end) {
+            return r.map_err(|e| {
+                EventsError::field(
+                    &self.path,
+                    &format!("events/{}", FIELDS[k]),
+                    format!("events {start}..{end}: {e}"),
+                )
+            });
+        }
+        read_int_range(d, start, end).map_err(|e| {
             EventsError::field(
                 &self.path,
                 &format!("events/{}", FIELDS[k]),
@@ -149,6 +159,126 @@ impl RawEventFile {
             self.read_field(2, start, end)?,
             self.read_field(3, start, end)?,
         ])
+    }
+}
+
+/// The fast path for blosc-compressed 1-D integer datasets (eTraM's and RVT's files): the compressed
+/// chunks are copied out under the HDF5 lock, then decompressed and converted on all threads. `None`
+/// when the dataset is laid out otherwise (the caller then reads through HDF5's filter pipeline).
+fn read_blosc_range_parallel(
+    d: &hdf5::Dataset,
+    start: usize,
+    end: usize,
+) -> Option<std::result::Result<Vec<i64>, String>> {
+    use rayon::prelude::*;
+    let chunk = match d.chunk().as_deref() {
+        Some(&[c]) if c > 0 => c,
+        _ => return None,
+    };
+    if !matches!(d.filters().as_slice(), [hdf5::filters::Filter::Blosc(..)]) || start >= end {
+        return None;
+    }
+    let desc = d.dtype().ok()?.to_descriptor().ok()?;
+    let (size, signed) = match desc {
+        TypeDescriptor::Integer(s) => (s as usize, true),
+        TypeDescriptor::Unsigned(s) => (s as usize, false),
+        _ => return None,
+    };
+    let id = d.id();
+    let (first, last) = (start / chunk, (end - 1) / chunk);
+    let mut raw = Vec::with_capacity(last - first + 1);
+    for c in first..=last {
+        let offset = [(c * chunk) as u64];
+        let (mut mask, mut addr, mut nbytes) = (0u32, 0u64, 0u64);
+        // SAFETY: offset has rank 1 like the dataset; out-pointers are valid locals.
+        let ok = hdf5::sync::sync(|| unsafe {
+            hdf5_sys::h5d::H5Dget_chunk_info_by_coord(
+                id,
+                offset.as_ptr(),
+                &mut mask,
+                &mut addr,
+                &mut nbytes,
+            )
+        });
+        if ok < 0 || nbytes == 0 {
+            return None; // unallocated chunk (fill value): let HDF5 handle it
+        }
+        let mut buf = vec![0u8; nbytes as usize];
+        // SAFETY: buf holds exactly the chunk's stored size.
+        let ok = hdf5::sync::sync(|| unsafe {
+            hdf5_sys::h5d::H5Dread_chunk(
+                id,
+                hdf5_sys::h5p::H5P_DEFAULT,
+                offset.as_ptr(),
+                &mut mask,
+                buf.as_mut_ptr().cast(),
+            )
+        });
+        if ok < 0 {
+            return Some(Err(format!("cannot read chunk at {}", c * chunk)));
+        }
+        raw.push((c, mask, buf));
+    }
+    let parts: std::result::Result<Vec<Vec<i64>>, String> = raw
+        .par_iter()
+        .map(|(c, mask, buf)| {
+            let plain;
+            let bytes: &[u8] = if mask & 1 != 0 {
+                buf // the filter was skipped for this chunk: stored as is
+            } else {
+                let mut out = vec![0u8; chunk * size];
+                // SAFETY: out has room for one full chunk; blosc checks the header against destsize.
+                let n = unsafe {
+                    blosc_src::blosc_decompress_ctx(
+                        buf.as_ptr().cast(),
+                        out.as_mut_ptr().cast(),
+                        out.len(),
+                        1,
+                    )
+                };
+                if n < 0 {
+                    return Err(format!("corrupt blosc chunk at event {}", c * chunk));
+                }
+                out.truncate(n as usize);
+                plain = out;
+                &plain
+            };
+            let lo = start.max(c * chunk) - c * chunk;
+            let hi = end.min((c + 1) * chunk) - c * chunk;
+            let bytes = bytes
+                .get(lo * size..hi * size)
+                .ok_or_else(|| format!("short chunk at event {}", c * chunk))?;
+            Ok(decode_ints(bytes, size, signed))
+        })
+        .collect();
+    Some(parts.map(|p| p.concat()))
+}
+
+fn decode_ints(b: &[u8], size: usize, signed: bool) -> Vec<i64> {
+    match (size, signed) {
+        (1, false) => b.iter().map(|&v| v as i64).collect(),
+        (1, true) => b.iter().map(|&v| v as i8 as i64).collect(),
+        (2, false) => b
+            .chunks_exact(2)
+            .map(|v| u16::from_le_bytes([v[0], v[1]]) as i64)
+            .collect(),
+        (2, true) => b
+            .chunks_exact(2)
+            .map(|v| i16::from_le_bytes([v[0], v[1]]) as i64)
+            .collect(),
+        (4, false) => b
+            .chunks_exact(4)
+            .map(|v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]) as i64)
+            .collect(),
+        (4, true) => b
+            .chunks_exact(4)
+            .map(|v| i32::from_le_bytes([v[0], v[1], v[2], v[3]]) as i64)
+            .collect(),
+        // u64 above i64::MAX wraps negative and is then caught by the range checks downstream
+        _ => b
+            .chunks_exact(8)
+            .map(|v| i64::from_le_bytes([v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]]))
+            .collect(),
     }
 }
 

@@ -535,8 +535,12 @@ fn write_histograms(
     let dt = cfg.dt_ms as i64 * 1000;
     let mut buf = EventBatch::default();
     let mut exhausted = false;
-    // Windows are computed in batches: one per thread and a few more, so compression overlaps.
-    let batch = rayon::current_num_threads().max(1) * 4;
+    // Windows are computed in batches, a run of consecutive windows per thread, each thread reusing one
+    // histogram buffer (sparse zeroing only pays across consecutive windows).
+    let threads = rayon::current_num_threads().max(1);
+    let batch = threads * 8;
+    let mut hists: Vec<StackedHistogram> =
+        (0..threads).map(|_| StackedHistogram::new(spec)).collect();
     let mut reported = 0u64;
     for (b, ts) in repr_ts.chunks(batch).enumerate() {
         let last_t = *ts.last().unwrap_or(&0);
@@ -555,12 +559,15 @@ fn write_histograms(
                 )
             })
             .collect();
-        let chunks: Vec<Vec<u8>> = windows
-            .par_iter()
-            .map_init(
-                || StackedHistogram::new(spec),
-                |h, &(a, e)| layout::compress_chunk(h.compute(buf.slice(a..e))),
-            )
+        let per = windows.len().div_ceil(hists.len()).max(1);
+        let chunks: Vec<Vec<u8>> = hists
+            .par_iter_mut()
+            .zip(windows.par_chunks(per))
+            .flat_map_iter(|(h, ws)| {
+                ws.iter()
+                    .map(|&(a, e)| layout::compress_chunk(h.compute(buf.slice(a..e))))
+                    .collect::<Vec<_>>()
+            })
             .collect();
         for (i, c) in chunks.iter().enumerate() {
             writer.write_compressed(b * batch + i, c)?;

@@ -32,6 +32,12 @@ pub struct Args {
     /// Preprocess this raw dataset folder (train/rec_*) instead of writing a synthetic one.
     #[arg(long)]
     raw: Option<PathBuf>,
+    /// Keep the synthetic raw recording in this folder (reused by later runs with --raw).
+    #[arg(long)]
+    save_raw: Option<PathBuf>,
+    /// Skip the histogram measurements (preprocessing only).
+    #[arg(long)]
+    skip_histogram: bool,
     /// Repetitions of each histogram measurement (the best is reported).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
@@ -105,7 +111,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let raw = match &args.raw {
         Some(r) => r.clone(),
         None => {
-            let dir = tmp.path().join("raw/train");
+            let root = args
+                .save_raw
+                .clone()
+                .unwrap_or_else(|| tmp.path().join("raw"));
+            let dir = root.join("train");
             std::fs::create_dir_all(&dir)?;
             eprintln!(
                 "writing a {}-event blosc-zstd recording ...",
@@ -121,7 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 &dir.join("rec_0000_bbox.npy"),
                 &testdata::labels_30hz(duration_us, HW, 0),
             )?;
-            tmp.path().join("raw")
+            root
         }
     };
     drop(clustered);

@@ -1,0 +1,190 @@
+//! Rendering only where the picture changes: each step, the rectangles of objects that moved (old and new
+//! position) are re-composited row by row — background, then every object overlapping the row from far to
+//! near, bilinearly sampled at its sub-pixel position — and each re-rendered pixel is handed to the event
+//! pixel model. Rows are processed in independent bands, in parallel when the changed area is large; the
+//! bands' events are concatenated in band order, so the output does not depend on the thread count.
+
+use super::sensor::{fire, Ev, Pixel, SensorParams};
+use super::sprite::{Facing, Placement, Rect, SpriteFrame, SpriteSet};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Rows per band: small enough to balance threads, large enough to amortise the per-band setup.
+pub const BAND_ROWS: usize = 16;
+/// Below this many changed pixels per step the work stays on one thread (spawning costs more).
+const PARALLEL_MIN_AREA: i64 = 24_000;
+
+/// Something to composite: a sprite frame at a placement, with its depth (far objects first).
+#[derive(Clone)]
+pub struct Drawable {
+    pub set: Arc<SpriteSet>,
+    pub facing: Facing,
+    pub frame: usize,
+    pub place: Placement,
+    pub rect: Rect,
+    /// (foot row, tie-breaker): larger is nearer the camera.
+    pub depth: (f64, u64),
+    /// Track id and class id for objects; track id 0 for street furniture.
+    pub track_id: u32,
+    pub class_id: u32,
+}
+
+impl Drawable {
+    pub fn sprite(&self) -> &SpriteFrame {
+        let list = match self.facing {
+            Facing::Right => &self.set.right,
+            Facing::Left => &self.set.left,
+            Facing::Front => &self.set.front,
+        };
+        &list[self.frame.min(list.len().saturating_sub(1))]
+    }
+}
+
+/// What a step needs besides the pixel states.
+pub struct StepInput<'a> {
+    pub width: usize,
+    pub background: &'a [f32],
+    /// Depth-sorted, far first.
+    pub items: &'a [Drawable],
+    /// Changed rectangles, clipped to the frame.
+    pub dirty: &'a [Rect],
+    pub t0: i64,
+    pub dt: i64,
+    /// Global illumination (log) at the start and end of the step.
+    pub g0: f32,
+    pub g1: f32,
+    pub params: &'a SensorParams,
+    pub jitter_seed: u64,
+    /// False for the initial render: set the pixels' scene intensity, fire nothing.
+    pub fire: bool,
+}
+
+/// Renders the dirty parts of the frame and fires events; `outs` holds one buffer per band.
+pub fn step(pixels: &mut [Pixel], input: &StepInput, outs: &mut Vec<Vec<Ev>>) {
+    let w = input.width;
+    let bands = pixels.len().div_ceil(w * BAND_ROWS);
+    outs.resize_with(bands, Vec::new);
+    let area: i64 = input.dirty.iter().map(|r| r.area()).sum();
+    let work = |(b, (px, out)): (usize, (&mut [Pixel], &mut Vec<Ev>))| {
+        out.clear();
+        band(b * BAND_ROWS, px, input, out);
+    };
+    if area >= PARALLEL_MIN_AREA {
+        pixels.par_chunks_mut(w * BAND_ROWS).zip(outs.par_iter_mut()).enumerate().for_each(work);
+    } else {
+        pixels.chunks_mut(w * BAND_ROWS).zip(outs.iter_mut()).enumerate().for_each(work);
+    }
+}
+
+fn band(y0: usize, pixels: &mut [Pixel], input: &StepInput, out: &mut Vec<Ev>) {
+    let w = input.width;
+    let rows = pixels.len() / w;
+    let (by0, by1) = (y0 as i32, (y0 + rows) as i32);
+    let dirty: Vec<Rect> = input.dirty.iter().filter(|r| r.y1 > by0 && r.y0 < by1).copied().collect();
+    if dirty.is_empty() {
+        return;
+    }
+    let items: Vec<&Drawable> = input.items.iter().filter(|d| d.rect.y1 > by0 && d.rect.y0 < by1).collect();
+    let mut buf = vec![0.0f32; w];
+    let mut spans: Vec<(i32, i32)> = Vec::new();
+    for r in 0..rows {
+        let y = by0 + r as i32;
+        spans.clear();
+        spans.extend(dirty.iter().filter(|d| d.y0 <= y && y < d.y1).map(|d| (d.x0, d.x1)));
+        if spans.is_empty() {
+            continue;
+        }
+        merge_spans(&mut spans);
+        let bg = &input.background[y as usize * w..(y as usize + 1) * w];
+        for &(a, b) in &spans {
+            buf[a as usize..b as usize].copy_from_slice(&bg[a as usize..b as usize]);
+        }
+        for d in &items {
+            if y < d.rect.y0 || y >= d.rect.y1 {
+                continue;
+            }
+            let s = d.sprite();
+            blend_row(&mut buf, s, &d.place, y, &spans);
+        }
+        let row = &mut pixels[r * w..(r + 1) * w];
+        for &(a, b) in &spans {
+            for x in a as usize..b as usize {
+                let px = &mut row[x];
+                let scene = buf[x];
+                if input.fire {
+                    let (l0, l1) = (px.current + input.g0, scene + input.g1);
+                    fire(px, l0, l1, input.t0, input.dt, x as u16, y as u16, input.params, input.jitter_seed, out);
+                }
+                px.current = scene;
+            }
+        }
+    }
+}
+
+/// Sorts spans and merges overlapping or touching ones.
+fn merge_spans(spans: &mut Vec<(i32, i32)>) {
+    spans.sort_unstable();
+    let mut k = 0;
+    for i in 1..spans.len() {
+        if spans[i].0 <= spans[k].1 {
+            spans[k].1 = spans[k].1.max(spans[i].1);
+        } else {
+            k += 1;
+            spans[k] = spans[i];
+        }
+    }
+    spans.truncate(k + 1);
+}
+
+/// Composites one row of a sprite over `buf` inside the spans ("over" in log intensity, bilinear).
+fn blend_row(buf: &mut [f32], s: &SpriteFrame, p: &Placement, y: i32, spans: &[(i32, i32)]) {
+    let pw = s.w + 2;
+    // Destination row y takes (1 − fy)·sprite[y − iy] + fy·sprite[y − iy − 1]; padded rows are +1.
+    let r1 = (y - p.iy + 1) as usize;
+    let r0 = r1 - 1;
+    let (pv1, pv0) = (&s.pv[r1 * pw..(r1 + 1) * pw], &s.pv[r0 * pw..(r0 + 1) * pw]);
+    let (a1, a0) = (&s.a[r1 * pw..(r1 + 1) * pw], &s.a[r0 * pw..(r0 + 1) * pw]);
+    let (fx, fy) = (p.fx, p.fy);
+    let (w11, w10, w01, w00) = ((1.0 - fx) * (1.0 - fy), fx * (1.0 - fy), (1.0 - fx) * fy, fx * fy);
+    let (rx0, rx1) = (p.ix, p.ix + s.w as i32 + 1);
+    for &(a, b) in spans {
+        let (xa, xb) = (a.max(rx0), b.min(rx1));
+        for x in xa..xb {
+            let c1 = (x - p.ix + 1) as usize;
+            let c0 = c1 - 1;
+            let alpha = w11 * a1[c1] + w10 * a1[c0] + w01 * a0[c1] + w00 * a0[c0];
+            if alpha <= 0.0 {
+                continue;
+            }
+            let pv = w11 * pv1[c1] + w10 * pv1[c0] + w01 * pv0[c1] + w00 * pv0[c0];
+            let d = &mut buf[x as usize];
+            *d = *d * (1.0 - alpha) + pv;
+        }
+    }
+}
+
+/// The global illumination moved from `g0` (at `t0`) to `g1` (at `t0 + dt`): every pixel compares its
+/// scene intensity under the new illumination with its reference.
+pub fn illumination(pixels: &mut [Pixel], width: usize, t0: i64, dt: i64, g0: f32, g1: f32, params: &SensorParams, jitter_seed: u64, outs: &mut Vec<Vec<Ev>>) {
+    let bands = pixels.len().div_ceil(width * BAND_ROWS);
+    outs.resize_with(bands, Vec::new);
+    pixels.par_chunks_mut(width * BAND_ROWS).zip(outs.par_iter_mut()).enumerate().for_each(|(b, (px, out))| {
+        out.clear();
+        for (i, p) in px.iter_mut().enumerate() {
+            let (x, y) = (i % width, b * BAND_ROWS + i / width);
+            fire(p, p.current + g0, p.current + g1, t0, dt, x as u16, y as u16, params, jitter_seed ^ 0x1111, out);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_merge() {
+        let mut s = vec![(5, 9), (0, 3), (3, 4), (8, 12), (20, 21)];
+        merge_spans(&mut s);
+        assert_eq!(s, vec![(0, 4), (5, 12), (20, 21)]);
+    }
+}
