@@ -87,9 +87,9 @@ struct DtWrapped {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| EvalError::Io {
+    std::fs::read(path).map_err(|error| EvalError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
@@ -112,9 +112,9 @@ pub fn parse_gt(bytes: &[u8], path: &Path) -> Result<COCO> {
              (is this a detection results file? pass it as --dt)",
         ));
     }
-    let file: GtFile = serde_json::from_slice(bytes).map_err(|source| EvalError::Json {
+    let file: GtFile = serde_json::from_slice(bytes).map_err(|error| EvalError::Json {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let images = file
         .images
@@ -244,9 +244,9 @@ pub fn load_dt(gt: &COCO, path: &Path) -> Result<Detections> {
 
 /// Parses detection results; `path` only names the source in errors.
 pub fn parse_dt(gt: &COCO, bytes: &[u8], path: &Path) -> Result<Detections> {
-    let json_err = |source| EvalError::Json {
+    let json_err = |error| EvalError::Json {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let (records, prefix) = match first_byte(bytes) {
         Some(b'{') => (

@@ -6,18 +6,18 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    // The underlying error is part of the message rather than a `source`, so a caller printing
+    // the whole chain (`{:#}`) does not repeat it.
+    #[error("cannot read {path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file is not the JSON it should be (serde names the field, line and column).
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Json {
         path: PathBuf,
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     /// A record is missing a field or holds a value that cannot be evaluated.
     #[error("{path}: {field}: {message}")]

@@ -21,6 +21,9 @@ pub mod metrics;
 pub mod prophesee;
 pub mod synthetic;
 
+/// The COCO engine, re-exported so callers name the same version's `COCO` datasets.
+pub use hotcoco;
+
 pub use analysis::{AnalysisConfig, SmallObjectAnalysis};
 pub use boxes::BBox;
 pub use coco::{ClassSummary, CocoEval, CocoOptions, STAT_NAMES};

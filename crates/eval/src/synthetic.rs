@@ -197,9 +197,9 @@ impl Case {
 
     /// Writes `gt.json` (COCO dataset) and `dt.json` (results list) into `dir`.
     pub fn write_json(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|source| EvalError::Io {
+        std::fs::create_dir_all(dir).map_err(|error| EvalError::Io {
             path: dir.to_path_buf(),
-            source,
+            error,
         })?;
         #[derive(Serialize)]
         struct Img<'a> {
@@ -288,15 +288,15 @@ impl Case {
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let io = |source| EvalError::Io {
+    let io = |error| EvalError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let file = std::fs::File::create(path).map_err(io)?;
     let mut w = std::io::BufWriter::new(file);
-    serde_json::to_writer(&mut w, value).map_err(|source| EvalError::Json {
+    serde_json::to_writer(&mut w, value).map_err(|error| EvalError::Json {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     w.flush().map_err(io)
 }
