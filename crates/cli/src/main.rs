@@ -25,6 +25,8 @@ enum Command {
     Synth(commands::synth::Args),
     Preprocess(commands::preprocess::Args),
     CocoEval(commands::coco_eval::Args),
+    ImportRvt(commands::import_rvt::Args),
+    CheckReference(commands::check_reference::Args),
     Bench(commands::bench::Args),
 }
 
@@ -34,6 +36,8 @@ fn main() {
         Command::Synth(a) => commands::synth::run(a),
         Command::Preprocess(a) => commands::preprocess::run(a),
         Command::CocoEval(a) => commands::coco_eval::run(a),
+        Command::ImportRvt(a) => commands::import_rvt::run(a),
+        Command::CheckReference(a) => commands::check_reference::run(a),
         Command::Bench(a) => commands::bench::run(a),
     };
     if let Err(e) = result {

@@ -15,6 +15,8 @@ enum What {
     Eval(super::bench_eval::Args),
     /// Synthetic data generator throughput.
     Synth(super::bench_synth::Args),
+    /// Detector latency per frame and training-step time / memory.
+    Model(super::bench_model::Args),
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -22,5 +24,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         What::Repr(a) => super::bench_repr::run(a),
         What::Eval(a) => super::bench_eval::run(a),
         What::Synth(a) => super::bench_synth::run(a),
+        What::Model(a) => super::bench_model::run(a),
     }
 }
