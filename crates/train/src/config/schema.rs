@@ -1,0 +1,263 @@
+//! The typed experiment configuration. Key names follow the reference (RVT's Hydra configs and the seed
+//! experiment's keys) so a config, a CLI override and a report label for the same thing share one name.
+
+use super::compose::ConfigError;
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExperimentConfig {
+    pub reproduce: Reproduce,
+    pub training: Training,
+    pub validation: Validation,
+    pub batch_size: Split<usize>,
+    pub hardware: Hardware,
+    pub logging: Logging,
+    pub dataset: DatasetConfig,
+    /// RVT's `model` section (backbone / fpn / head / postprocess), typed by the model crate.
+    pub model: Value,
+    #[serde(default)]
+    pub success_criteria: Vec<Criterion>,
+}
+
+impl ExperimentConfig {
+    pub fn from_value(v: Value) -> Result<Self, ConfigError> {
+        let cfg: Self = serde_yaml::from_value(v).map_err(|e| ConfigError::Value {
+            key: "<root>".into(),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The resolved configuration as YAML (written into every run directory and checkpoint).
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).unwrap_or_default()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| {
+            Err(ConfigError::Value {
+                key: key.into(),
+                message,
+            })
+        };
+        if self.training.max_steps == 0 {
+            return bad("training.max_steps", "must be positive".into());
+        }
+        if !(self.training.learning_rate > 0.0) {
+            return bad(
+                "training.learning_rate",
+                format!("must be positive, got {}", self.training.learning_rate),
+            );
+        }
+        if self.batch_size.train == 0 || self.batch_size.eval == 0 {
+            return bad("batch_size", "train and eval must be positive".into());
+        }
+        if self.dataset.sequence_length == 0 {
+            return bad("dataset.sequence_length", "must be positive".into());
+        }
+        if self.dataset.classes.is_empty() {
+            return bad("dataset.classes", "list the class names".into());
+        }
+        for c in &self.dataset.small_classes {
+            if !self.dataset.classes.contains(c) {
+                return bad(
+                    "dataset.small_classes",
+                    format!(
+                        "'{c}' is not one of dataset.classes {:?}",
+                        self.dataset.classes
+                    ),
+                );
+            }
+        }
+        if self.dataset.train.sampling == Sampling::Mixed && self.batch_size.train < 2 {
+            return bad(
+                "batch_size.train",
+                "mixed sampling needs at least 2 (one stream and one random row)".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reproduce {
+    /// Every random choice (initialisation, sampling, augmentation) derives from this seed.
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Training {
+    /// `fp32` | `fp16` | `bf16` (mixed precision with autocast and loss scaling on GPUs).
+    pub precision: String,
+    pub max_steps: u64,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    /// Gradient clipping by value.
+    pub gradient_clip_val: f64,
+    pub lr_scheduler: LrScheduler,
+    /// Consecutive non-finite losses tolerated (each skips its step) before the run stops.
+    pub max_nonfinite_in_row: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LrScheduler {
+    #[serde(rename = "use")]
+    pub enabled: bool,
+    pub pct_start: f64,
+    /// Initial lr = max lr / div_factor.
+    pub div_factor: f64,
+    /// Final lr = max lr / final_div_factor (RVT's meaning, not PyTorch's).
+    pub final_div_factor: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Validation {
+    /// Validate every N training steps (and at the end).
+    pub val_check_interval: u64,
+    /// Metric that selects the `best` checkpoint.
+    pub best_metric: String,
+    /// Validation batches to run (0 = all).
+    pub limit_val_batches: usize,
+    /// Post-process confidence threshold during training-time validation (reported numbers use 0.001).
+    pub confidence_threshold: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Split<T> {
+    pub train: T,
+    pub eval: T,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hardware {
+    /// Loader threads per split (they only prefetch: batches are the same for any value).
+    pub num_workers: Split<usize>,
+    /// `auto` | `cpu` | `cuda` | `cuda:N`.
+    pub device: String,
+    /// Intra-op CPU threads for libtorch (0 = libtorch's default).
+    pub cpu_threads: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Logging {
+    pub project: String,
+    pub group: String,
+    pub experiment_id: String,
+    pub log_every_n_steps: u64,
+    /// Write the `last` checkpoint every N steps (and at the end).
+    pub ckpt_every_n_steps: u64,
+    /// Root folder of run directories.
+    pub runs_dir: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Sampling {
+    Random,
+    Stream,
+    Mixed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainSampling {
+    pub sampling: Sampling,
+    pub mixed: MixedWeights,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MixedWeights {
+    pub w_stream: f64,
+    pub w_random: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalSampling {
+    pub sampling: Sampling,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatasetConfig {
+    pub name: String,
+    /// Preprocessed dataset root (`<path>/{train,val,test}/<seq>/…`).
+    pub path: String,
+    /// Raw dataset to generate with `evdet synth` and preprocess when `path` does not exist yet
+    /// (synthetic datasets only; empty = none).
+    pub synthesize: Synthesize,
+    pub ev_repr_name: String,
+    pub sequence_length: usize,
+    /// Sensor / label frame (the resolution boxes are stored in).
+    pub resolution_hw: [usize; 2],
+    pub downsample_by_factor_2: bool,
+    pub only_load_end_labels: bool,
+    pub classes: Vec<String>,
+    /// Class names of the "small classes" group in reports.
+    pub small_classes: Vec<String>,
+    pub train: TrainSampling,
+    pub eval: EvalSampling,
+    pub data_augmentation: Augmentation,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Synthesize {
+    /// `evdet synth` preset; empty = not a synthetic dataset.
+    pub preset: String,
+    pub raw_path: String,
+    pub seed: u64,
+}
+
+impl DatasetConfig {
+    /// Height and width the network sees (before padding to the partition multiple).
+    pub fn input_hw(&self) -> (usize, usize) {
+        let [h, w] = self.resolution_hw;
+        if self.downsample_by_factor_2 {
+            (h / 2, w / 2)
+        } else {
+            (h, w)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Augmentation {
+    pub random: AugmentParams,
+    pub stream: AugmentParams,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AugmentParams {
+    pub prob_hflip: f64,
+    pub zoom: ZoomParams,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZoomParams {
+    pub prob: f64,
+    pub zoom_in: ZoomRange,
+    pub zoom_out: ZoomRange,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZoomRange {
+    /// Relative weight of choosing this zoom direction (0 disables it).
+    pub weight: f64,
+    pub factor: Range,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Range {
+    pub min: f64,
+    pub max: f64,
+}
+
+/// A success criterion: `{metric, op, value}` or `{metric, op, baseline: <run name>}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Criterion {
+    pub metric: String,
+    pub op: String,
+    #[serde(default)]
+    pub value: Option<f64>,
+    #[serde(default)]
+    pub baseline: Option<String>,
+}
