@@ -108,3 +108,23 @@ pub fn run(args: Args) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_case_runs_and_round_trips_through_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = Args {
+            images: 40,
+            dets_per_image: 20,
+            seed: 1,
+            repeat: 1,
+            write_case: Some(dir.path().to_path_buf()),
+        };
+        // `run` checks that the written files give the in-memory stats exactly.
+        run(args).unwrap();
+        assert!(dir.path().join("gt.json").exists() && dir.path().join("dt.json").exists());
+    }
+}

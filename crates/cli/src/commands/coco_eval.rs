@@ -290,3 +290,154 @@ fn run_prophesee(args: &Args) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    const FIXTURES: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/coco_eval"
+    );
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(argv: &[&str]) -> Args {
+        Cli::try_parse_from(std::iter::once("coco-eval").chain(argv.iter().copied()))
+            .expect("arguments parse")
+            .args
+    }
+
+    fn read(path: &Path) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(path).expect("output written"))
+            .expect("valid JSON")
+    }
+
+    #[test]
+    fn json_files_give_pycocotools_stats_and_per_class_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.json");
+        let (gt, dt) = (
+            format!("{FIXTURES}/case2_gt.json"),
+            format!("{FIXTURES}/case2_dt.json"),
+        );
+        run(parse(&[
+            "--gt",
+            &gt,
+            "--dt",
+            &dt,
+            "--json",
+            out.to_str().unwrap(),
+        ]))
+        .unwrap();
+        let got = read(&out);
+        let want = read(Path::new(&format!("{FIXTURES}/case2_expected.json")));
+        assert_eq!(got["stats"], want["stats"]);
+        assert_eq!(got["stat_names"][3], "AP_S");
+        // Category 1 is `pedestrian`; 6 and 7 (truck, tram) have no ground truth: -1.
+        assert_eq!(
+            got["per_class"]["pedestrian"]["AP"],
+            want["per_category"]["1"]["AP_all"]
+        );
+        assert_eq!(
+            got["per_class"]["pedestrian"]["AP_S"],
+            want["per_category"]["1"]["AP_small"]
+        );
+        assert_eq!(got["per_class"]["tram"]["AP50"], -1.0);
+        assert_eq!(got["per_class"].as_object().unwrap().len(), 8);
+    }
+
+    #[test]
+    fn prophesee_files_reproduce_the_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.json");
+        let p = |f: &str| format!("{FIXTURES}/prophesee/{f}");
+        let (g0, g1, d0, d1) = (
+            p("seq0_gt_bbox.npy"),
+            p("seq1_gt_bbox.npy"),
+            p("seq0_dt_bbox.npy"),
+            p("seq1_dt_bbox.npy"),
+        );
+        let classes = "pedestrian,car,bicycle,bus,motorbike,truck,tram,wheelchair";
+        let base = [
+            "--prophesee",
+            "--downsampled-by-2",
+            "--classes",
+            classes,
+            "--gt",
+            &g0,
+            &g1,
+            "--dt",
+            &d0,
+            &d1,
+        ];
+        let mut argv = base.to_vec();
+        argv.extend(["--json", out.to_str().unwrap()]);
+        run(parse(&argv)).unwrap();
+        let want = read(Path::new(&p("expected.json")));
+        let got = read(&out);
+        assert_eq!(got["stats"], want["etram_8class_full"]["stats"]);
+        assert_eq!(got["protocol"], "prophesee");
+        assert_eq!(
+            got["metrics"]["test/prophesee/agnostic/AP"],
+            want["etram_8class_agnostic"]["stats"][0]
+        );
+
+        let mut argv = base.to_vec();
+        argv.extend(["--class-agnostic", "--json", out.to_str().unwrap()]);
+        run(parse(&argv)).unwrap();
+        assert_eq!(read(&out)["stats"], want["etram_8class_agnostic"]["stats"]);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors_naming_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let dt = dir.path().join("dt.json");
+        std::fs::write(
+            &dt,
+            r#"[{"image_id": 4242, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}]"#,
+        )
+        .unwrap();
+        let gt = format!("{FIXTURES}/case1_gt.json");
+        let err = format!(
+            "{:#}",
+            run(parse(&["--gt", &gt, "--dt", dt.to_str().unwrap()])).unwrap_err()
+        );
+        assert!(
+            err.contains("dt.json") && err.contains("[0].image_id") && err.contains("4242"),
+            "{err}"
+        );
+
+        let npy = format!("{FIXTURES}/prophesee/seq0_gt_bbox.npy");
+        let err = format!(
+            "{:#}",
+            run(parse(&["--prophesee", "--gt", &npy, "--dt", &npy])).unwrap_err()
+        );
+        assert!(err.contains("--classes"), "{err}");
+        let err = format!(
+            "{:#}",
+            run(parse(&[
+                "--prophesee",
+                "--classes",
+                "a",
+                "--gt",
+                &npy,
+                &npy,
+                "--dt",
+                &npy
+            ]))
+            .unwrap_err()
+        );
+        assert!(err.contains("2 files") && err.contains("1"), "{err}");
+        let err = format!(
+            "{:#}",
+            run(parse(&["--gt", &gt, &gt, "--dt", &gt])).unwrap_err()
+        );
+        assert!(err.contains("--prophesee"), "{err}");
+    }
+}
