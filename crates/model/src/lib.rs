@@ -4,6 +4,7 @@
 
 pub mod assign;
 pub mod backbone;
+pub mod boxes;
 pub mod config;
 pub mod detector;
 pub mod device;
