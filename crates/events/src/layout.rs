@@ -220,6 +220,23 @@ impl ReprWriter {
     }
 }
 
+/// Shape `[T, C, H, W]` of a histogram file's `data`.
+pub fn repr_shape(path: &Path) -> Result<[usize; 4]> {
+    let file =
+        hdf5::File::open(path).map_err(|e| EventsError::hdf5(path, format!("cannot open: {e}")))?;
+    let data = file
+        .dataset("data")
+        .map_err(|_| EventsError::field(path, "data", "missing"))?;
+    match data.shape().as_slice() {
+        &[t, c, h, w] => Ok([t, c, h, w]),
+        s => Err(EventsError::field(
+            path,
+            "data",
+            format!("has shape {s:?}, expected [T, C, H, W]"),
+        )),
+    }
+}
+
 /// Reads time steps `[start, end)` of a histogram file as one flat uint8 vector, with the shape.
 pub fn read_repr_range(path: &Path, start: usize, end: usize) -> Result<(Vec<u8>, [usize; 4])> {
     let h5 = |e: hdf5::Error| EventsError::hdf5(path, e);

@@ -11,6 +11,8 @@ pub mod labels;
 pub mod layout;
 pub mod npy;
 pub mod preprocess;
+pub mod rng;
+pub mod synth;
 pub mod testdata;
 
 pub use error::{EventsError, Result};

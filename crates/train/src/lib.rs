@@ -2,3 +2,4 @@
 //! augmentation, the training loop, optimiser and schedule, checkpoints and metric logs.
 
 pub mod config;
+pub mod data;
