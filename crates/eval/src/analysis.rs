@@ -28,6 +28,9 @@ pub struct AnalysisConfig {
     pub small_classes: Vec<String>,
     /// Interior edges of the fine size bins, as box side lengths (area = edge²), ascending.
     pub size_edges: Vec<f64>,
+    /// Compute the size bins and the confusion matrix, which each cost one more pass over the
+    /// boxes (a training loop validating often may turn them off).
+    pub detailed: bool,
 }
 
 impl Default for AnalysisConfig {
@@ -35,6 +38,7 @@ impl Default for AnalysisConfig {
         AnalysisConfig {
             small_classes: Vec::new(),
             size_edges: DEFAULT_SIZE_EDGES.to_vec(),
+            detailed: true,
         }
     }
 }
@@ -97,8 +101,10 @@ pub struct SmallObjectAnalysis {
     /// AP/AR per class and COCO area range (small/medium/large).
     pub per_class: Vec<ClassSummary>,
     pub small_classes: Option<GroupSummary>,
+    /// Empty unless [`AnalysisConfig::detailed`].
     pub size_bins: Vec<SizeBin>,
-    pub confusion: Confusion,
+    /// `None` unless [`AnalysisConfig::detailed`].
+    pub confusion: Option<Confusion>,
     /// Classes without ground truth have no curve.
     pub pr_curves: Vec<PrCurve>,
 }
@@ -178,10 +184,15 @@ pub fn analyse(
         })
     };
 
-    let ranges = size_bins_from_edges(&config.size_edges)?;
-    let size_bins = size_bins(gt, dt, &ranges, detections_present)?;
-
-    let confusion = confusion(gt, dt)?;
+    let (size_bins, confusion) = if config.detailed {
+        let ranges = size_bins_from_edges(&config.size_edges)?;
+        (
+            size_bins(gt, dt, &ranges, detections_present)?,
+            Some(confusion(gt, dt)),
+        )
+    } else {
+        (Vec::new(), None)
+    };
 
     let mut pr_curves = Vec::new();
     if let (Some(t), Some(a), Some(m)) = (
@@ -274,7 +285,7 @@ fn size_bins(
         .collect())
 }
 
-fn confusion(gt: &Arc<COCO>, dt: &Arc<COCO>) -> Result<Confusion> {
+fn confusion(gt: &Arc<COCO>, dt: &Arc<COCO>) -> Confusion {
     let ev = COCOeval::new(Arc::clone(gt), Arc::clone(dt), IouType::Bbox);
     let cm = ev.confusion_matrix(ANALYSIS_IOU, Some(100), None);
     let n = cm.num_cats + 1;
@@ -283,11 +294,11 @@ fn confusion(gt: &Arc<COCO>, dt: &Arc<COCO>) -> Result<Confusion> {
     let matrix = (0..n)
         .map(|r| (0..n).map(|c| cm.get(r, c)).collect())
         .collect();
-    Ok(Confusion {
+    Confusion {
         iou_thr: ANALYSIS_IOU,
         labels,
         matrix,
-    })
+    }
 }
 
 #[cfg(test)]

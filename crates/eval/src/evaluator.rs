@@ -36,6 +36,8 @@ pub struct EvalConfig {
     pub time_tol_us: i64,
     /// Interior side-length edges of the fine size bins.
     pub size_edges: Vec<f64>,
+    /// Also compute the fine size bins and the confusion matrix (see [`AnalysisConfig::detailed`]).
+    pub detailed: bool,
     /// Frame size written into the COCO images (metadata only).
     pub height: u32,
     pub width: u32,
@@ -51,6 +53,7 @@ impl EvalConfig {
             downsampled_by_2: true,
             time_tol_us: TIME_TOL_US,
             size_edges: DEFAULT_SIZE_EDGES.to_vec(),
+            detailed: true,
             height: 360,
             width: 640,
         }
@@ -194,6 +197,7 @@ impl Evaluator {
         let analysis_cfg = AnalysisConfig {
             small_classes: cfg.small_classes.clone(),
             size_edges: cfg.size_edges.clone(),
+            detailed: cfg.detailed,
         };
         // REFERENCE §6: no detections at all (or no image at all) → every metric is 0.
         let detections_present = windowed_dt > 0;

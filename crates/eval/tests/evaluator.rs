@@ -133,7 +133,7 @@ fn confusion_matrix_and_pr_curves() {
     ];
     ev.add_frame(&[car, ped, missed], &dets);
     let r = ev.summarize_protocol(Protocol::Unfiltered).unwrap();
-    let c = &r.analysis.confusion;
+    let c = r.analysis.confusion.as_ref().expect("detailed by default");
     assert_eq!(c.labels, ["pedestrian", "car", "bicycle", "background"]);
     // rows: ground truth; columns: prediction; last = background.
     assert_eq!(c.matrix[1][1], 1, "car found");
@@ -198,6 +198,32 @@ fn size_bins_count_and_score_their_boxes() {
     assert!(!r
         .metrics("test")
         .contains_key("test/unfiltered/AP_small_classes"));
+}
+
+#[test]
+fn undetailed_evaluation_skips_bins_and_confusion_only() {
+    let mut detailed = Evaluator::new(config()).unwrap();
+    let mut quick = Evaluator::new(EvalConfig {
+        detailed: false,
+        ..config()
+    })
+    .unwrap();
+    for gt in frames() {
+        let dt: Vec<BBox> = gt.iter().map(|b| det_of(b, 0.7)).collect();
+        detailed.add_frame(&gt, &dt);
+        quick.add_frame(&gt, &dt);
+    }
+    let (a, b) = (detailed.summarize().unwrap(), quick.summarize().unwrap());
+    assert!(
+        b.unfiltered.analysis.size_bins.is_empty() && b.unfiltered.analysis.confusion.is_none()
+    );
+    assert_eq!(a.unfiltered.stats, b.unfiltered.stats);
+    let (ma, mb) = (a.metrics("val"), b.metrics("val"));
+    assert!(mb.keys().all(|k| ma[k] == mb[k]));
+    assert!(ma
+        .keys()
+        .filter(|k| !mb.contains_key(*k))
+        .all(|k| k.contains("_bin/")));
 }
 
 #[test]
