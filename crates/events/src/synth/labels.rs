@@ -16,7 +16,15 @@ const GRID: usize = 12;
 
 /// Boxes of the objects visible at `t_us`, inside the step `[t0, t0 + dt]` whose end state `items`
 /// describes (objects are moved back along their step motion to the label time).
-pub fn visible_boxes(t_us: i64, t0: i64, dt: i64, items: &[Drawable], motion: &[(f64, f64)], width: usize, height: usize) -> Vec<BBox> {
+pub fn visible_boxes(
+    t_us: i64,
+    t0: i64,
+    dt: i64,
+    items: &[Drawable],
+    motion: &[(f64, f64)],
+    width: usize,
+    height: usize,
+) -> Vec<BBox> {
     let (wf, hf) = (width as f64, height as f64);
     let back = ((t0 + dt - t_us) as f64 / dt as f64).clamp(0.0, 1.0);
     let mut out = Vec::new();
@@ -30,11 +38,19 @@ pub fn visible_boxes(t_us: i64, t0: i64, dt: i64, items: &[Drawable], motion: &[
             continue;
         }
         // Visibility on a grid over the box, at the step-end placement (sub-pixel differences don't matter).
-        let (n, m) = (GRID.min((bx1 - bx0).ceil() as usize).max(1), GRID.min((by1 - by0).ceil() as usize).max(1));
+        let (n, m) = (
+            GRID.min((bx1 - bx0).ceil() as usize).max(1),
+            GRID.min((by1 - by0).ceil() as usize).max(1),
+        );
         let (ox, oy) = (d.place.ox, d.place.oy);
         let nearer: Vec<&Drawable> = items[i + 1..]
             .iter()
-            .filter(|o| o.rect.x1 as f64 > ox + bx0 && (o.rect.x0 as f64) < ox + bx1 && o.rect.y1 as f64 > oy + by0 && (o.rect.y0 as f64) < oy + by1)
+            .filter(|o| {
+                o.rect.x1 as f64 > ox + bx0
+                    && (o.rect.x0 as f64) < ox + bx1
+                    && o.rect.y1 as f64 > oy + by0
+                    && (o.rect.y0 as f64) < oy + by1
+            })
             .collect();
         let (mut solid, mut seen) = (0usize, 0usize);
         for j in 0..m {
@@ -49,7 +65,10 @@ pub fn visible_boxes(t_us: i64, t0: i64, dt: i64, items: &[Drawable], motion: &[
                 if x < 0.0 || y < 0.0 || x >= wf || y >= hf {
                     continue;
                 }
-                if nearer.iter().any(|o| o.sprite().alpha_at(x - o.place.ox, y - o.place.oy) >= 0.5) {
+                if nearer
+                    .iter()
+                    .any(|o| o.sprite().alpha_at(x - o.place.ox, y - o.place.oy) >= 0.5)
+                {
                     continue;
                 }
                 seen += 1;

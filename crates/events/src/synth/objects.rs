@@ -6,14 +6,25 @@
 //! Sizes and speeds are in full-resolution eTraM pixels; the generator multiplies them by the preset's
 //! pixel scale (0.5 for `mini`, whose sensor pixels are the network-input pixels of eTraM).
 
-use super::paint::{bounds_of, fractal_noise, sd_capsule, sd_circle, sd_convex, sd_ellipse, sd_rect, Canvas};
+use super::paint::{
+    bounds_of, fractal_noise, sd_capsule, sd_circle, sd_convex, sd_ellipse, sd_rect, Canvas,
+};
 use crate::testdata::Rng;
 use std::f32::consts::PI;
 
 /// Number of eTraM classes.
 pub const NUM_CLASSES: usize = 8;
 /// eTraM's 8-class label ids, in order (REFERENCE §5.5).
-pub const CLASS_NAMES: [&str; NUM_CLASSES] = ["pedestrian", "car", "bicycle", "bus", "motorbike", "truck", "tram", "wheelchair"];
+pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
+    "pedestrian",
+    "car",
+    "bicycle",
+    "bus",
+    "motorbike",
+    "truck",
+    "tram",
+    "wheelchair",
+];
 
 /// An eTraM class; the discriminant is the label file's `class_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -29,8 +40,16 @@ pub enum Class {
 }
 
 impl Class {
-    pub const ALL: [Class; NUM_CLASSES] =
-        [Class::Pedestrian, Class::Car, Class::Bicycle, Class::Bus, Class::Motorbike, Class::Truck, Class::Tram, Class::Wheelchair];
+    pub const ALL: [Class; NUM_CLASSES] = [
+        Class::Pedestrian,
+        Class::Car,
+        Class::Bicycle,
+        Class::Bus,
+        Class::Motorbike,
+        Class::Truck,
+        Class::Tram,
+        Class::Wheelchair,
+    ];
 
     pub fn id(self) -> u32 {
         self as u32
@@ -46,7 +65,10 @@ impl Class {
     }
     /// Motor vehicles keep car-like headways and obey the vehicle signal.
     pub fn is_motor_vehicle(self) -> bool {
-        matches!(self, Class::Car | Class::Bus | Class::Motorbike | Class::Truck | Class::Tram)
+        matches!(
+            self,
+            Class::Car | Class::Bus | Class::Motorbike | Class::Truck | Class::Tram
+        )
     }
 }
 
@@ -73,21 +95,93 @@ pub struct ClassSpec {
 /// a 4.5 m car ~150 px long; 1.4 m/s walking is ~45 px/s, 40 km/h ~370 px/s.
 pub const CATALOGUE: [ClassSpec; NUM_CLASSES] = [
     // pedestrian: 15–40 × 30–90
-    ClassSpec { height: (30.0, 90.0), aspect: (0.36, 0.48), width: (15.0, 40.0), speed: (30.0, 62.0), accel: 40.0, decel: 120.0, frames: 8, cycle_heights: 1.2 },
+    ClassSpec {
+        height: (30.0, 90.0),
+        aspect: (0.36, 0.48),
+        width: (15.0, 40.0),
+        speed: (30.0, 62.0),
+        accel: 40.0,
+        decel: 120.0,
+        frames: 8,
+        cycle_heights: 1.2,
+    },
     // car: 80–200 × 50–120
-    ClassSpec { height: (50.0, 112.0), aspect: (1.6, 2.2), width: (80.0, 200.0), speed: (200.0, 400.0), accel: 70.0, decel: 110.0, frames: 1, cycle_heights: 1.0 },
+    ClassSpec {
+        height: (50.0, 112.0),
+        aspect: (1.6, 2.2),
+        width: (80.0, 200.0),
+        speed: (200.0, 400.0),
+        accel: 70.0,
+        decel: 110.0,
+        frames: 1,
+        cycle_heights: 1.0,
+    },
     // bicycle (with rider): 30–70 × 30–60
-    ClassSpec { height: (32.0, 60.0), aspect: (0.95, 1.25), width: (30.0, 70.0), speed: (110.0, 190.0), accel: 40.0, decel: 90.0, frames: 8, cycle_heights: 2.4 },
+    ClassSpec {
+        height: (32.0, 60.0),
+        aspect: (0.95, 1.25),
+        width: (30.0, 70.0),
+        speed: (110.0, 190.0),
+        accel: 40.0,
+        decel: 90.0,
+        frames: 8,
+        cycle_heights: 2.4,
+    },
     // bus
-    ClassSpec { height: (110.0, 180.0), aspect: (2.3, 3.0), width: (250.0, 460.0), speed: (170.0, 310.0), accel: 40.0, decel: 80.0, frames: 1, cycle_heights: 1.0 },
+    ClassSpec {
+        height: (110.0, 180.0),
+        aspect: (2.3, 3.0),
+        width: (250.0, 460.0),
+        speed: (170.0, 310.0),
+        accel: 40.0,
+        decel: 80.0,
+        frames: 1,
+        cycle_heights: 1.0,
+    },
     // motorbike (with rider): 30–70 × 30–60
-    ClassSpec { height: (32.0, 60.0), aspect: (1.1, 1.35), width: (34.0, 70.0), speed: (200.0, 420.0), accel: 90.0, decel: 130.0, frames: 1, cycle_heights: 1.0 },
+    ClassSpec {
+        height: (32.0, 60.0),
+        aspect: (1.1, 1.35),
+        width: (34.0, 70.0),
+        speed: (200.0, 420.0),
+        accel: 90.0,
+        decel: 130.0,
+        frames: 1,
+        cycle_heights: 1.0,
+    },
     // truck
-    ClassSpec { height: (100.0, 170.0), aspect: (1.8, 2.5), width: (180.0, 380.0), speed: (170.0, 320.0), accel: 40.0, decel: 80.0, frames: 1, cycle_heights: 1.0 },
+    ClassSpec {
+        height: (100.0, 170.0),
+        aspect: (1.8, 2.5),
+        width: (180.0, 380.0),
+        speed: (170.0, 320.0),
+        accel: 40.0,
+        decel: 80.0,
+        frames: 1,
+        cycle_heights: 1.0,
+    },
     // tram
-    ClassSpec { height: (120.0, 190.0), aspect: (3.2, 4.2), width: (400.0, 720.0), speed: (150.0, 280.0), accel: 35.0, decel: 70.0, frames: 1, cycle_heights: 1.0 },
+    ClassSpec {
+        height: (120.0, 190.0),
+        aspect: (3.2, 4.2),
+        width: (400.0, 720.0),
+        speed: (150.0, 280.0),
+        accel: 35.0,
+        decel: 70.0,
+        frames: 1,
+        cycle_heights: 1.0,
+    },
     // wheelchair (with user): small
-    ClassSpec { height: (26.0, 45.0), aspect: (0.78, 0.95), width: (20.0, 40.0), speed: (22.0, 42.0), accel: 30.0, decel: 90.0, frames: 6, cycle_heights: 1.6 },
+    ClassSpec {
+        height: (26.0, 45.0),
+        aspect: (0.78, 0.95),
+        width: (20.0, 40.0),
+        speed: (22.0, 42.0),
+        accel: 30.0,
+        decel: 90.0,
+        frames: 6,
+        cycle_heights: 1.6,
+    },
 ];
 
 /// Box size (w, h) in full-resolution px for an object whose foot is at `depth` (0 = top of the
@@ -162,10 +256,22 @@ pub fn view_size(class: Class, view: View, w: f32, h: f32) -> (f32, f32) {
 
 /// Paints one animation frame (`phase` in [0, 1)) of an object facing right, `w`×`h` px. `night` turns
 /// lamps into light sources.
-pub fn paint(class: Class, view: View, w: f32, h: f32, phase: f32, style: &Style, night: bool) -> Canvas {
+pub fn paint(
+    class: Class,
+    view: View,
+    w: f32,
+    h: f32,
+    phase: f32,
+    style: &Style,
+    night: bool,
+) -> Canvas {
     let (w, h) = view_size(class, view, w, h);
     let mut c = Canvas::new(w.ceil().max(1.0) as usize, h.ceil().max(1.0) as usize);
-    let mut p = Pen { c: &mut c, seed: style.seed, night };
+    let mut p = Pen {
+        c: &mut c,
+        seed: style.seed,
+        night,
+    };
     match (class, view) {
         (Class::Pedestrian, View::Side) => pedestrian_side(&mut p, w, h, phase, style),
         (Class::Pedestrian, View::Front) => pedestrian_front(&mut p, w, h, phase, style),
@@ -182,44 +288,90 @@ pub fn paint(class: Class, view: View, w: f32, h: f32, phase: f32, style: &Style
 }
 
 /// Drawing helpers in pixel coordinates; thin lines keep at least ~1 px width so small sprites keep
-/// their structure.
+/// their structure. Shapes take their coordinates positionally (x0, y0, x1, y1, …), as drawing code
+/// reads best that way, hence the long argument lists.
 struct Pen<'a> {
     c: &'a mut Canvas,
     seed: u64,
     night: bool,
 }
 
+#[allow(clippy::too_many_arguments)]
 impl Pen<'_> {
     fn rect(&mut self, x0: f32, y0: f32, x1: f32, y1: f32, r: f32, lum: f32) {
-        self.c.fill((x0, y0, x1, y1), |x, y| sd_rect(x, y, x0, y0, x1, y1, r), |_, _| lum);
+        self.c.fill(
+            (x0, y0, x1, y1),
+            |x, y| sd_rect(x, y, x0, y0, x1, y1, r),
+            |_, _| lum,
+        );
     }
     /// A rectangle with a mottled texture (paint, clothing folds, dirt) of relative amplitude `amp`.
-    fn rect_tex(&mut self, x0: f32, y0: f32, x1: f32, y1: f32, r: f32, lum: f32, amp: f32, cell: f32) {
+    fn rect_tex(
+        &mut self,
+        x0: f32,
+        y0: f32,
+        x1: f32,
+        y1: f32,
+        r: f32,
+        lum: f32,
+        amp: f32,
+        cell: f32,
+    ) {
         let s = self.seed;
-        self.c.fill((x0, y0, x1, y1), |x, y| sd_rect(x, y, x0, y0, x1, y1, r), |x, y| lum * (1.0 + 2.0 * amp * fractal_noise(x, y, cell.max(1.0), s)));
+        self.c.fill(
+            (x0, y0, x1, y1),
+            |x, y| sd_rect(x, y, x0, y0, x1, y1, r),
+            |x, y| lum * (1.0 + 2.0 * amp * fractal_noise(x, y, cell.max(1.0), s)),
+        );
     }
     fn circle(&mut self, cx: f32, cy: f32, r: f32, lum: f32) {
         let r = r.max(0.5);
-        self.c.fill((cx - r, cy - r, cx + r, cy + r), |x, y| sd_circle(x, y, cx, cy, r), |_, _| lum);
+        self.c.fill(
+            (cx - r, cy - r, cx + r, cy + r),
+            |x, y| sd_circle(x, y, cx, cy, r),
+            |_, _| lum,
+        );
     }
     fn ring(&mut self, cx: f32, cy: f32, r: f32, thick: f32, lum: f32) {
         let t = (thick * 0.5).max(0.45);
-        self.c.fill((cx - r - t, cy - r - t, cx + r + t, cy + r + t), |x, y| sd_circle(x, y, cx, cy, r).abs() - t, |_, _| lum);
+        self.c.fill(
+            (cx - r - t, cy - r - t, cx + r + t, cy + r + t),
+            |x, y| sd_circle(x, y, cx, cy, r).abs() - t,
+            |_, _| lum,
+        );
     }
     fn ellipse(&mut self, cx: f32, cy: f32, rx: f32, ry: f32, lum: f32) {
         let (rx, ry) = (rx.max(0.5), ry.max(0.5));
-        self.c.fill((cx - rx, cy - ry, cx + rx, cy + ry), |x, y| sd_ellipse(x, y, cx, cy, rx, ry), |_, _| lum);
+        self.c.fill(
+            (cx - rx, cy - ry, cx + rx, cy + ry),
+            |x, y| sd_ellipse(x, y, cx, cy, rx, ry),
+            |_, _| lum,
+        );
     }
     fn line(&mut self, a: (f32, f32), b: (f32, f32), r: f32, lum: f32) {
         let r = r.max(0.45);
-        self.c.fill((a.0.min(b.0) - r, a.1.min(b.1) - r, a.0.max(b.0) + r, a.1.max(b.1) + r), |x, y| sd_capsule(x, y, a.0, a.1, b.0, b.1, r), |_, _| lum);
+        self.c.fill(
+            (
+                a.0.min(b.0) - r,
+                a.1.min(b.1) - r,
+                a.0.max(b.0) + r,
+                a.1.max(b.1) + r,
+            ),
+            |x, y| sd_capsule(x, y, a.0, a.1, b.0, b.1, r),
+            |_, _| lum,
+        );
     }
     fn poly(&mut self, pts: &[(f32, f32)], lum: f32) {
-        self.c.fill(bounds_of(pts), |x, y| sd_convex(x, y, pts), |_, _| lum);
+        self.c
+            .fill(bounds_of(pts), |x, y| sd_convex(x, y, pts), |_, _| lum);
     }
     fn poly_tex(&mut self, pts: &[(f32, f32)], lum: f32, amp: f32, cell: f32) {
         let s = self.seed;
-        self.c.fill(bounds_of(pts), |x, y| sd_convex(x, y, pts), |x, y| lum * (1.0 + 2.0 * amp * fractal_noise(x, y, cell.max(1.0), s)));
+        self.c.fill(
+            bounds_of(pts),
+            |x, y| sd_convex(x, y, pts),
+            |x, y| lum * (1.0 + 2.0 * amp * fractal_noise(x, y, cell.max(1.0), s)),
+        );
     }
     /// A lamp: bright at night (a light source), a pale lens by day.
     fn lamp(&mut self, x0: f32, y0: f32, x1: f32, y1: f32, day: f32, night: f32) {
@@ -241,7 +393,12 @@ impl Pen<'_> {
             self.circle(cx, cy, 0.58 * r, rim);
             for k in 0..spokes {
                 let a = angle + k as f32 * 2.0 * PI / spokes as f32;
-                self.line((cx, cy), (cx + a.cos() * 0.5 * r, cy + a.sin() * 0.5 * r), 0.06 * r, rim * 0.45);
+                self.line(
+                    (cx, cy),
+                    (cx + a.cos() * 0.5 * r, cy + a.sin() * 0.5 * r),
+                    0.06 * r,
+                    rim * 0.45,
+                );
             }
             self.circle(cx, cy, 0.16 * r, 0.12);
         }
@@ -261,20 +418,44 @@ fn pedestrian_side(p: &mut Pen, w: f32, h: f32, phase: f32, s: &Style) {
     let foot = |a: f32| (hip.0 + leg_len * a.sin(), hip.1 + leg_len * a.cos());
     let shoulder = (cx + 0.01 * h, 0.24 * h);
     let arm_len = 0.3 * h;
-    let hand = |a: f32| (shoulder.0 + arm_len * a.sin(), shoulder.1 + arm_len * a.cos());
+    let hand = |a: f32| {
+        (
+            shoulder.0 + arm_len * a.sin(),
+            shoulder.1 + arm_len * a.cos(),
+        )
+    };
     let (top, bottom) = (s.body, s.second);
     // Far limbs first and a little darker (shading), then torso and head, then near limbs.
     p.line(hip, foot(-th), leg_r, bottom * 0.8);
     p.line(shoulder, hand(0.8 * th), arm_r, top * 0.8);
-    if s.variant % 3 == 0 {
+    if s.variant.is_multiple_of(3) {
         // Long coat.
-        p.poly_tex(&[(cx - 0.1 * h, 0.2 * h), (cx + 0.1 * h, 0.2 * h), (cx + 0.12 * h, 0.66 * h), (cx - 0.12 * h, 0.66 * h)], top, 0.08, 0.1 * h);
+        p.poly_tex(
+            &[
+                (cx - 0.1 * h, 0.2 * h),
+                (cx + 0.1 * h, 0.2 * h),
+                (cx + 0.12 * h, 0.66 * h),
+                (cx - 0.12 * h, 0.66 * h),
+            ],
+            top,
+            0.08,
+            0.1 * h,
+        );
     } else {
         p.line((cx, 0.22 * h), (cx, 0.5 * h), 0.095 * h, top);
     }
     if s.variant % 2 == 1 {
         // Backpack.
-        p.rect_tex(cx - 0.17 * h, 0.26 * h, cx - 0.06 * h, 0.47 * h, 0.03 * h, s.third, 0.1, 0.1 * h);
+        p.rect_tex(
+            cx - 0.17 * h,
+            0.26 * h,
+            cx - 0.06 * h,
+            0.47 * h,
+            0.03 * h,
+            s.third,
+            0.1,
+            0.1 * h,
+        );
     }
     p.circle(cx + 0.012 * h, 0.088 * h, 0.076 * h, s.skin);
     // Hair or hat: a cap on the back of the head.
@@ -291,12 +472,31 @@ fn pedestrian_front(p: &mut Pen, w: f32, h: f32, phase: f32, s: &Style) {
     let leg_r = (0.05 * h).max(0.6);
     for (side, lift) in [(-1.0f32, sw.max(0.0)), (1.0, (-sw).max(0.0))] {
         let x = cx + side * 0.065 * h;
-        p.line((x, 0.54 * h), (x, h - leg_r - 0.06 * h * lift), leg_r, s.second);
+        p.line(
+            (x, 0.54 * h),
+            (x, h - leg_r - 0.06 * h * lift),
+            leg_r,
+            s.second,
+        );
         // Arms swing forward and back, which from the front shortens them.
         let ax = cx + side * 0.15 * h;
-        p.line((ax, 0.24 * h), (ax + side * 0.01 * h, 0.52 * h - 0.04 * h * lift), (0.032 * h).max(0.5), s.body * 0.9);
+        p.line(
+            (ax, 0.24 * h),
+            (ax + side * 0.01 * h, 0.52 * h - 0.04 * h * lift),
+            (0.032 * h).max(0.5),
+            s.body * 0.9,
+        );
     }
-    p.rect_tex(cx - 0.125 * h, 0.19 * h, cx + 0.125 * h, 0.56 * h, 0.05 * h, s.body, 0.08, 0.1 * h);
+    p.rect_tex(
+        cx - 0.125 * h,
+        0.19 * h,
+        cx + 0.125 * h,
+        0.56 * h,
+        0.05 * h,
+        s.body,
+        0.08,
+        0.1 * h,
+    );
     p.circle(cx, 0.088 * h, 0.076 * h, s.skin);
     p.ellipse(cx, 0.05 * h, 0.07 * h, 0.035 * h, s.third * 0.5);
 }
@@ -309,36 +509,106 @@ fn car(p: &mut Pen, w: f32, h: f32, s: &Style) {
     let yb = if variant == 2 { 0.38 * h } else { 0.45 * h };
     let body = s.body;
     let cabin: [(f32, f32); 4] = match variant {
-        0 => [(0.2 * w, yb + 1.0), (0.33 * w, 0.02 * h), (0.66 * w, 0.02 * h), (0.84 * w, yb + 1.0)],
-        1 => [(0.04 * w, yb + 1.0), (0.1 * w, 0.04 * h), (0.62 * w, 0.02 * h), (0.82 * w, yb + 1.0)],
-        _ => [(0.02 * w, yb + 1.0), (0.03 * w, 0.01 * h), (0.7 * w, 0.01 * h), (0.86 * w, yb + 1.0)],
+        0 => [
+            (0.2 * w, yb + 1.0),
+            (0.33 * w, 0.02 * h),
+            (0.66 * w, 0.02 * h),
+            (0.84 * w, yb + 1.0),
+        ],
+        1 => [
+            (0.04 * w, yb + 1.0),
+            (0.1 * w, 0.04 * h),
+            (0.62 * w, 0.02 * h),
+            (0.82 * w, yb + 1.0),
+        ],
+        _ => [
+            (0.02 * w, yb + 1.0),
+            (0.03 * w, 0.01 * h),
+            (0.7 * w, 0.01 * h),
+            (0.86 * w, yb + 1.0),
+        ],
     };
     p.poly_tex(&cabin, body, 0.05, 0.3 * h);
     p.rect_tex(0.0, yb, w, h - 0.13 * h, 0.11 * h, body, 0.05, 0.3 * h);
     // Windows: the cabin inset, split by the B pillar; glass is dark with a paler reflection band.
     let inset = |pt: (f32, f32), k: f32| (pt.0 + k * (0.5 * w - pt.0) * 0.12, pt.1 + 0.07 * h * k);
-    let (a, b, c, d) = (inset(cabin[0], 1.0), inset(cabin[1], 1.0), inset(cabin[2], 1.0), inset(cabin[3], 1.0));
+    let (a, b, c, d) = (
+        inset(cabin[0], 1.0),
+        inset(cabin[1], 1.0),
+        inset(cabin[2], 1.0),
+        inset(cabin[3], 1.0),
+    );
     let (a, d) = ((a.0, yb - 0.02 * h), (d.0, yb - 0.02 * h));
     let mid = 0.52 * w;
     let glass = if p.night { 0.03 } else { 0.07 };
-    let frac = |p0: (f32, f32), p1: (f32, f32), x: f32| p0.1 + (p1.1 - p0.1) * ((x - p0.0) / (p1.0 - p0.0 + 1e-6)).clamp(0.0, 1.0);
+    let frac = |p0: (f32, f32), p1: (f32, f32), x: f32| {
+        p0.1 + (p1.1 - p0.1) * ((x - p0.0) / (p1.0 - p0.0 + 1e-6)).clamp(0.0, 1.0)
+    };
     let top_y = frac(b, c, mid);
-    p.poly(&[a, b, (mid - 0.015 * w, top_y), (mid - 0.015 * w, a.1)], glass);
-    p.poly(&[(mid + 0.015 * w, top_y), c, d, (mid + 0.015 * w, d.1)], glass);
-    p.poly(&[(0.42 * w, yb - 0.03 * h), (0.47 * w, 0.1 * h), (0.5 * w, 0.1 * h), (0.45 * w, yb - 0.03 * h)], glass * 2.5);
+    p.poly(
+        &[a, b, (mid - 0.015 * w, top_y), (mid - 0.015 * w, a.1)],
+        glass,
+    );
+    p.poly(
+        &[(mid + 0.015 * w, top_y), c, d, (mid + 0.015 * w, d.1)],
+        glass,
+    );
+    p.poly(
+        &[
+            (0.42 * w, yb - 0.03 * h),
+            (0.47 * w, 0.1 * h),
+            (0.5 * w, 0.1 * h),
+            (0.45 * w, yb - 0.03 * h),
+        ],
+        glass * 2.5,
+    );
     // Door seams and handles.
-    p.line((mid, yb + 0.04 * h), (mid, h - 0.2 * h), 0.012 * h, body * 0.45);
-    p.rect(mid - 0.09 * w, yb + 0.08 * h, mid - 0.05 * w, yb + 0.11 * h, 0.01 * h, body * 1.4 + 0.05);
+    p.line(
+        (mid, yb + 0.04 * h),
+        (mid, h - 0.2 * h),
+        0.012 * h,
+        body * 0.45,
+    );
+    p.rect(
+        mid - 0.09 * w,
+        yb + 0.08 * h,
+        mid - 0.05 * w,
+        yb + 0.11 * h,
+        0.01 * h,
+        body * 1.4 + 0.05,
+    );
     // Bumpers and sill.
     p.rect(0.0, h - 0.26 * h, 0.07 * w, h - 0.14 * h, 0.03 * h, 0.05);
     p.rect(0.93 * w, h - 0.26 * h, w, h - 0.14 * h, 0.03 * h, 0.05);
-    p.rect(0.25 * w, h - 0.19 * h, 0.75 * w, h - 0.14 * h, 0.01 * h, body * 0.5);
+    p.rect(
+        0.25 * w,
+        h - 0.19 * h,
+        0.75 * w,
+        h - 0.14 * h,
+        0.01 * h,
+        body * 0.5,
+    );
     // Lamps: headlight at the front (right), tail light at the back.
-    p.lamp(0.955 * w, yb + 0.05 * h, 0.998 * w, yb + 0.15 * h, 0.85, 6.0);
+    p.lamp(
+        0.955 * w,
+        yb + 0.05 * h,
+        0.998 * w,
+        yb + 0.15 * h,
+        0.85,
+        6.0,
+    );
     p.lamp(0.003 * w, yb + 0.04 * h, 0.035 * w, yb + 0.14 * h, 0.2, 1.5);
     for wx in [wx1, wx2] {
         p.circle(wx, wy, rw * 1.12, 0.03);
-        p.wheel(wx, wy, rw, 0.35 + 0.35 * (s.variant % 2) as f32, 5, 0.3, false);
+        p.wheel(
+            wx,
+            wy,
+            rw,
+            0.3 + 0.25 * (s.variant % 2) as f32,
+            5,
+            0.3,
+            false,
+        );
     }
 }
 
@@ -353,14 +623,41 @@ fn bus(p: &mut Pen, w: f32, h: f32, s: &Style) {
     let pitch = (x1 - x0) / n as f32;
     for k in 0..n {
         let a = x0 + k as f32 * pitch;
-        p.rect(a + 0.02 * h, 0.13 * h, a + pitch - 0.02 * h, 0.5 * h, 0.025 * h, glass);
+        p.rect(
+            a + 0.02 * h,
+            0.13 * h,
+            a + pitch - 0.02 * h,
+            0.5 * h,
+            0.025 * h,
+            glass,
+        );
     }
-    p.poly(&[(0.945 * w, 0.07 * h), (0.998 * w, 0.1 * h), (0.998 * w, 0.62 * h), (0.945 * w, 0.62 * h)], glass * 0.8);
+    p.poly(
+        &[
+            (0.945 * w, 0.07 * h),
+            (0.998 * w, 0.1 * h),
+            (0.998 * w, 0.62 * h),
+            (0.945 * w, 0.62 * h),
+        ],
+        glass * 0.8,
+    );
     // Doors (front and middle), split in two leaves.
     for dx in [0.81 * w, 0.42 * w] {
         let dw = 0.075 * w;
-        p.rect(dx, 0.13 * h, dx + dw, 0.88 * h, 0.01 * h, glass * 1.2 + 0.02);
-        p.line((dx + dw * 0.5, 0.13 * h), (dx + dw * 0.5, 0.88 * h), 0.012 * h, body * 0.6);
+        p.rect(
+            dx,
+            0.13 * h,
+            dx + dw,
+            0.88 * h,
+            0.01 * h,
+            glass * 1.2 + 0.02,
+        );
+        p.line(
+            (dx + dw * 0.5, 0.13 * h),
+            (dx + dw * 0.5, 0.88 * h),
+            0.012 * h,
+            body * 0.6,
+        );
     }
     p.rect(0.0, 0.55 * h, w, 0.61 * h, 0.0, s.second);
     p.rect(0.0, 0.84 * h, w, 0.9 * h, 0.0, 0.08);
@@ -383,15 +680,41 @@ fn truck(p: &mut Pen, w: f32, h: f32, s: &Style) {
         |x, y| sd_rect(x, y, 0.0, 0.0, 0.73 * w, 0.8 * h, 0.02 * h),
         |x, _| boxlum * (1.0 + 0.08 * (2.0 * PI * x / rib).sin()),
     );
-    if s.variant % 2 == 0 {
-        p.rect_tex(0.08 * w, 0.18 * h, 0.55 * w, 0.52 * h, 0.04 * h, s.second, 0.15, 0.15 * h);
+    if s.variant.is_multiple_of(2) {
+        p.rect_tex(
+            0.08 * w,
+            0.18 * h,
+            0.55 * w,
+            0.52 * h,
+            0.04 * h,
+            s.second,
+            0.15,
+            0.15 * h,
+        );
     } else {
         p.rect(0.0, 0.6 * h, 0.73 * w, 0.68 * h, 0.0, s.second);
     }
     let cab = s.third;
-    p.rect_tex(0.755 * w, 0.16 * h, w, 0.86 * h, 0.07 * h, cab, 0.05, 0.2 * h);
+    p.rect_tex(
+        0.755 * w,
+        0.16 * h,
+        w,
+        0.86 * h,
+        0.07 * h,
+        cab,
+        0.05,
+        0.2 * h,
+    );
     let glass = if p.night { 0.03 } else { 0.07 };
-    p.poly(&[(0.86 * w, 0.21 * h), (0.985 * w, 0.21 * h), (0.996 * w, 0.48 * h), (0.84 * w, 0.48 * h)], glass);
+    p.poly(
+        &[
+            (0.86 * w, 0.21 * h),
+            (0.985 * w, 0.21 * h),
+            (0.996 * w, 0.48 * h),
+            (0.84 * w, 0.48 * h),
+        ],
+        glass,
+    );
     p.rect(0.775 * w, 0.22 * h, 0.83 * w, 0.46 * h, 0.02 * h, glass);
     p.rect(0.01 * w, 0.78 * h, 0.99 * w, 0.86 * h, 0.01 * h, 0.05);
     p.lamp(0.975 * w, 0.64 * h, 0.998 * w, 0.74 * h, 0.85, 6.0);
@@ -405,7 +728,14 @@ fn truck(p: &mut Pen, w: f32, h: f32, s: &Style) {
 
 fn tram(p: &mut Pen, w: f32, h: f32, s: &Style) {
     let body = 0.45 + 0.45 * s.body.clamp(0.0, 1.0);
-    let shell = [(0.02 * w, 0.1 * h), (0.98 * w, 0.1 * h), (w, 0.36 * h), (w, 0.93 * h), (0.0, 0.93 * h), (0.0, 0.36 * h)];
+    let shell = [
+        (0.02 * w, 0.1 * h),
+        (0.98 * w, 0.1 * h),
+        (w, 0.36 * h),
+        (w, 0.93 * h),
+        (0.0, 0.93 * h),
+        (0.0, 0.36 * h),
+    ];
     p.poly_tex(&shell, body, 0.03, 0.3 * h);
     let glass = if p.night { 0.8 } else { 0.07 };
     // Continuous window band with pillars.
@@ -415,7 +745,14 @@ fn tram(p: &mut Pen, w: f32, h: f32, s: &Style) {
     let pitch = (x1 - x0) / n as f32;
     for k in 0..n {
         let a = x0 + k as f32 * pitch;
-        p.rect(a + 0.015 * h, 0.22 * h, a + pitch - 0.015 * h, 0.56 * h, 0.02 * h, glass);
+        p.rect(
+            a + 0.015 * h,
+            0.22 * h,
+            a + pitch - 0.015 * h,
+            0.56 * h,
+            0.02 * h,
+            glass,
+        );
     }
     p.rect(0.0, 0.62 * h, w, 0.7 * h, 0.0, s.second * 0.6);
     p.rect(0.0, 0.85 * h, w, 0.93 * h, 0.0, 0.06);
@@ -424,7 +761,14 @@ fn tram(p: &mut Pen, w: f32, h: f32, s: &Style) {
         let (a, b) = (k as f32 * w / 3.0, (k + 1) as f32 * w / 3.0);
         for d in [0.3, 0.7] {
             let dx = a + d * (b - a);
-            p.rect(dx - 0.02 * w, 0.2 * h, dx + 0.02 * w, 0.9 * h, 0.01 * h, glass * 1.2 + 0.02);
+            p.rect(
+                dx - 0.02 * w,
+                0.2 * h,
+                dx + 0.02 * w,
+                0.9 * h,
+                0.01 * h,
+                glass * 1.2 + 0.02,
+            );
         }
         if k > 0 {
             p.rect(a - 0.005 * w, 0.12 * h, a + 0.005 * w, 0.93 * h, 0.0, 0.04);
@@ -432,10 +776,19 @@ fn tram(p: &mut Pen, w: f32, h: f32, s: &Style) {
     }
     // Pantograph and roof equipment.
     p.rect(0.33 * w, 0.055 * h, 0.44 * w, 0.1 * h, 0.01 * h, body * 0.7);
-    let (l, r, top) = ((0.46 * w, 0.1 * h), (0.54 * w, 0.1 * h), (0.5 * w, 0.012 * h));
+    let (l, r, top) = (
+        (0.46 * w, 0.1 * h),
+        (0.54 * w, 0.1 * h),
+        (0.5 * w, 0.012 * h),
+    );
     p.line(l, top, 0.008 * h, 0.15);
     p.line(r, top, 0.008 * h, 0.15);
-    p.line((0.47 * w, 0.012 * h), (0.53 * w, 0.012 * h), 0.008 * h, 0.15);
+    p.line(
+        (0.47 * w, 0.012 * h),
+        (0.53 * w, 0.012 * h),
+        0.008 * h,
+        0.15,
+    );
     p.lamp(0.985 * w, 0.72 * h, 0.999 * w, 0.8 * h, 0.85, 6.0);
     p.lamp(0.001 * w, 0.72 * h, 0.015 * w, 0.8 * h, 0.2, 1.5);
     for bx in [0.12 * w, 0.5 * w, 0.88 * w] {
@@ -484,14 +837,30 @@ fn bicycle(p: &mut Pen, w: f32, h: f32, phase: f32, s: &Style) {
     p.wheel(front.0, front.1, r, 0.4, 2, spin + 0.4, true);
     let frame = 0.2 + 0.6 * s.third;
     let fr = (0.025 * h).max(0.5);
-    for (a0, b0) in [(rear, seat), (seat, bb), (bb, rear), (bb, head), (seat, head), (head, front)] {
+    for (a0, b0) in [
+        (rear, seat),
+        (seat, bb),
+        (bb, rear),
+        (bb, head),
+        (seat, head),
+        (head, front),
+    ] {
         p.line(a0, b0, fr, frame);
     }
     p.line(head, bar, fr, 0.1);
     // Rider leaning forward; helmet or hair.
     let shoulder = (0.58 * w, 0.21 * h);
     p.line(hip, shoulder, 0.08 * h, s.body);
-    p.circle(0.63 * w, 0.1 * h, 0.08 * h, if s.variant % 2 == 0 { s.skin } else { 0.75 });
+    p.circle(
+        0.63 * w,
+        0.1 * h,
+        0.08 * h,
+        if s.variant.is_multiple_of(2) {
+            s.skin
+        } else {
+            0.75
+        },
+    );
     p.line(shoulder, bar, (0.03 * h).max(0.5), s.body * 0.9);
     let np = pedal(a);
     let k = knee(hip, np, seg);
@@ -506,9 +875,35 @@ fn motorbike(p: &mut Pen, w: f32, h: f32, s: &Style) {
     p.wheel(rear.0, rear.1, r, 0.55, 5, 0.2, false);
     p.wheel(front.0, front.1, r, 0.55, 5, 0.9, false);
     p.line((0.8 * w, 0.36 * h), front, (0.03 * h).max(0.5), 0.5);
-    p.line((0.33 * w, 0.8 * h), (0.06 * w, 0.7 * h), (0.03 * h).max(0.5), 0.6);
-    p.rect_tex(0.34 * w, 0.56 * h, 0.62 * w, 0.82 * h, 0.03 * h, 0.08, 0.2, 0.06 * h);
-    p.poly_tex(&[(0.16 * w, 0.48 * h), (0.5 * w, 0.4 * h), (0.76 * w, 0.36 * h), (0.8 * w, 0.6 * h), (0.58 * w, 0.66 * h), (0.25 * w, 0.64 * h)], s.body, 0.06, 0.1 * h);
+    p.line(
+        (0.33 * w, 0.8 * h),
+        (0.06 * w, 0.7 * h),
+        (0.03 * h).max(0.5),
+        0.6,
+    );
+    p.rect_tex(
+        0.34 * w,
+        0.56 * h,
+        0.62 * w,
+        0.82 * h,
+        0.03 * h,
+        0.08,
+        0.2,
+        0.06 * h,
+    );
+    p.poly_tex(
+        &[
+            (0.16 * w, 0.48 * h),
+            (0.5 * w, 0.4 * h),
+            (0.76 * w, 0.36 * h),
+            (0.8 * w, 0.6 * h),
+            (0.58 * w, 0.66 * h),
+            (0.25 * w, 0.64 * h),
+        ],
+        s.body,
+        0.06,
+        0.1 * h,
+    );
     p.lamp(0.83 * w, 0.38 * h, 0.9 * w, 0.48 * h, 0.85, 6.0);
     // Rider: hunched, helmet with visor.
     let hip = (0.42 * w, 0.4 * h);
@@ -519,8 +914,17 @@ fn motorbike(p: &mut Pen, w: f32, h: f32, s: &Style) {
     let lr = (0.045 * h).max(0.6);
     p.line(hip, kn, lr, s.second * 0.9);
     p.line(kn, ft, lr, s.second * 0.9);
-    p.line(shoulder, (0.76 * w, 0.33 * h), (0.03 * h).max(0.5), s.second);
-    let helmet = if s.variant % 2 == 0 { 0.05 } else { 0.8 };
+    p.line(
+        shoulder,
+        (0.76 * w, 0.33 * h),
+        (0.03 * h).max(0.5),
+        s.second,
+    );
+    let helmet = if s.variant.is_multiple_of(2) {
+        0.05
+    } else {
+        0.8
+    };
     p.circle(0.66 * w, 0.105 * h, 0.1 * h, helmet);
     p.rect(0.69 * w, 0.07 * h, 0.76 * w, 0.13 * h, 0.02 * h, 0.03);
 }
@@ -541,10 +945,20 @@ fn wheelchair_side(p: &mut Pen, w: f32, h: f32, phase: f32, s: &Style) {
     p.circle(0.4 * w, 0.1 * h, 0.085 * h, s.skin);
     let lr = (0.06 * h).max(0.6);
     p.line((0.34 * w, 0.52 * h), (0.7 * w, 0.5 * h), lr, s.second);
-    p.line((0.7 * w, 0.52 * h), (0.77 * w, 0.85 * h), lr * 0.85, s.second);
+    p.line(
+        (0.7 * w, 0.52 * h),
+        (0.77 * w, 0.85 * h),
+        lr * 0.85,
+        s.second,
+    );
     p.wheel(hub.0, hub.1, r, 0.5, 2, phase * PI * 0.5, true);
     p.ring(hub.0, hub.1, 0.82 * r, (0.02 * h).max(0.6), 0.55);
-    p.line((0.37 * w, 0.28 * h), (0.46 * w, 0.55 * h), (0.03 * h).max(0.5), s.body * 1.1);
+    p.line(
+        (0.37 * w, 0.28 * h),
+        (0.46 * w, 0.55 * h),
+        (0.03 * h).max(0.5),
+        s.body * 1.1,
+    );
 }
 
 fn wheelchair_front(p: &mut Pen, w: f32, h: f32, phase: f32, s: &Style) {
@@ -552,10 +966,29 @@ fn wheelchair_front(p: &mut Pen, w: f32, h: f32, phase: f32, s: &Style) {
     let bob = 0.01 * h * (2.0 * PI * phase).sin();
     for side in [-1.0f32, 1.0] {
         p.ellipse(cx + side * 0.4 * w, 0.72 * h, 0.06 * w, 0.28 * h, 0.05);
-        p.line((cx + side * 0.3 * w, 0.2 * h), (cx + side * 0.3 * w, 0.62 * h), (0.02 * h).max(0.5), 0.5);
-        p.line((cx + side * 0.12 * w, 0.58 * h), (cx + side * 0.14 * w, 0.9 * h), (0.05 * h).max(0.6), s.second);
+        p.line(
+            (cx + side * 0.3 * w, 0.2 * h),
+            (cx + side * 0.3 * w, 0.62 * h),
+            (0.02 * h).max(0.5),
+            0.5,
+        );
+        p.line(
+            (cx + side * 0.12 * w, 0.58 * h),
+            (cx + side * 0.14 * w, 0.9 * h),
+            (0.05 * h).max(0.6),
+            s.second,
+        );
     }
-    p.rect_tex(cx - 0.24 * w, 0.22 * h + bob, cx + 0.24 * w, 0.6 * h, 0.05 * h, s.body, 0.08, 0.1 * h);
+    p.rect_tex(
+        cx - 0.24 * w,
+        0.22 * h + bob,
+        cx + 0.24 * w,
+        0.6 * h,
+        0.05 * h,
+        s.body,
+        0.08,
+        0.1 * h,
+    );
     p.circle(cx, 0.1 * h + bob, 0.085 * h, s.skin);
 }
 
@@ -574,12 +1007,22 @@ mod tests {
             let fill = solid / (c.w * c.h) as f64;
             assert!(fill > 0.15 && fill < 0.98, "{class:?}: {fill}");
             // Tight box close to the requested size.
-            let cols: Vec<usize> = (0..c.w).filter(|&x| (0..c.h).any(|y| c.alpha[y * c.w + x] > 0.5)).collect();
-            let rows: Vec<usize> = (0..c.h).filter(|&y| (0..c.w).any(|x| c.alpha[y * c.w + x] > 0.5)).collect();
+            let cols: Vec<usize> = (0..c.w)
+                .filter(|&x| (0..c.h).any(|y| c.alpha[y * c.w + x] > 0.5))
+                .collect();
+            let rows: Vec<usize> = (0..c.h)
+                .filter(|&y| (0..c.w).any(|x| c.alpha[y * c.w + x] > 0.5))
+                .collect();
             let bw = (cols.last().unwrap() - cols[0] + 1) as f64;
             let bh = (rows.last().unwrap() - rows[0] + 1) as f64;
-            assert!(bw > 0.75 * w && bw <= w + 1.5, "{class:?}: width {bw} vs {w}");
-            assert!(bh > 0.85 * h && bh <= h + 1.5, "{class:?}: height {bh} vs {h}");
+            assert!(
+                bw > 0.75 * w && bw <= w + 1.5,
+                "{class:?}: width {bw} vs {w}"
+            );
+            assert!(
+                bh > 0.85 * h && bh <= h + 1.5,
+                "{class:?}: height {bh} vs {h}"
+            );
         }
     }
 
@@ -590,7 +1033,10 @@ mod tests {
             let s = class.spec();
             for _ in 0..200 {
                 let (w, h) = sample_size(class, rng.f64(), &mut rng);
-                assert!(w >= s.width.0 && w <= s.width.1 && h >= s.height.0 && h <= s.height.1, "{class:?} {w}x{h}");
+                assert!(
+                    w >= s.width.0 && w <= s.width.1 && h >= s.height.0 && h <= s.height.1,
+                    "{class:?} {w}x{h}"
+                );
             }
         }
     }

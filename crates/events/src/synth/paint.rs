@@ -14,13 +14,23 @@ pub struct Canvas {
 
 impl Canvas {
     pub fn new(w: usize, h: usize) -> Self {
-        Self { w, h, lum: vec![0.0; w * h], alpha: vec![0.0; w * h] }
+        Self {
+            w,
+            h,
+            lum: vec![0.0; w * h],
+            alpha: vec![0.0; w * h],
+        }
     }
 
     /// Paints a shape over the canvas ("over" compositing). `bounds` = (x0, y0, x1, y1) limits the pixels
     /// visited (the shape must lie inside it, up to the anti-aliasing pixel); `sdf(x, y)` is the signed
     /// distance in pixels (negative inside) at a pixel centre, `paint(x, y)` its luminance there.
-    pub fn fill(&mut self, bounds: (f32, f32, f32, f32), sdf: impl Fn(f32, f32) -> f32, paint: impl Fn(f32, f32) -> f32) {
+    pub fn fill(
+        &mut self,
+        bounds: (f32, f32, f32, f32),
+        sdf: impl Fn(f32, f32) -> f32,
+        paint: impl Fn(f32, f32) -> f32,
+    ) {
         let x0 = (bounds.0 - 1.0).floor().max(0.0) as usize;
         let y0 = (bounds.1 - 1.0).floor().max(0.0) as usize;
         let x1 = ((bounds.2 + 1.0).ceil().max(0.0) as usize).min(self.w);
@@ -88,7 +98,9 @@ pub fn sd_capsule(px: f32, py: f32, ax: f32, ay: f32, bx: f32, by: f32, r: f32) 
 pub fn sd_convex(px: f32, py: f32, pts: &[(f32, f32)]) -> f32 {
     let n = pts.len();
     // Orientation from the signed area, so callers may list points either way round.
-    let area: f32 = (0..n).map(|i| pts[i].0 * pts[(i + 1) % n].1 - pts[(i + 1) % n].0 * pts[i].1).sum();
+    let area: f32 = (0..n)
+        .map(|i| pts[i].0 * pts[(i + 1) % n].1 - pts[(i + 1) % n].0 * pts[i].1)
+        .sum();
     let sign = if area >= 0.0 { 1.0 } else { -1.0 };
     let mut d = f32::NEG_INFINITY;
     for i in 0..n {
@@ -104,7 +116,10 @@ pub fn sd_convex(px: f32, py: f32, pts: &[(f32, f32)]) -> f32 {
 
 /// Bounding box of a point list, for [`Canvas::fill`].
 pub fn bounds_of(pts: &[(f32, f32)]) -> (f32, f32, f32, f32) {
-    pts.iter().fold((f32::MAX, f32::MAX, f32::MIN, f32::MIN), |b, p| (b.0.min(p.0), b.1.min(p.1), b.2.max(p.0), b.3.max(p.1)))
+    pts.iter()
+        .fold((f32::MAX, f32::MAX, f32::MIN, f32::MIN), |b, p| {
+            (b.0.min(p.0), b.1.min(p.1), b.2.max(p.0), b.3.max(p.1))
+        })
 }
 
 /// A 64-bit mix (SplitMix64 finaliser): the basis of every position-keyed random number here.
@@ -118,7 +133,10 @@ pub fn mix64(mut z: u64) -> u64 {
 /// Uniform [0, 1) from integer lattice coordinates and a seed.
 #[inline]
 pub fn hash01(ix: i64, iy: i64, seed: u64) -> f32 {
-    let h = mix64(seed ^ (ix as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (iy as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
+    let h = mix64(
+        seed ^ (ix as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (iy as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F),
+    );
     (h >> 40) as f32 / (1u64 << 24) as f32
 }
 
@@ -140,7 +158,9 @@ pub fn value_noise(x: f32, y: f32, cell: f32, seed: u64) -> f32 {
 
 /// Three octaves of value noise, centred on 0 (range about ±0.5).
 pub fn fractal_noise(x: f32, y: f32, cell: f32, seed: u64) -> f32 {
-    let n = value_noise(x, y, cell, seed) * 0.57 + value_noise(x, y, cell * 0.5, seed ^ 0xA5A5) * 0.29 + value_noise(x, y, cell * 0.25, seed ^ 0x5A5A) * 0.14;
+    let n = value_noise(x, y, cell, seed) * 0.57
+        + value_noise(x, y, cell * 0.5, seed ^ 0xA5A5) * 0.29
+        + value_noise(x, y, cell * 0.25, seed ^ 0x5A5A) * 0.14;
     n - 0.5
 }
 
@@ -151,7 +171,11 @@ mod tests {
     #[test]
     fn rect_fills_its_area_with_soft_edges() {
         let mut c = Canvas::new(20, 10);
-        c.fill((2.0, 2.0, 12.0, 8.0), |x, y| sd_rect(x, y, 2.0, 2.0, 12.0, 8.0, 0.0), |_, _| 0.5);
+        c.fill(
+            (2.0, 2.0, 12.0, 8.0),
+            |x, y| sd_rect(x, y, 2.0, 2.0, 12.0, 8.0, 0.0),
+            |_, _| 0.5,
+        );
         let covered: f32 = c.alpha.iter().sum();
         assert!((covered - 60.0).abs() < 1.0, "{covered}");
         assert_eq!(c.alpha[5 * 20 + 5], 1.0);

@@ -6,6 +6,17 @@
 
 use super::sensor::{fire, Ev, Pixel, SensorParams};
 use super::sprite::{Facing, Placement, Rect, SpriteFrame, SpriteSet};
+
+/// Adds the whole of `r` (clipped) to the per-row dirty spans.
+pub fn add_rect(rows: &mut [Vec<(i32, i32)>], r: &Rect, width: usize) {
+    let r = r.clip(width, rows.len());
+    if r.is_empty() {
+        return;
+    }
+    for row in &mut rows[r.y0 as usize..r.y1 as usize] {
+        row.push((r.x0, r.x1));
+    }
+}
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -46,8 +57,8 @@ pub struct StepInput<'a> {
     pub background: &'a [f32],
     /// Depth-sorted, far first.
     pub items: &'a [Drawable],
-    /// Changed rectangles, clipped to the frame.
-    pub dirty: &'a [Rect],
+    /// Per image row, the column spans to re-render (unsorted, may overlap).
+    pub dirty_rows: &'a [Vec<(i32, i32)>],
     pub t0: i64,
     pub dt: i64,
     /// Global illumination (log) at the start and end of the step.
@@ -64,15 +75,28 @@ pub fn step(pixels: &mut [Pixel], input: &StepInput, outs: &mut Vec<Vec<Ev>>) {
     let w = input.width;
     let bands = pixels.len().div_ceil(w * BAND_ROWS);
     outs.resize_with(bands, Vec::new);
-    let area: i64 = input.dirty.iter().map(|r| r.area()).sum();
+    let area: i64 = input
+        .dirty_rows
+        .iter()
+        .flatten()
+        .map(|&(a, b)| (b - a) as i64)
+        .sum();
     let work = |(b, (px, out)): (usize, (&mut [Pixel], &mut Vec<Ev>))| {
         out.clear();
         band(b * BAND_ROWS, px, input, out);
     };
     if area >= PARALLEL_MIN_AREA {
-        pixels.par_chunks_mut(w * BAND_ROWS).zip(outs.par_iter_mut()).enumerate().for_each(work);
+        pixels
+            .par_chunks_mut(w * BAND_ROWS)
+            .zip(outs.par_iter_mut())
+            .enumerate()
+            .for_each(work);
     } else {
-        pixels.chunks_mut(w * BAND_ROWS).zip(outs.iter_mut()).enumerate().for_each(work);
+        pixels
+            .chunks_mut(w * BAND_ROWS)
+            .zip(outs.iter_mut())
+            .enumerate()
+            .for_each(work);
     }
 }
 
@@ -80,17 +104,20 @@ fn band(y0: usize, pixels: &mut [Pixel], input: &StepInput, out: &mut Vec<Ev>) {
     let w = input.width;
     let rows = pixels.len() / w;
     let (by0, by1) = (y0 as i32, (y0 + rows) as i32);
-    let dirty: Vec<Rect> = input.dirty.iter().filter(|r| r.y1 > by0 && r.y0 < by1).copied().collect();
-    if dirty.is_empty() {
+    if input.dirty_rows[y0..y0 + rows].iter().all(|r| r.is_empty()) {
         return;
     }
-    let items: Vec<&Drawable> = input.items.iter().filter(|d| d.rect.y1 > by0 && d.rect.y0 < by1).collect();
+    let items: Vec<&Drawable> = input
+        .items
+        .iter()
+        .filter(|d| d.rect.y1 > by0 && d.rect.y0 < by1)
+        .collect();
     let mut buf = vec![0.0f32; w];
     let mut spans: Vec<(i32, i32)> = Vec::new();
     for r in 0..rows {
         let y = by0 + r as i32;
         spans.clear();
-        spans.extend(dirty.iter().filter(|d| d.y0 <= y && y < d.y1).map(|d| (d.x0, d.x1)));
+        spans.extend_from_slice(&input.dirty_rows[y as usize]);
         if spans.is_empty() {
             continue;
         }
@@ -113,7 +140,18 @@ fn band(y0: usize, pixels: &mut [Pixel], input: &StepInput, out: &mut Vec<Ev>) {
                 let scene = buf[x];
                 if input.fire {
                     let (l0, l1) = (px.current + input.g0, scene + input.g1);
-                    fire(px, l0, l1, input.t0, input.dt, x as u16, y as u16, input.params, input.jitter_seed, out);
+                    fire(
+                        px,
+                        l0,
+                        l1,
+                        input.t0,
+                        input.dt,
+                        x as u16,
+                        y as u16,
+                        input.params,
+                        input.jitter_seed,
+                        out,
+                    );
                 }
                 px.current = scene;
             }
@@ -145,7 +183,12 @@ fn blend_row(buf: &mut [f32], s: &SpriteFrame, p: &Placement, y: i32, spans: &[(
     let (pv1, pv0) = (&s.pv[r1 * pw..(r1 + 1) * pw], &s.pv[r0 * pw..(r0 + 1) * pw]);
     let (a1, a0) = (&s.a[r1 * pw..(r1 + 1) * pw], &s.a[r0 * pw..(r0 + 1) * pw]);
     let (fx, fy) = (p.fx, p.fy);
-    let (w11, w10, w01, w00) = ((1.0 - fx) * (1.0 - fy), fx * (1.0 - fy), (1.0 - fx) * fy, fx * fy);
+    let (w11, w10, w01, w00) = (
+        (1.0 - fx) * (1.0 - fy),
+        fx * (1.0 - fy),
+        (1.0 - fx) * fy,
+        fx * fy,
+    );
     let (rx0, rx1) = (p.ix, p.ix + s.w as i32 + 1);
     for &(a, b) in spans {
         let (xa, xb) = (a.max(rx0), b.min(rx1));
@@ -165,16 +208,42 @@ fn blend_row(buf: &mut [f32], s: &SpriteFrame, p: &Placement, y: i32, spans: &[(
 
 /// The global illumination moved from `g0` (at `t0`) to `g1` (at `t0 + dt`): every pixel compares its
 /// scene intensity under the new illumination with its reference.
-pub fn illumination(pixels: &mut [Pixel], width: usize, t0: i64, dt: i64, g0: f32, g1: f32, params: &SensorParams, jitter_seed: u64, outs: &mut Vec<Vec<Ev>>) {
+#[allow(clippy::too_many_arguments)]
+pub fn illumination(
+    pixels: &mut [Pixel],
+    width: usize,
+    t0: i64,
+    dt: i64,
+    g0: f32,
+    g1: f32,
+    params: &SensorParams,
+    jitter_seed: u64,
+    outs: &mut Vec<Vec<Ev>>,
+) {
     let bands = pixels.len().div_ceil(width * BAND_ROWS);
     outs.resize_with(bands, Vec::new);
-    pixels.par_chunks_mut(width * BAND_ROWS).zip(outs.par_iter_mut()).enumerate().for_each(|(b, (px, out))| {
-        out.clear();
-        for (i, p) in px.iter_mut().enumerate() {
-            let (x, y) = (i % width, b * BAND_ROWS + i / width);
-            fire(p, p.current + g0, p.current + g1, t0, dt, x as u16, y as u16, params, jitter_seed ^ 0x1111, out);
-        }
-    });
+    pixels
+        .par_chunks_mut(width * BAND_ROWS)
+        .zip(outs.par_iter_mut())
+        .enumerate()
+        .for_each(|(b, (px, out))| {
+            out.clear();
+            for (i, p) in px.iter_mut().enumerate() {
+                let (x, y) = (i % width, b * BAND_ROWS + i / width);
+                fire(
+                    p,
+                    p.current + g0,
+                    p.current + g1,
+                    t0,
+                    dt,
+                    x as u16,
+                    y as u16,
+                    params,
+                    jitter_seed ^ 0x1111,
+                    out,
+                );
+            }
+        });
 }
 
 #[cfg(test)]

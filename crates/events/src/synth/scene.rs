@@ -21,8 +21,14 @@ pub struct Photometry {
 }
 
 impl Photometry {
-    pub const DAY: Photometry = Photometry { gain: 1.0, dark: 0.01 };
-    pub const NIGHT: Photometry = Photometry { gain: 0.08, dark: 0.012 };
+    pub const DAY: Photometry = Photometry {
+        gain: 1.0,
+        dark: 0.01,
+    };
+    pub const NIGHT: Photometry = Photometry {
+        gain: 0.08,
+        dark: 0.012,
+    };
     pub fn log(&self, lum: f32) -> f32 {
         (self.gain * lum.max(0.0) + self.dark).ln()
     }
@@ -147,33 +153,42 @@ pub struct Layout {
 
 /// Class mixes of the lane kinds: cars dominate the road, pedestrians the sidewalks; buses, trucks,
 /// motorbikes and bicycles are occasional, trams and wheelchairs rare (eTraM's frequencies).
-const ROAD_MIX: [f64; NUM_CLASSES] = [0.0, 0.78, 0.015, 0.045, 0.07, 0.085, 0.0, 0.0];
-const BIKE_MIX: [f64; NUM_CLASSES] = [0.0, 0.0, 0.88, 0.0, 0.12, 0.0, 0.0, 0.0];
-const SIDEWALK_MIX: [f64; NUM_CLASSES] = [0.935, 0.0, 0.03, 0.0, 0.0, 0.0, 0.0, 0.035];
-const CROSSING_MIX: [f64; NUM_CLASSES] = [0.95, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.05];
+const ROAD_MIX: [f64; NUM_CLASSES] = [0.0, 0.8, 0.01, 0.03, 0.06, 0.08, 0.0, 0.0];
+const BIKE_MIX: [f64; NUM_CLASSES] = [0.0, 0.0, 0.85, 0.0, 0.15, 0.0, 0.0, 0.0];
+const SIDEWALK_MIX: [f64; NUM_CLASSES] = [0.965, 0.0, 0.02, 0.0, 0.0, 0.0, 0.0, 0.015];
+const CROSSING_MIX: [f64; NUM_CLASSES] = [0.98, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.02];
 /// A tram line shares one of the middle lanes in some streets.
-const TRAM_WEIGHT: f64 = 0.05;
+const TRAM_WEIGHT: f64 = 0.04;
 
 /// Arrivals per second per lane at density 1.
-const ROAD_RATE: f64 = 0.22;
-const BIKE_RATE: f64 = 0.05;
-const SIDEWALK_RATE: f64 = 0.07;
-const CROSSING_RATE: f64 = 0.08;
+const ROAD_RATE: f64 = 0.26;
+const BIKE_RATE: f64 = 0.015;
+const SIDEWALK_RATE: f64 = 0.016;
+const CROSSING_RATE: f64 = 0.025;
 
 impl Layout {
     /// A random street for a `width`×`height` sensor at `scale` px per eTraM px; `density` multiplies the
     /// arrival rates.
     pub fn generate(width: usize, height: usize, scale: f64, density: f64, rng: &mut Rng) -> Self {
         let (hw, ww) = (height as f64 / scale, width as f64 / scale);
-        let side_a = rng.uniform(60.0, 95.0);
-        let side_b = rng.uniform(60.0, 95.0);
+        let mut side_a = rng.uniform(60.0, 95.0);
+        let mut side_b = rng.uniform(60.0, 95.0);
         let kerb = 6.0;
         let pitch = rng.uniform(62.0, 76.0);
-        let bike_a = if rng.f64() < 0.35 { 34.0 } else { 0.0 };
-        let bike_b = if rng.f64() < 0.35 { 34.0 } else { 0.0 };
+        let mut bike_a = if rng.f64() < 0.35 { 34.0 } else { 0.0 };
+        let mut bike_b = if rng.f64() < 0.35 { 34.0 } else { 0.0 };
         let avail = hw - side_a - side_b - bike_a - bike_b - 2.0 * kerb - 10.0;
         let max_lanes = 3 + rng.below(3) as i64;
         let n = ((avail / pitch).floor() as i64).clamp(2, max_lanes) as usize;
+        // A short view (mini) that cannot hold two lanes and full sidewalks: no bike lanes, narrower
+        // sidewalks (down to 45 px), so every walking row stays inside the image.
+        let fixed = 2.0 * kerb + n as f64 * pitch + 4.0;
+        if fixed + side_a + side_b + bike_a + bike_b > hw {
+            (bike_a, bike_b) = (0.0, 0.0);
+            let room = ((hw - fixed) * 0.5).max(45.0);
+            side_a = side_a.min(room);
+            side_b = side_b.min(room);
+        }
         let used = side_a + side_b + bike_a + bike_b + 2.0 * kerb + n as f64 * pitch;
         let spare = (hw - used).max(0.0);
         let far = spare * rng.uniform(0.45, 0.75);
@@ -208,7 +223,15 @@ impl Layout {
         let (cx1, stop_gap) = (cx0 + cw, 14.0);
         let left_on_top = rng.f64() < 0.5;
         let n_top = n / 2 + if n % 2 == 1 && rng.f64() < 0.5 { 1 } else { 0 };
-        let tram_lane = if n >= 3 && rng.f64() < 0.5 { Some(if left_on_top { n_top - 1 } else { n_top }) } else { None };
+        let tram_lane = if rng.f64() < 0.5 {
+            Some(if left_on_top {
+                n_top.saturating_sub(1)
+            } else {
+                n_top.min(n - 1)
+            })
+        } else {
+            None
+        };
 
         let mut lanes = Vec::new();
         let s = scale;
@@ -221,16 +244,44 @@ impl Layout {
             if tram_lane == Some(i) {
                 mix[Class::Tram as usize] = TRAM_WEIGHT;
             }
-            let stop_x = if dir > 0.0 { cx0 - stop_gap } else { cx1 + stop_gap };
-            lanes.push(Lane { kind: LaneKind::Road, foot_y: (top + 0.85 * pitch) * s, spread_y: 2.0 * s, dir, rate: ROAD_RATE * density, mix, stop_x: Some(stop_x * s) });
+            let stop_x = if dir > 0.0 {
+                cx0 - stop_gap
+            } else {
+                cx1 + stop_gap
+            };
+            lanes.push(Lane {
+                kind: LaneKind::Road,
+                foot_y: (top + 0.85 * pitch) * s,
+                spread_y: 2.0 * s,
+                dir,
+                rate: ROAD_RATE * density,
+                mix,
+                stop_x: Some(stop_x * s),
+            });
             road_lanes.push((top * s, (top + pitch) * s, dir));
         }
         for (i, &(b, y0, y1)) in bands.iter().enumerate() {
             match b {
                 Band::Bike => {
-                    let dir = if (y0 < road_top) == left_on_top { -1.0 } else { 1.0 };
-                    let stop_x = if dir > 0.0 { cx0 - stop_gap } else { cx1 + stop_gap };
-                    lanes.push(Lane { kind: LaneKind::Bike, foot_y: (y0 + 0.85 * (y1 - y0)) * s, spread_y: 2.0 * s, dir, rate: BIKE_RATE * density, mix: BIKE_MIX, stop_x: Some(stop_x * s) });
+                    let dir = if (y0 < road_top) == left_on_top {
+                        -1.0
+                    } else {
+                        1.0
+                    };
+                    let stop_x = if dir > 0.0 {
+                        cx0 - stop_gap
+                    } else {
+                        cx1 + stop_gap
+                    };
+                    lanes.push(Lane {
+                        kind: LaneKind::Bike,
+                        foot_y: (y0 + 0.85 * (y1 - y0)) * s,
+                        spread_y: 2.0 * s,
+                        dir,
+                        rate: BIKE_RATE * density,
+                        mix: BIKE_MIX,
+                        stop_x: Some(stop_x * s),
+                    });
                 }
                 Band::Sidewalk => {
                     for (k, frac) in [0.45, 0.82].into_iter().enumerate() {
@@ -251,8 +302,22 @@ impl Layout {
         }
         let far_walk = road_top - kerb - 0.2 * side_a;
         let near_walk = road_bottom + bike_b + kerb + 0.35 * side_b;
-        lanes.push(Lane { kind: LaneKind::Crossing, foot_y: far_walk * s, spread_y: 0.0, dir: 1.0, rate: CROSSING_RATE * density, mix: CROSSING_MIX, stop_x: None });
-        let crosswalk = Crosswalk { x0: cx0 * s, x1: cx1 * s, far_y: far_walk * s, near_y: near_walk * s, spread_y: 0.1 * side_a.min(side_b) * s };
+        lanes.push(Lane {
+            kind: LaneKind::Crossing,
+            foot_y: far_walk * s,
+            spread_y: 0.0,
+            dir: 1.0,
+            rate: CROSSING_RATE * density,
+            mix: CROSSING_MIX,
+            stop_x: None,
+        });
+        let crosswalk = Crosswalk {
+            x0: cx0 * s,
+            x1: cx1 * s,
+            far_y: far_walk * s,
+            near_y: near_walk * s,
+            spread_y: 0.1 * side_a.min(side_b) * s,
+        };
 
         let mut lane_lines = Vec::new();
         for i in 1..n {
@@ -263,9 +328,14 @@ impl Layout {
         lane_lines.push(((road_top + 5.0) * s, 2));
         lane_lines.push(((road_bottom - 5.0) * s, 2));
 
-        let green = rng.uniform(14.0, 22.0);
-        let red = rng.uniform(7.0, 11.0);
-        let signal = Signal { vehicle_green_s: green, amber_s: 2.0, vehicle_red_s: red, offset_s: rng.uniform(0.0, green + red + 2.0) };
+        let green = rng.uniform(15.0, 25.0);
+        let red = rng.uniform(6.0, 9.0);
+        let signal = Signal {
+            vehicle_green_s: green,
+            amber_s: 2.0,
+            vehicle_red_s: red,
+            offset_s: rng.uniform(0.0, green + red + 2.0),
+        };
         Layout {
             width,
             height,
@@ -273,7 +343,10 @@ impl Layout {
             lanes,
             crosswalk,
             signal,
-            bands: bands.into_iter().map(|(b, y0, y1)| (b, y0 * s, y1 * s)).collect(),
+            bands: bands
+                .into_iter()
+                .map(|(b, y0, y1)| (b, y0 * s, y1 * s))
+                .collect(),
             lane_lines,
             road: (road_top * s, road_bottom * s),
             road_lanes,
@@ -294,27 +367,56 @@ impl Layout {
         let sky = rng.uniform(0.7, 0.95) as f32;
         // Building facades along the far band: (x0, x1, roof y, lum, window pitch).
         let mut buildings = Vec::new();
-        let far = self.bands.iter().find(|b| b.0 == Band::Far).map_or((0.0, 0.0), |b| (b.1, b.2));
+        let far = self
+            .bands
+            .iter()
+            .find(|b| b.0 == Band::Far)
+            .map_or((0.0, 0.0), |b| (b.1, b.2));
         let mut x = -rng.uniform(0.0, 100.0) * s as f64;
         while x < w as f64 {
             let bw = rng.uniform(90.0, 260.0) * s as f64;
             let roof = far.0 + rng.uniform(-0.2, 0.6) * (far.1 - far.0);
-            buildings.push((x, x + bw, roof, rng.uniform(0.15, 0.6) as f32, rng.uniform(24.0, 34.0) * s as f64));
+            buildings.push((
+                x,
+                x + bw,
+                roof,
+                rng.uniform(0.15, 0.6) as f32,
+                rng.uniform(24.0, 34.0) * s as f64,
+            ));
             x += bw + rng.uniform(0.0, 12.0) * s as f64;
         }
         for y in 0..h {
             let yf = y as f64 + 0.5;
-            let band = self.bands.iter().find(|b| yf >= b.1 && yf < b.2).map_or(Band::Verge, |b| b.0);
+            let band = self
+                .bands
+                .iter()
+                .find(|b| yf >= b.1 && yf < b.2)
+                .map_or(Band::Verge, |b| b.0);
             let row = &mut c.lum[y * w..(y + 1) * w];
             for (xi, v) in row.iter_mut().enumerate() {
                 let (xf, yf32) = (xi as f32 + 0.5, yf as f32);
                 *v = match band {
                     Band::Far => {
-                        match buildings.iter().find(|b| (xf as f64) >= b.0 && (xf as f64) < b.1 && yf >= b.2) {
+                        match buildings
+                            .iter()
+                            .find(|b| (xf as f64) >= b.0 && (xf as f64) < b.1 && yf >= b.2)
+                        {
                             Some(&(bx0, _, roof, lum, pitch)) => {
-                                let (u, v2) = (((xf as f64 - bx0) % pitch) / pitch, ((yf - roof) % pitch) / pitch);
-                                let lit = hash01(((xf as f64 - bx0) / pitch) as i64, ((yf - roof) / pitch) as i64, seed ^ 7) < 0.2;
-                                if u > 0.25 && u < 0.75 && v2 > 0.2 && v2 < 0.8 && yf - roof > 0.3 * pitch {
+                                let (u, v2) = (
+                                    ((xf as f64 - bx0) % pitch) / pitch,
+                                    ((yf - roof) % pitch) / pitch,
+                                );
+                                let lit = hash01(
+                                    ((xf as f64 - bx0) / pitch) as i64,
+                                    ((yf - roof) / pitch) as i64,
+                                    seed ^ 7,
+                                ) < 0.2;
+                                if u > 0.25
+                                    && u < 0.75
+                                    && v2 > 0.2
+                                    && v2 < 0.8
+                                    && yf - roof > 0.3 * pitch
+                                {
                                     if lit {
                                         0.55
                                     } else {
@@ -328,8 +430,10 @@ impl Layout {
                         }
                     }
                     Band::Sidewalk => {
-                        let grout = (xf % tile) < 1.2 * s.max(0.8) || (yf32 % (tile * 0.6)) < 1.0 * s.max(0.8);
-                        let base = sidewalk_lum * (1.0 + 0.25 * fractal_noise(xf, yf32, 5.0 * s, seed ^ 1));
+                        let grout = (xf % tile) < 1.2 * s.max(0.8)
+                            || (yf32 % (tile * 0.6)) < 1.0 * s.max(0.8);
+                        let base = sidewalk_lum
+                            * (1.0 + 0.25 * fractal_noise(xf, yf32, 5.0 * s, seed ^ 1));
                         if grout {
                             base * 0.7
                         } else {
@@ -342,7 +446,9 @@ impl Layout {
                         let coarse = fractal_noise(xf, yf32, 60.0 * s, seed ^ 4);
                         asphalt * (1.0 + 0.35 * fine + 0.3 * coarse)
                     }
-                    Band::Bike => bike_lum * (1.0 + 0.3 * fractal_noise(xf, yf32, 3.0 * s, seed ^ 5)),
+                    Band::Bike => {
+                        bike_lum * (1.0 + 0.3 * fractal_noise(xf, yf32, 3.0 * s, seed ^ 5))
+                    }
                     Band::Verge => grass * (1.0 + 0.9 * fractal_noise(xf, yf32, 2.5 * s, seed ^ 6)),
                 };
             }
@@ -351,7 +457,11 @@ impl Layout {
         for &(b, y0, y1) in &self.bands {
             if b == Band::Kerb {
                 let y = y1 - 0.35 * (y1 - y0);
-                c.fill((0.0, y as f32, w as f32, y1 as f32), |_, py| sd_rect(0.0, py, -1.0, y as f32, 1.0, y1 as f32, 0.0), |_, _| 0.08);
+                c.fill(
+                    (0.0, y as f32, w as f32, y1 as f32),
+                    |_, py| sd_rect(0.0, py, -1.0, y as f32, 1.0, y1 as f32, 0.0),
+                    |_, _| 0.08,
+                );
             }
         }
         self.paint_markings(&mut c, seed);
@@ -364,16 +474,22 @@ impl Layout {
         let lw = (3.0 * s).max(1.0);
         let cw = &self.crosswalk;
         let (cx0, cx1) = (cw.x0 as f32, cw.x1 as f32);
-        let worn = move |x: f32, y: f32, lum: f32| lum * (0.8 + 0.4 * value_noise(x, y, 4.0 * s, seed ^ 9));
-        let mut bar = |c: &mut Canvas, x0: f32, y0: f32, x1: f32, y1: f32, lum: f32| {
-            c.fill((x0, y0, x1, y1), |x, y| sd_rect(x, y, x0, y0, x1, y1, 0.0), |x, y| worn(x, y, lum));
+        let worn = move |x: f32, y: f32, lum: f32| {
+            lum * (0.8 + 0.4 * value_noise(x, y, 4.0 * s, seed ^ 9))
+        };
+        let bar = |c: &mut Canvas, x0: f32, y0: f32, x1: f32, y1: f32, lum: f32| {
+            c.fill(
+                (x0, y0, x1, y1),
+                |x, y| sd_rect(x, y, x0, y0, x1, y1, 0.0),
+                |x, y| worn(x, y, lum),
+            );
         };
         for &(y, kind) in &self.lane_lines {
             let y = y as f32;
             match kind {
                 0 => {
                     let (dash, gap) = (40.0 * s, 50.0 * s);
-                    let mut x = -(seed % 50) as f32 * s;
+                    let mut x = -((seed % 50) as f32) * s;
                     while x < w {
                         let (a, b) = (x, x + dash);
                         // Markings stop at the crossing.
@@ -385,8 +501,22 @@ impl Layout {
                 }
                 1 => {
                     for dy in [-2.5 * s, 2.5 * s] {
-                        bar(c, 0.0, y + dy - lw * 0.5, cx0 - 8.0 * s, y + dy + lw * 0.5, 0.55);
-                        bar(c, cx1 + 8.0 * s, y + dy - lw * 0.5, w, y + dy + lw * 0.5, 0.55);
+                        bar(
+                            c,
+                            0.0,
+                            y + dy - lw * 0.5,
+                            cx0 - 8.0 * s,
+                            y + dy + lw * 0.5,
+                            0.55,
+                        );
+                        bar(
+                            c,
+                            cx1 + 8.0 * s,
+                            y + dy - lw * 0.5,
+                            w,
+                            y + dy + lw * 0.5,
+                            0.55,
+                        );
                     }
                 }
                 _ => {
@@ -405,8 +535,19 @@ impl Layout {
         }
         // Stop lines before the crossing, on the side each lane arrives from.
         for &(y0, y1, dir) in &self.road_lanes {
-            let x = if dir > 0.0 { cx0 - 12.0 * s } else { cx1 + 12.0 * s };
-            bar(c, x - 2.5 * s, y0 as f32 + 2.0 * s, x + 2.5 * s, y1 as f32 - 2.0 * s, 0.75);
+            let x = if dir > 0.0 {
+                cx0 - 12.0 * s
+            } else {
+                cx1 + 12.0 * s
+            };
+            bar(
+                c,
+                x - 2.5 * s,
+                y0 as f32 + 2.0 * s,
+                x + 2.5 * s,
+                y1 as f32 - 2.0 * s,
+                0.75,
+            );
         }
     }
 
@@ -418,27 +559,58 @@ impl Layout {
             let mean = per_1280 * ww / 1280.0;
             mean.floor() as usize + usize::from(rng.f64() < mean.fract())
         };
-        let sidewalks: Vec<(f64, f64)> = self.bands.iter().filter(|b| b.0 == Band::Sidewalk).map(|b| (b.1, b.2)).collect();
+        let sidewalks: Vec<(f64, f64)> = self
+            .bands
+            .iter()
+            .filter(|b| b.0 == Band::Sidewalk)
+            .map(|b| (b.1, b.2))
+            .collect();
         let (far_side, near_side) = (sidewalks[0], sidewalks[sidewalks.len() - 1]);
         let mut props = Vec::new();
         let cw = self.crosswalk;
         // The signal pole at the near corner of the crossing.
-        props.push(Prop::pole(cw.x1 + 10.0 * s, near_side.0 + 4.0 * s, 150.0 * s, true, rng));
+        props.push(Prop::pole(
+            cw.x1 + 10.0 * s,
+            near_side.0 + 4.0 * s,
+            150.0 * s,
+            true,
+            rng,
+        ));
         for _ in 0..count(2.0, rng) {
-            props.push(Prop::pole(rng.uniform(0.0, self.width as f64), near_side.0 + 5.0 * s, 260.0 * s, false, rng));
+            props.push(Prop::pole(
+                rng.uniform(0.0, self.width as f64),
+                near_side.0 + 5.0 * s,
+                260.0 * s,
+                false,
+                rng,
+            ));
         }
         for _ in 0..count(2.0, rng) {
             let x = rng.uniform(0.0, self.width as f64);
             if x > cw.x0 - 60.0 * s && x < cw.x1 + 60.0 * s {
                 continue;
             }
-            props.push(Prop::tree(x, far_side.0 + 0.3 * (far_side.1 - far_side.0), s, rng));
+            props.push(Prop::tree(
+                x,
+                far_side.0 + 0.3 * (far_side.1 - far_side.0),
+                s,
+                rng,
+            ));
         }
         for _ in 0..count(1.0, rng) {
-            props.push(Prop::sign(rng.uniform(0.0, self.width as f64), near_side.0 + 6.0 * s, s, rng));
+            props.push(Prop::sign(
+                rng.uniform(0.0, self.width as f64),
+                near_side.0 + 6.0 * s,
+                s,
+                rng,
+            ));
         }
         for _ in 0..count(3.0, rng) {
-            props.push(Prop::bollard(rng.uniform(0.0, self.width as f64), near_side.0 + 8.0 * s, s));
+            props.push(Prop::bollard(
+                rng.uniform(0.0, self.width as f64),
+                near_side.0 + 8.0 * s,
+                s,
+            ));
         }
         props
     }
@@ -462,25 +634,63 @@ impl Prop {
         let (cwf, chf, pwf) = (cw as f32, ch as f32, pw as f32);
         let cx = cwf * 0.5;
         let lum = rng.uniform(0.2, 0.5) as f32;
-        c.fill((cx - pwf, 0.0, cx + pwf, chf), |px, py| sd_rect(px, py, cx - pwf * 0.5, chf - height as f32, cx + pwf * 0.5, chf, 0.0), |px, _| lum * (0.8 + 0.4 * ((px - cx) / pwf + 0.5)));
+        c.fill(
+            (cx - pwf, 0.0, cx + pwf, chf),
+            |px, py| {
+                sd_rect(
+                    px,
+                    py,
+                    cx - pwf * 0.5,
+                    chf - height as f32,
+                    cx + pwf * 0.5,
+                    chf,
+                    0.0,
+                )
+            },
+            |px, _| lum * (0.8 + 0.4 * ((px - cx) / pwf + 0.5)),
+        );
         let top = chf - height as f32;
         if signal {
             let (bw, bh) = (head as f32 * 0.9, head as f32 * 2.4);
             let (x0, y0) = (cx - bw * 0.5, top + 0.02 * height as f32);
-            c.fill((x0, y0, x0 + bw, y0 + bh), |px, py| sd_rect(px, py, x0, y0, x0 + bw, y0 + bh, bw * 0.15), |_, _| 0.04);
+            c.fill(
+                (x0, y0, x0 + bw, y0 + bh),
+                |px, py| sd_rect(px, py, x0, y0, x0 + bw, y0 + bh, bw * 0.15),
+                |_, _| 0.04,
+            );
             for k in 0..3 {
                 let cy = y0 + bh * (0.2 + 0.3 * k as f32);
                 let r = bw * 0.28;
-                c.fill((cx - r, cy - r, cx + r, cy + r), |px, py| sd_circle(px, py, cx, cy, r), |_, _| if k == 1 { 0.5 } else { 0.12 });
+                c.fill(
+                    (cx - r, cy - r, cx + r, cy + r),
+                    |px, py| sd_circle(px, py, cx, cy, r),
+                    |_, _| if k == 1 { 0.5 } else { 0.12 },
+                );
             }
         } else {
             // Lamp arm and head over the road.
             let (ax1, ay) = (cwf - 1.0, top + pwf);
-            c.fill((cx, ay - pwf, ax1, ay + pwf), |px, py| sd_rect(px, py, cx, ay - pwf * 0.4, ax1, ay + pwf * 0.4, 0.0), |_, _| lum);
+            c.fill(
+                (cx, ay - pwf, ax1, ay + pwf),
+                |px, py| sd_rect(px, py, cx, ay - pwf * 0.4, ax1, ay + pwf * 0.4, 0.0),
+                |_, _| lum,
+            );
             let (hx, hy) = (ax1 - head as f32 * 0.4, ay + pwf);
-            c.fill((hx - head as f32 * 0.4, hy - 2.0, hx + head as f32 * 0.4, hy + head as f32 * 0.3), |px, py| sd_ellipse(px, py, hx, hy, head as f32 * 0.4, head as f32 * 0.15), |_, _| 0.7);
+            c.fill(
+                (
+                    hx - head as f32 * 0.4,
+                    hy - 2.0,
+                    hx + head as f32 * 0.4,
+                    hy + head as f32 * 0.3,
+                ),
+                |px, py| sd_ellipse(px, py, hx, hy, head as f32 * 0.4, head as f32 * 0.15),
+                |_, _| 0.7,
+            );
         }
-        Prop { canvas: c, foot: (x, foot_y) }
+        Prop {
+            canvas: c,
+            foot: (x, foot_y),
+        }
     }
 
     fn tree(x: f64, foot_y: f64, s: f64, rng: &mut Rng) -> Prop {
@@ -493,14 +703,42 @@ impl Prop {
         let (cwf, chf) = (cw as f32, ch as f32);
         let cx = cwf * 0.5;
         let tw = (8.0 * s) as f32;
-        c.fill((cx - tw, 0.0, cx + tw, chf), |px, py| sd_rect(px, py, cx - tw * 0.5, chf - trunk_h as f32 - 4.0, cx + tw * 0.5, chf, 0.0), |_, _| 0.08);
-        let (cy, rx, ry) = (chf - trunk_h as f32 - crown_h as f32 * 0.45, crown_w as f32 * 0.5, crown_h as f32 * 0.5);
+        c.fill(
+            (cx - tw, 0.0, cx + tw, chf),
+            |px, py| {
+                sd_rect(
+                    px,
+                    py,
+                    cx - tw * 0.5,
+                    chf - trunk_h as f32 - 4.0,
+                    cx + tw * 0.5,
+                    chf,
+                    0.0,
+                )
+            },
+            |_, _| 0.08,
+        );
+        let (cy, rx, ry) = (
+            chf - trunk_h as f32 - crown_h as f32 * 0.45,
+            crown_w as f32 * 0.5,
+            crown_h as f32 * 0.5,
+        );
         let seed = rng.next_u64();
         let leaf = rng.uniform(0.06, 0.14) as f32;
         let cell = (4.0 * s) as f32;
         // Leafy edge: the outline is perturbed by noise, the inside mottled.
-        c.fill((cx - rx, cy - ry, cx + rx, cy + ry), |px, py| sd_ellipse(px, py, cx, cy, rx * 0.9, ry * 0.9) + 6.0 * s as f32 * fractal_noise(px, py, cell * 2.0, seed), |px, py| leaf * (1.0 + 1.2 * fractal_noise(px, py, cell, seed ^ 1)));
-        Prop { canvas: c, foot: (x, foot_y) }
+        c.fill(
+            (cx - rx, cy - ry, cx + rx, cy + ry),
+            |px, py| {
+                sd_ellipse(px, py, cx, cy, rx * 0.9, ry * 0.9)
+                    + 6.0 * s as f32 * fractal_noise(px, py, cell * 2.0, seed)
+            },
+            |px, py| leaf * (1.0 + 1.2 * fractal_noise(px, py, cell, seed ^ 1)),
+        );
+        Prop {
+            canvas: c,
+            foot: (x, foot_y),
+        }
     }
 
     fn sign(x: f64, foot_y: f64, s: f64, rng: &mut Rng) -> Prop {
@@ -511,21 +749,61 @@ impl Prop {
         let (cwf, chf) = (cw as f32, ch as f32);
         let cx = cwf * 0.5;
         let pw = (2.5 * s).max(1.0) as f32;
-        c.fill((cx - pw, 0.0, cx + pw, chf), |px, py| sd_rect(px, py, cx - pw * 0.5, chf - height as f32, cx + pw * 0.5, chf, 0.0), |_, _| 0.4);
+        c.fill(
+            (cx - pw, 0.0, cx + pw, chf),
+            |px, py| {
+                sd_rect(
+                    px,
+                    py,
+                    cx - pw * 0.5,
+                    chf - height as f32,
+                    cx + pw * 0.5,
+                    chf,
+                    0.0,
+                )
+            },
+            |_, _| 0.4,
+        );
         let r = plate as f32 * 0.5;
         let cy = chf - height as f32 + r;
         let round = rng.f64() < 0.5;
         let inner = rng.uniform(0.05, 0.8) as f32;
-        c.fill((cx - r, cy - r, cx + r, cy + r), |px, py| if round { sd_circle(px, py, cx, cy, r) } else { sd_rect(px, py, cx - r, cy - r, cx + r, cy + r, r * 0.1) }, |px, py| if sd_circle(px, py, cx, cy, r * 0.7) < 0.0 { inner } else { 0.85 });
-        Prop { canvas: c, foot: (x, foot_y) }
+        c.fill(
+            (cx - r, cy - r, cx + r, cy + r),
+            |px, py| {
+                if round {
+                    sd_circle(px, py, cx, cy, r)
+                } else {
+                    sd_rect(px, py, cx - r, cy - r, cx + r, cy + r, r * 0.1)
+                }
+            },
+            |px, py| {
+                if sd_circle(px, py, cx, cy, r * 0.7) < 0.0 {
+                    inner
+                } else {
+                    0.85
+                }
+            },
+        );
+        Prop {
+            canvas: c,
+            foot: (x, foot_y),
+        }
     }
 
     fn bollard(x: f64, foot_y: f64, s: f64) -> Prop {
         let (bw, bh) = ((6.0 * s).max(2.0), (24.0 * s).min(foot_y).max(3.0));
         let mut c = Canvas::new(bw.ceil() as usize, bh.ceil() as usize);
         let (w, h) = (c.w as f32, c.h as f32);
-        c.fill((0.0, 0.0, w, h), |px, py| sd_rect(px, py, 0.0, 0.0, w, h, w * 0.3), |_, py| if py < h * 0.25 { 0.8 } else { 0.15 });
-        Prop { canvas: c, foot: (x, foot_y) }
+        c.fill(
+            (0.0, 0.0, w, h),
+            |px, py| sd_rect(px, py, 0.0, 0.0, w, h, w * 0.3),
+            |_, py| if py < h * 0.25 { 0.8 } else { 0.15 },
+        );
+        Prop {
+            canvas: c,
+            foot: (x, foot_y),
+        }
     }
 }
 
@@ -538,10 +816,18 @@ pub struct Illumination {
 }
 
 impl Illumination {
-    pub const NONE: Illumination = Illumination { amplitude: 0.0, period_s: 1.0, phase: 0.0 };
+    pub const NONE: Illumination = Illumination {
+        amplitude: 0.0,
+        period_s: 1.0,
+        phase: 0.0,
+    };
 
     pub fn random(max_amplitude: f64, rng: &mut Rng) -> Self {
-        Self { amplitude: rng.uniform(0.4, 1.0) * max_amplitude, period_s: rng.uniform(30.0, 90.0), phase: rng.uniform(0.0, std::f64::consts::TAU) }
+        Self {
+            amplitude: rng.uniform(0.4, 1.0) * max_amplitude,
+            period_s: rng.uniform(30.0, 90.0),
+            phase: rng.uniform(0.0, std::f64::consts::TAU),
+        }
     }
     pub fn is_static(&self) -> bool {
         self.amplitude == 0.0
@@ -578,7 +864,12 @@ mod tests {
 
     #[test]
     fn signal_gives_pedestrians_green_only_during_vehicle_red() {
-        let s = Signal { vehicle_green_s: 15.0, amber_s: 2.0, vehicle_red_s: 9.0, offset_s: 3.0 };
+        let s = Signal {
+            vehicle_green_s: 15.0,
+            amber_s: 2.0,
+            vehicle_red_s: 9.0,
+            offset_s: 3.0,
+        };
         for k in 0..2600 {
             let t = k as f64 * 0.01;
             if s.pedestrians(t) == Light::Green {

@@ -71,15 +71,34 @@ impl Sensor {
             .map(|_| {
                 let c_on = (c * (1.0 + sig * rng.normal() as f32)).max(0.3 * c);
                 let c_off = (c * (1.0 + sig * rng.normal() as f32)).max(0.3 * c);
-                Pixel { reference: 0.0, current: 0.0, c_on, c_off, last_t: i64::MIN / 4 }
+                Pixel {
+                    reference: 0.0,
+                    current: 0.0,
+                    c_on,
+                    c_off,
+                    last_t: i64::MIN / 4,
+                }
             })
             .collect();
         let mean_hot = params.hot_pixels_per_mpix * (width * height) as f64 / 1e6;
         let n_hot = mean_hot.floor() as usize + usize::from(rng.f64() < mean_hot.fract());
         let hot = (0..n_hot)
-            .map(|_| (rng.below(width as u64) as u16, rng.below(height as u64) as u16, rng.uniform(params.hot_rate_hz.0, params.hot_rate_hz.1)))
+            .map(|_| {
+                (
+                    rng.below(width as u64) as u16,
+                    rng.below(height as u64) as u16,
+                    rng.uniform(params.hot_rate_hz.0, params.hot_rate_hz.1),
+                )
+            })
             .collect();
-        Self { width, height, pixels, params, hot, jitter_seed: rng.next_u64() }
+        Self {
+            width,
+            height,
+            pixels,
+            params,
+            hot,
+            jitter_seed: rng.next_u64(),
+        }
     }
 
     /// Sets every reference to the rendered scene under illumination `g0`, offset by a random part of the
@@ -94,16 +113,29 @@ impl Sensor {
     /// Background activity and hot pixels during `[t0, t0 + dt)`.
     pub fn noise(&self, rng: &mut Rng, t0: i64, dt: i64, out: &mut Vec<Ev>) {
         let dt_s = dt as f64 * 1e-6;
-        let n = poisson(rng, self.params.background_rate_hz * (self.width * self.height) as f64 * dt_s);
+        let n = poisson(
+            rng,
+            self.params.background_rate_hz * (self.width * self.height) as f64 * dt_s,
+        );
         for _ in 0..n {
             let x = rng.below(self.width as u64) as u16;
             let y = rng.below(self.height as u64) as u16;
             let t = t0 + rng.below(dt as u64) as i64;
-            out.push(Ev { t, x, y, p: rng.below(2) as u8 });
+            out.push(Ev {
+                t,
+                x,
+                y,
+                p: rng.below(2) as u8,
+            });
         }
         for &(x, y, rate) in &self.hot {
             for _ in 0..poisson(rng, rate * dt_s) {
-                out.push(Ev { t: t0 + rng.below(dt as u64) as i64, x, y, p: rng.below(2) as u8 });
+                out.push(Ev {
+                    t: t0 + rng.below(dt as u64) as i64,
+                    x,
+                    y,
+                    p: rng.below(2) as u8,
+                });
             }
         }
     }
@@ -113,7 +145,18 @@ impl Sensor {
 /// `[t0, t0 + dt)`.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-pub fn fire(px: &mut Pixel, l0: f32, l1: f32, t0: i64, dt: i64, x: u16, y: u16, params: &SensorParams, jitter_seed: u64, out: &mut Vec<Ev>) {
+pub fn fire(
+    px: &mut Pixel,
+    l0: f32,
+    l1: f32,
+    t0: i64,
+    dt: i64,
+    x: u16,
+    y: u16,
+    params: &SensorParams,
+    jitter_seed: u64,
+    out: &mut Vec<Ev>,
+) {
     let d = l1 - px.reference;
     let (c, pol, sign) = if d >= px.c_on {
         (px.c_on, 1u8, 1.0f32)
@@ -124,11 +167,17 @@ pub fn fire(px: &mut Pixel, l0: f32, l1: f32, t0: i64, dt: i64, x: u16, y: u16, 
     };
     let crossings = (d.abs() / c) as u32;
     let span = l1 - l0;
-    let key = jitter_seed ^ ((y as u64) << 48 | (x as u64) << 32) ^ (t0 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let key = jitter_seed
+        ^ ((y as u64) << 48 | (x as u64) << 32)
+        ^ (t0 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     for k in 1..=crossings.min(MAX_PER_STEP) {
         let level = px.reference + sign * c * k as f32;
         // When the crossing happened: where `level` lies between the step's start and end intensity.
-        let frac = if span.abs() > 1e-6 { ((level - l0) / span).clamp(0.0, 1.0) } else { 0.5 };
+        let frac = if span.abs() > 1e-6 {
+            ((level - l0) / span).clamp(0.0, 1.0)
+        } else {
+            0.5
+        };
         let mut t = t0 + (frac as f64 * dt as f64) as i64;
         if params.jitter_us > 0 {
             let j = mix64(key ^ k as u64) % (2 * params.jitter_us as u64 + 1);
@@ -176,7 +225,13 @@ mod tests {
     };
 
     fn pixel() -> Pixel {
-        Pixel { reference: 0.0, current: 0.0, c_on: 0.2, c_off: 0.2, last_t: i64::MIN / 4 }
+        Pixel {
+            reference: 0.0,
+            current: 0.0,
+            c_on: 0.2,
+            c_off: 0.2,
+            last_t: i64::MIN / 4,
+        }
     }
 
     #[test]

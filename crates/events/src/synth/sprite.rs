@@ -26,10 +26,20 @@ impl Rect {
         if o.is_empty() {
             return *self;
         }
-        Rect { x0: self.x0.min(o.x0), y0: self.y0.min(o.y0), x1: self.x1.max(o.x1), y1: self.y1.max(o.y1) }
+        Rect {
+            x0: self.x0.min(o.x0),
+            y0: self.y0.min(o.y0),
+            x1: self.x1.max(o.x1),
+            y1: self.y1.max(o.y1),
+        }
     }
     pub fn clip(&self, w: usize, h: usize) -> Rect {
-        Rect { x0: self.x0.max(0), y0: self.y0.max(0), x1: self.x1.min(w as i32), y1: self.y1.min(h as i32) }
+        Rect {
+            x0: self.x0.max(0),
+            y0: self.y0.max(0),
+            x1: self.x1.min(w as i32),
+            y1: self.y1.min(h as i32),
+        }
     }
     pub fn area(&self) -> i64 {
         if self.is_empty() {
@@ -53,6 +63,53 @@ pub struct SpriteFrame {
     pub anchor: (f64, f64),
     /// Tight box of the pixels at least half covered, `(x0, y0, x1, y1)`, unpadded coordinates.
     pub bbox: (f64, f64, f64, f64),
+    /// Per padded row, the column spans `[c0, c1)` (padded coordinates) where moving the sprite by less
+    /// than a pixel can change the composited value by more than [`FLAT_EPS`]: outlines, edges, texture.
+    /// Elsewhere the sprite is flat, and a pixel under it keeps its value while the object moves.
+    pub active: Vec<Vec<(u16, u16)>>,
+}
+
+/// Log-intensity difference between neighbouring sprite pixels below which a region counts as flat.
+/// Far below the contrast threshold (~0.2), so skipping flat pixels only delays the rare event of a
+/// smooth gradient until the next full refresh of the object.
+pub const FLAT_EPS: f32 = 0.03;
+
+/// The [`SpriteFrame::active`] spans: pixels with a non-flat 3×3 neighbourhood, dilated by one pixel (a
+/// sub-pixel shift mixes each pixel with its neighbours).
+fn active_spans(pv: &[f32], a: &[f32], pw: usize, ph: usize) -> Vec<Vec<(u16, u16)>> {
+    let mut edge = vec![false; pw * ph];
+    for r in 0..ph {
+        for c in 0..pw {
+            let i = r * pw + c;
+            'n: for rr in r.saturating_sub(1)..(r + 2).min(ph) {
+                for cc in c.saturating_sub(1)..(c + 2).min(pw) {
+                    let j = rr * pw + cc;
+                    if (pv[j] - pv[i]).abs() > FLAT_EPS || (a[j] - a[i]).abs() > 0.02 {
+                        edge[i] = true;
+                        break 'n;
+                    }
+                }
+            }
+        }
+    }
+    let mut spans = vec![Vec::new(); ph];
+    for (r, row_spans) in spans.iter_mut().enumerate() {
+        let mut start: Option<usize> = None;
+        for c in 0..=pw {
+            let on = c < pw
+                && (r.saturating_sub(1)..(r + 2).min(ph))
+                    .any(|rr| (c.saturating_sub(1)..(c + 2).min(pw)).any(|cc| edge[rr * pw + cc]));
+            match (on, start) {
+                (true, None) => start = Some(c),
+                (false, Some(s0)) => {
+                    row_spans.push((s0 as u16, c as u16));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+    }
+    spans
 }
 
 impl SpriteFrame {
@@ -76,8 +133,21 @@ impl SpriteFrame {
                 }
             }
         }
-        let bbox = if x0 == usize::MAX { (0.0, 0.0, 0.0, 0.0) } else { (x0 as f64, y0 as f64, x1 as f64, y1 as f64) };
-        Self { w, h, pv, a, anchor: (w as f64 * 0.5, h as f64), bbox }
+        let bbox = if x0 == usize::MAX {
+            (0.0, 0.0, 0.0, 0.0)
+        } else {
+            (x0 as f64, y0 as f64, x1 as f64, y1 as f64)
+        };
+        let active = active_spans(&pv, &a, pw, h + 2);
+        Self {
+            w,
+            h,
+            pv,
+            a,
+            anchor: (w as f64 * 0.5, h as f64),
+            bbox,
+            active,
+        }
     }
 
     /// Coverage of the unpadded pixel containing sprite coordinates (u, v); 0 outside.
@@ -92,12 +162,50 @@ impl SpriteFrame {
     pub fn placement(&self, foot: (f64, f64)) -> Placement {
         let (ox, oy) = (foot.0 - self.anchor.0, foot.1 - self.anchor.1);
         let (ix, iy) = (ox.floor(), oy.floor());
-        Placement { ox, oy, ix: ix as i32, iy: iy as i32, fx: (ox - ix) as f32, fy: (oy - iy) as f32 }
+        Placement {
+            ox,
+            oy,
+            ix: ix as i32,
+            iy: iy as i32,
+            fx: (ox - ix) as f32,
+            fy: (oy - iy) as f32,
+        }
     }
 
     /// Pixels a placement can touch (bilinear sampling reaches one pixel further right and down).
     pub fn rect(&self, p: &Placement) -> Rect {
-        Rect { x0: p.ix, y0: p.iy, x1: p.ix + self.w as i32 + 1, y1: p.iy + self.h as i32 + 1 }
+        Self::rect_at(self.w, self.h, p.ix, p.iy)
+    }
+
+    fn rect_at(w: usize, h: usize, ix: i32, iy: i32) -> Rect {
+        Rect {
+            x0: ix,
+            y0: iy,
+            x1: ix + w as i32 + 1,
+            y1: iy + h as i32 + 1,
+        }
+    }
+
+    /// Adds to `rows` (one span list per image row) the image spans where the sprite at integer origin
+    /// `(ix, iy)` may change when moved by less than a pixel. Destination row `y` samples padded rows
+    /// `y − iy` and `y − iy + 1`, destination column `x` padded columns `x − ix` and `x − ix + 1`.
+    pub fn add_active_spans(&self, ix: i32, iy: i32, rows: &mut [Vec<(i32, i32)>], width: usize) {
+        let r = Self::rect_at(self.w, self.h, ix, iy).clip(width, rows.len());
+        for y in r.y0..r.y1 {
+            let r1 = (y - iy + 1) as usize;
+            let row = &mut rows[y as usize];
+            for pr in [r1 - 1, r1] {
+                for &(c0, c1) in &self.active[pr] {
+                    let (x0, x1) = (
+                        (c0 as i32 + ix - 1).max(0),
+                        (c1 as i32 + ix).min(width as i32),
+                    );
+                    if x0 < x1 {
+                        row.push((x0, x1));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -130,14 +238,34 @@ pub struct SpriteSet {
 
 impl SpriteSet {
     /// Paints the frames of `class` at `w`×`h` sensor px for the facings in `need`.
-    pub fn build(class: Class, w: f64, h: f64, style: &Style, need: &[Facing], night: bool, ph: Photometry) -> Self {
+    pub fn build(
+        class: Class,
+        w: f64,
+        h: f64,
+        style: &Style,
+        need: &[Facing],
+        night: bool,
+        ph: Photometry,
+    ) -> Self {
         let frames = class.spec().frames.max(1);
         let mut set = SpriteSet::default();
         for &f in need {
-            let view = if f == Facing::Front { View::Front } else { View::Side };
+            let view = if f == Facing::Front {
+                View::Front
+            } else {
+                View::Side
+            };
             let pics: Vec<SpriteFrame> = (0..frames)
                 .map(|k| {
-                    let c = objects::paint(class, view, w as f32, h as f32, k as f32 / frames as f32, style, night);
+                    let c = objects::paint(
+                        class,
+                        view,
+                        w as f32,
+                        h as f32,
+                        k as f32 / frames as f32,
+                        style,
+                        night,
+                    );
                     let c = if f == Facing::Left { c.mirrored() } else { c };
                     SpriteFrame::from_canvas(&c, ph)
                 })
@@ -157,9 +285,13 @@ impl SpriteSet {
             Facing::Right if !self.right.is_empty() => &self.right,
             Facing::Left if !self.left.is_empty() => &self.left,
             Facing::Front if !self.front.is_empty() => &self.front,
-            _ => [&self.right, &self.left, &self.front].into_iter().find(|l| !l.is_empty()).unwrap_or(&self.right),
+            _ => [&self.right, &self.left, &self.front]
+                .into_iter()
+                .find(|l| !l.is_empty())
+                .unwrap_or(&self.right),
         };
-        let k = ((phase.rem_euclid(1.0) * list.len() as f64) as usize).min(list.len().saturating_sub(1));
+        let k = ((phase.rem_euclid(1.0) * list.len() as f64) as usize)
+            .min(list.len().saturating_sub(1));
         (&list[k], k)
     }
 }

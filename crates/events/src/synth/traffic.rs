@@ -8,7 +8,7 @@
 //! The traffic is simulated for a while before recording starts, so the first frame is already busy.
 
 use super::objects::{self, Class, Style};
-use super::scene::{Layout, Lane, LaneKind, Light, Signal};
+use super::scene::{Lane, LaneKind, Layout, Light, Signal};
 use super::sprite::{Facing, Rect, SpriteSet};
 use crate::testdata::Rng;
 use std::sync::Arc;
@@ -190,13 +190,15 @@ impl Traffic {
             next_track: 1,
             rng,
         };
-        t.next_arrival = (0..t.lanes.len()).map(|i| t_s + exp_interval(&mut t.rng, t.lanes[i].rate)).collect();
+        t.next_arrival = (0..t.lanes.len())
+            .map(|i| t_s + exp_interval(&mut t.rng, t.lanes[i].rate))
+            .collect();
         t
     }
 
     /// Simulates from `t_s` to `t_end_s` in coarse steps (before recording: fills the street).
     pub fn warm_up(&mut self, t_s: f64, t_end_s: f64) {
-        let dt = 0.02;
+        let dt: f64 = 0.02;
         let mut t = t_s;
         while t < t_end_s - 1e-9 {
             let step = dt.min(t_end_s - t);
@@ -212,10 +214,11 @@ impl Traffic {
         }
         self.arrivals(t_s + dt);
         let acc = self.accelerations(t_s);
-        for (a, acc) in self.agents.iter_mut().zip(acc) {
+        for (a, (acc, hold)) in self.agents.iter_mut().zip(acc) {
             let mut v = (a.v + acc * dt).max(0.0);
-            // A crawl towards a stop becomes a full stop: a stopped object must not creep sub-pixel.
-            if acc < 0.0 && v < 0.03 * a.v0 {
+            // IDM approaches a stop asymptotically; a crawl close behind an obstacle becomes a full stop
+            // (until the obstacle moves away or turns green), so waiting objects stand still and stay quiet.
+            if hold && v < 0.1 * a.v0 {
                 v = 0.0;
             }
             let ds = v * dt;
@@ -226,14 +229,28 @@ impl Traffic {
         self.agents.retain(|a| a.s < a.path.len());
     }
 
-    fn accelerations(&mut self, t_s: f64) -> Vec<f64> {
+    /// Each object's acceleration, and whether it is close enough behind an obstacle to stand.
+    fn accelerations(&mut self, t_s: f64) -> Vec<(f64, bool)> {
         let n = self.agents.len();
-        let mut acc = vec![0.0; n];
+        let mut acc = vec![(0.0, false); n];
         // Followers: per interacting lane, order by progress (x · direction).
-        let mut order: Vec<usize> = (0..n).filter(|&i| matches!(self.lanes[self.agents[i].lane].kind, LaneKind::Road | LaneKind::Bike)).collect();
+        let mut order: Vec<usize> = (0..n)
+            .filter(|&i| {
+                matches!(
+                    self.lanes[self.agents[i].lane].kind,
+                    LaneKind::Road | LaneKind::Bike
+                )
+            })
+            .collect();
         order.sort_by(|&i, &j| {
             let (a, b) = (&self.agents[i], &self.agents[j]);
-            a.lane.cmp(&b.lane).then((b.foot().0 * self.lanes[b.lane].dir).total_cmp(&(a.foot().0 * self.lanes[a.lane].dir))).then(a.track_id.cmp(&b.track_id))
+            a.lane
+                .cmp(&b.lane)
+                .then(
+                    (b.foot().0 * self.lanes[b.lane].dir)
+                        .total_cmp(&(a.foot().0 * self.lanes[a.lane].dir)),
+                )
+                .then(a.track_id.cmp(&b.track_id))
         });
         let mut leader: Vec<Option<usize>> = vec![None; n];
         for w in order.windows(2) {
@@ -262,7 +279,11 @@ impl Traffic {
             let a = &mut self.agents[i];
             // Signals.
             if let Some(stop) = a.stop_s {
-                let front = if a.obeys == Obeys::Vehicles { a.s + a.half_len() } else { a.s };
+                let front = if a.obeys == Obeys::Vehicles {
+                    a.s + a.half_len()
+                } else {
+                    a.s
+                };
                 let light = match a.obeys {
                     Obeys::Vehicles => veh_light,
                     Obeys::Pedestrians => ped_light,
@@ -279,7 +300,10 @@ impl Traffic {
                         _ => {
                             // Too close to stop comfortably: go through (drivers do on amber).
                             let needed = a.v * a.v / (2.0 * gap.max(0.1));
-                            if a.obeys == Obeys::Vehicles && needed > 1.8 * a.decel && gap < a.v * 1.5 {
+                            if a.obeys == Obeys::Vehicles
+                                && needed > 1.8 * a.decel
+                                && gap < a.v * 1.5
+                            {
                                 a.committed = true;
                             } else {
                                 obstacles.push((gap, 0.0, 0.5));
@@ -294,7 +318,9 @@ impl Traffic {
             // Pauses on the sidewalk.
             if self.lanes[a.lane].kind == LaneKind::Sidewalk {
                 match a.pause {
-                    Some((until, stop_at)) if t_s < until => obstacles.push((stop_at - a.s, 0.0, 0.2)),
+                    Some((until, stop_at)) if t_s < until => {
+                        obstacles.push((stop_at - a.s, 0.0, 0.2))
+                    }
                     Some(_) => {
                         a.pause = None;
                         a.next_pause = t_s + exp_interval(&mut self.rng, 1.0 / 30.0);
@@ -306,7 +332,17 @@ impl Traffic {
                     None => {}
                 }
             }
-            acc[i] = obstacles.iter().map(|&(gap, vl, s0)| idm(a.v, a.v0, a.accel, a.decel, headway, Some((gap, vl, s0)))).fold(idm(a.v, a.v0, a.accel, a.decel, headway, None), f64::min);
+            let free = idm(a.v, a.v0, a.accel, a.decel, headway, None);
+            let a_min = obstacles
+                .iter()
+                .map(|&(gap, vl, s0)| {
+                    idm(a.v, a.v0, a.accel, a.decel, headway, Some((gap, vl, s0)))
+                })
+                .fold(free, f64::min);
+            let hold = obstacles
+                .iter()
+                .any(|&(gap, vl, s0)| vl < 0.05 * a.v0 && gap < s0 + 0.05 * a.v0 * headway);
+            acc[i] = (a_min, hold);
         }
         acc
     }
@@ -346,7 +382,13 @@ impl Traffic {
         let (w, h) = objects::sample_size(class, depth, &mut self.rng);
         let v0 = objects::sample_speed(class, &mut self.rng) * self.scale;
         let style = Style::sample(&mut self.rng);
-        Arrival { class, w: w * self.scale, h: h * self.scale, v0, style }
+        Arrival {
+            class,
+            w: w * self.scale,
+            h: h * self.scale,
+            v0,
+            style,
+        }
     }
 
     /// Puts an arrival at the start of its lane if there is room; false if it must wait.
@@ -360,10 +402,19 @@ impl Traffic {
         let mut stop_s = None;
         let path = match lane.kind {
             LaneKind::Road | LaneKind::Bike => {
-                let (x0, x1) = if lane.dir > 0.0 { (-margin, w + margin) } else { (w + margin, -margin) };
+                let (x0, x1) = if lane.dir > 0.0 {
+                    (-margin, w + margin)
+                } else {
+                    (w + margin, -margin)
+                };
                 // Room behind the last object of the lane?
                 let start = x0 * lane.dir;
-                let last = self.agents.iter().filter(|b| b.lane == li).map(|b| (b.foot().0 * lane.dir - b.half_len(), b.v)).min_by(|p, q| p.0.total_cmp(&q.0));
+                let last = self
+                    .agents
+                    .iter()
+                    .filter(|b| b.lane == li)
+                    .map(|b| (b.foot().0 * lane.dir - b.half_len(), b.v))
+                    .min_by(|p, q| p.0.total_cmp(&q.0));
                 if let Some((rear, lv)) = last {
                     let room = rear - (start + a.w * 0.5);
                     if room < GAP_VEHICLE * scale {
@@ -379,7 +430,11 @@ impl Traffic {
                 Path::new(vec![(x0, y), (x1, y)])
             }
             LaneKind::Sidewalk => {
-                let (x0, x1) = if lane.dir > 0.0 { (-margin, w + margin) } else { (w + margin, -margin) };
+                let (x0, x1) = if lane.dir > 0.0 {
+                    (-margin, w + margin)
+                } else {
+                    (w + margin, -margin)
+                };
                 let y = lane.foot_y + self.rng.uniform(-lane.spread_y, lane.spread_y);
                 Path::new(vec![(x0, y), (x1, y)])
             }
@@ -388,7 +443,11 @@ impl Traffic {
                 let from_left = self.rng.f64() < 0.5;
                 let exit_left = self.rng.f64() < 0.5;
                 let far_to_near = self.rng.f64() < 0.5;
-                let (ya, yb) = if far_to_near { (cw.far_y, cw.near_y) } else { (cw.near_y, cw.far_y) };
+                let (ya, yb) = if far_to_near {
+                    (cw.far_y, cw.near_y)
+                } else {
+                    (cw.near_y, cw.far_y)
+                };
                 let ya = ya + self.rng.uniform(-cw.spread_y, cw.spread_y);
                 let yb = yb + self.rng.uniform(-cw.spread_y, cw.spread_y);
                 let cx = cw.x0 + (cw.x1 - cw.x0) * self.rng.uniform(0.2, 0.8);
@@ -462,7 +521,10 @@ mod tests {
         assert_eq!(p.at(4.0), ((4.0, 0.0), Facing::Right));
         assert_eq!(p.at(12.0), ((10.0, 2.0), Facing::Front));
         assert_eq!(p.at(20.0), ((5.0, 5.0), Facing::Left));
-        assert_eq!(p.facings(), vec![Facing::Right, Facing::Front, Facing::Left]);
+        assert_eq!(
+            p.facings(),
+            vec![Facing::Right, Facing::Front, Facing::Left]
+        );
     }
 
     #[test]
@@ -476,7 +538,11 @@ mod tests {
         while t < 60.0 {
             traffic.step(t, 0.02);
             t += 0.02;
-            let mut road: Vec<&Agent> = traffic.agents.iter().filter(|a| layout.lanes[a.lane].kind == LaneKind::Road).collect();
+            let mut road: Vec<&Agent> = traffic
+                .agents
+                .iter()
+                .filter(|a| layout.lanes[a.lane].kind == LaneKind::Road)
+                .collect();
             stopped += road.iter().filter(|a| a.v == 0.0).count();
             road.sort_by(|a, b| a.lane.cmp(&b.lane).then(a.foot().0.total_cmp(&b.foot().0)));
             for w in road.windows(2) {
