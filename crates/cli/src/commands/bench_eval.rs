@@ -20,7 +20,7 @@ use serde_json::json;
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
   evdet bench eval
-  evdet bench eval --write-case /tmp/evalcase > /tmp/evalcase/evdet.json
+  mkdir -p /tmp/evalcase && evdet bench eval --write-case /tmp/evalcase > /tmp/evalcase/evdet.json
   /root/.evdet/venv/bin/python scripts/bench_eval_pycocotools.py /tmp/evalcase --evdet /tmp/evalcase/evdet.json")]
 pub struct Args {
     /// Images in the case.
