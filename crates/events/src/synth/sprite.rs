@@ -63,10 +63,11 @@ pub struct SpriteFrame {
     pub anchor: (f64, f64),
     /// Tight box of the pixels at least half covered, `(x0, y0, x1, y1)`, unpadded coordinates.
     pub bbox: (f64, f64, f64, f64),
-    /// Per padded row, the column spans `[c0, c1)` (padded coordinates) where moving the sprite by less
-    /// than a pixel can change the composited value by more than [`FLAT_EPS`]: outlines, edges, texture.
-    /// Elsewhere the sprite is flat, and a pixel under it keeps its value while the object moves.
-    pub active: Vec<Vec<(u16, u16)>>,
+    /// Per destination row offset `y − iy` (0..=h), the spans of `x − ix` where moving the sprite by less
+    /// than a pixel can change the composited value by more than about `2·FLAT_EPS`: outlines, edges,
+    /// texture. Elsewhere the sprite is flat and the pixels under it keep their values while it moves.
+    /// Spans closer than [`SPAN_JOIN`] are joined: a few extra pixels cost less than a longer span list.
+    pub active: Vec<Vec<(i32, i32)>>,
 }
 
 /// Log-intensity difference between neighbouring sprite pixels below which a region counts as flat.
@@ -74,9 +75,15 @@ pub struct SpriteFrame {
 /// smooth gradient until the next full refresh of the object.
 pub const FLAT_EPS: f32 = 0.03;
 
-/// The [`SpriteFrame::active`] spans: pixels with a non-flat 3×3 neighbourhood, dilated by one pixel (a
-/// sub-pixel shift mixes each pixel with its neighbours).
-fn active_spans(pv: &[f32], a: &[f32], pw: usize, ph: usize) -> Vec<Vec<(u16, u16)>> {
+/// Active spans separated by at most this many flat pixels are merged.
+pub const SPAN_JOIN: i32 = 4;
+
+/// The [`SpriteFrame::active`] spans. A padded pixel is an edge when its 3×3 neighbourhood is not flat;
+/// destination row offset `dy` samples padded rows `dy` and `dy + 1`, column offset `dx` padded columns
+/// `dx` and `dx + 1`, so `dx` is active when either tap in either row is an edge. A destination pixel
+/// whose taps are all non-edge, before and after a shift of under a pixel, mixes values within about
+/// `2·FLAT_EPS` of each other.
+fn active_spans(pv: &[f32], a: &[f32], pw: usize, ph: usize) -> Vec<Vec<(i32, i32)>> {
     let mut edge = vec![false; pw * ph];
     for r in 0..ph {
         for c in 0..pw {
@@ -92,24 +99,33 @@ fn active_spans(pv: &[f32], a: &[f32], pw: usize, ph: usize) -> Vec<Vec<(u16, u1
             }
         }
     }
-    let mut spans = vec![Vec::new(); ph];
-    for (r, row_spans) in spans.iter_mut().enumerate() {
-        let mut start: Option<usize> = None;
-        for c in 0..=pw {
-            let on = c < pw
-                && (r.saturating_sub(1)..(r + 2).min(ph))
-                    .any(|rr| (c.saturating_sub(1)..(c + 2).min(pw)).any(|cc| edge[rr * pw + cc]));
-            match (on, start) {
-                (true, None) => start = Some(c),
-                (false, Some(s0)) => {
-                    row_spans.push((s0 as u16, c as u16));
-                    start = None;
+    (0..ph - 1)
+        .map(|dy| {
+            let mut spans: Vec<(i32, i32)> = Vec::new();
+            let mut start: Option<i32> = None;
+            // dx runs over -1..pw (taps dx and dx + 1 within the padded row).
+            for dx in -1..=pw as i32 {
+                let tap = |c: i32| {
+                    c >= 0
+                        && (c as usize) < pw
+                        && (edge[dy * pw + c as usize] || edge[(dy + 1) * pw + c as usize])
+                };
+                let on = dx < pw as i32 && (tap(dx) || tap(dx + 1));
+                match (on, start) {
+                    (true, None) => start = Some(dx),
+                    (false, Some(s0)) => {
+                        match spans.last_mut() {
+                            Some(last) if s0 - last.1 <= SPAN_JOIN => last.1 = dx,
+                            _ => spans.push((s0, dx)),
+                        }
+                        start = None;
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
-        }
-    }
-    spans
+            spans
+        })
+        .collect()
 }
 
 impl SpriteFrame {
@@ -186,23 +202,29 @@ impl SpriteFrame {
         }
     }
 
-    /// Adds to `rows` (one span list per image row) the image spans where the sprite at integer origin
-    /// `(ix, iy)` may change when moved by less than a pixel. Destination row `y` samples padded rows
-    /// `y − iy` and `y − iy + 1`, destination column `x` padded columns `x − ix` and `x − ix + 1`.
-    pub fn add_active_spans(&self, ix: i32, iy: i32, rows: &mut [Vec<(i32, i32)>], width: usize) {
-        let r = Self::rect_at(self.w, self.h, ix, iy).clip(width, rows.len());
-        for y in r.y0..r.y1 {
-            let r1 = (y - iy + 1) as usize;
+    /// Adds to `rows` (one span list per image row) the pixels that may change when the sprite moves from
+    /// integer origin `from` to `to` (each by less than a pixel from the other).
+    pub fn add_active_spans(
+        &self,
+        from: (i32, i32),
+        to: (i32, i32),
+        rows: &mut [Vec<(i32, i32)>],
+        width: usize,
+    ) {
+        if from.1 != to.1 {
+            // A vertical move: each placement on its own.
+            self.add_active_spans(from, from, rows, width);
+            self.add_active_spans(to, to, rows, width);
+            return;
+        }
+        let (ix0, ix1, iy) = (from.0.min(to.0), from.0.max(to.0), to.1);
+        let (y0, y1) = (iy.max(0), (iy + self.h as i32 + 1).min(rows.len() as i32));
+        for y in y0..y1 {
             let row = &mut rows[y as usize];
-            for pr in [r1 - 1, r1] {
-                for &(c0, c1) in &self.active[pr] {
-                    let (x0, x1) = (
-                        (c0 as i32 + ix - 1).max(0),
-                        (c1 as i32 + ix).min(width as i32),
-                    );
-                    if x0 < x1 {
-                        row.push((x0, x1));
-                    }
+            for &(a, b) in &self.active[(y - iy) as usize] {
+                let (x0, x1) = ((a + ix0).max(0), (b + ix1).min(width as i32));
+                if x0 < x1 {
+                    row.push((x0, x1));
                 }
             }
         }
