@@ -208,12 +208,13 @@ pub fn simota_assign(
         }
         let geometry = in_centers.index_select(1, &cand); // [G, Ac]
 
-        // Step 2: IoU cost.
+        // REFERENCE §3.4 step 2: pairwise IoU (no epsilon) and its cost −log(IoU + 1e-8).
         let preds_c = pred_boxes.index_select(0, &cand);
         let ious = crate::boxes::pairwise_iou_cxcywh(&gt_boxes, &preds_c); // [G, Ac]
         let iou_cost = -(&ious + 1e-8).log();
 
-        // Step 3: class cost in float32 (the reference disables autocast and casts to float).
+        // REFERENCE §3.4 step 3: class cost in float32 (the reference disables autocast and casts
+        // to float): BCE of sqrt(σ(cls)·σ(obj)) against the gt's one-hot class.
         let cls_c = cls_logits
             .detach()
             .index_select(0, &cand)
@@ -239,10 +240,11 @@ pub fn simota_assign(
             )
             .sum_dim_intlist(-1, false, None::<Kind>); // [G, Ac]
 
-        // Step 4: total cost, 1e6 penalty outside the centre prior.
+        // REFERENCE §3.4 step 4: total cost, 1e6 penalty outside the centre prior.
         let cost = (cls_cost + iou_cost * 3.0) + geometry.logical_not().to_kind(Kind::Float) * 1e6;
 
-        // Step 5: dynamic k from the top-10 IoUs (int truncation, at least 1), k cheapest anchors.
+        // REFERENCE §3.4 step 5: dynamic k from the top-10 IoUs (int truncation, at least 1); each
+        // gt takes its k cheapest candidates. One topk per gt, as the reference, so ties match.
         let n_k = n_cand.min(10);
         let (topk_ious, _) = ious.topk(n_k, 1, true, true);
         let dynamic_ks: Vec<i64> = Vec::try_from(
@@ -259,7 +261,8 @@ pub fn simota_assign(
             let _ = matching.get(gi as i64).index_fill_(0, &pos, 1);
         }
 
-        // Step 6: an anchor picked by several gts keeps the gt of minimal cost (over all gts).
+        // REFERENCE §3.4 step 6: an anchor picked by several gts goes to the gt of minimal cost —
+        // taken over ALL gts, as YOLOX does, not only over those that picked it.
         let anchor_matching_gt = matching.sum_dim_intlist(0, false, Kind::Int64); // [Ac]
         let multiple = anchor_matching_gt.gt(1).nonzero().squeeze_dim(1);
         if multiple.size()[0] > 0 {
@@ -272,7 +275,7 @@ pub fn simota_assign(
             );
         }
 
-        // Step 7: outputs.
+        // REFERENCE §3.4 step 7: outputs, fg anchors in ascending anchor order.
         let fg_local = anchor_matching_gt.gt(0).nonzero().squeeze_dim(1); // [F] into Ac
         let num_fg = fg_local.size()[0];
         let fg_anchor_indices = cand.index_select(0, &fg_local);

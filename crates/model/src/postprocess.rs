@@ -28,7 +28,7 @@ pub enum PostprocessError {
         shape: Vec<i64>,
         expected: String,
     },
-    #[error("postprocess: boxes must be float32 or float64, got {0:?}")]
+    #[error("postprocess: boxes must be a floating-point tensor, got {0:?}")]
     Kind(Kind),
     #[error(transparent)]
     Tch(#[from] tch::TchError),
@@ -224,8 +224,11 @@ pub fn batched_nms(
     };
     let nms_boxes = nms_boxes.to_device(Device::Cpu);
     let keep = match boxes.kind() {
-        Kind::Float => nms_sorted_generic(&rows::<f32>(&nms_boxes)?, groups.as_deref(), iou_thre),
         Kind::Double => nms_sorted_generic(&rows::<f64>(&nms_boxes)?, groups.as_deref(), iou_thre),
+        // Half precision (autocast outputs) runs the IoU in float32.
+        Kind::Float | Kind::Half | Kind::BFloat16 => {
+            nms_sorted_generic(&rows::<f32>(&nms_boxes)?, groups.as_deref(), iou_thre)
+        }
         k => return Err(PostprocessError::Kind(k)),
     };
     let keep: Vec<i64> = keep.into_iter().map(|i| i as i64).collect();
@@ -248,6 +251,8 @@ pub fn postprocess(
     }
     let nc = ds[2] - 5;
     tch::no_grad(|| {
+        // REFERENCE §3.7: boxes to corners; best class per anchor; keep obj·class_conf ≥ conf_thre
+        // (inclusive); class-aware NMS on score obj·class_conf; rows in decreasing score order.
         let boxes = cxcywh_to_xyxy(&decoded.narrow(2, 0, 4)); // [B, A, 4]
         let mut out = Vec::with_capacity(ds[0] as usize);
         for b in 0..ds[0] {

@@ -201,3 +201,17 @@ fn reported_threshold_on_a_full_4scale_frame_is_fast() {
     assert!(out[0].size()[0] > 100);
     assert!(dt.as_secs_f64() < 10.0, "{dt:?}");
 }
+
+#[test]
+fn half_precision_outputs_are_accepted() {
+    let d = decoded(&[
+        [50.0, 50.0, 20.0, 20.0, 0.9, 0.8, 0.1],
+        [51.0, 50.0, 20.0, 20.0, 0.8, 0.9, 0.1],
+        [150.0, 50.0, 20.0, 20.0, 0.5, 0.5, 0.1],
+    ]);
+    for kind in [Kind::Half, Kind::BFloat16] {
+        let out = postprocess(&d.to_kind(kind), 0.1, 0.45).unwrap();
+        assert_eq!(out[0].size(), [2, 7], "{kind:?}");
+        assert_eq!(out[0].kind(), kind);
+    }
+}
