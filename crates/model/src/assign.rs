@@ -26,6 +26,12 @@ pub enum AssignError {
         shape: Vec<i64>,
         expected: String,
     },
+    #[error("SimOTA: {what} is on {got:?} but the predictions are on {want:?}")]
+    Device {
+        what: &'static str,
+        got: Device,
+        want: Device,
+    },
     #[error("anchor grid: {0} level sizes but {1} strides")]
     LevelCount(usize, usize),
     #[error(transparent)]
@@ -178,6 +184,23 @@ pub fn simota_assign(
         format!("[{a}] or [{a}, 1]"),
     )?;
     let device = pred_boxes.device();
+    for (what, t) in [
+        ("gt_boxes", gt_boxes),
+        ("gt_classes", gt_classes),
+        ("cls_logits", cls_logits),
+        ("obj_logits", obj_logits),
+        ("the anchor grid", &grid.strides),
+        ("the anchor grid", &grid.x_shifts),
+        ("the anchor grid", &grid.y_shifts),
+    ] {
+        if t.device() != device {
+            return Err(AssignError::Device {
+                what,
+                got: t.device(),
+                want: device,
+            });
+        }
+    }
     if g == 0 {
         return Ok(Assignment::empty(a, pred_boxes.kind(), device));
     }

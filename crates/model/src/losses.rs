@@ -287,7 +287,7 @@ pub struct LossOutput {
     pub cls_loss: Tensor,
     /// Zero when `use_l1` is off.
     pub l1_loss: Tensor,
-    /// Foreground anchors per gt box, `num_fg_total / max(num_gts_total, 1)` (RVT's `num_fg`).
+    /// Foreground anchors per gt box as RVT logs it: `max(num_fg_total, 1) / max(num_gts_total, 1)`.
     pub num_fg: f64,
     pub num_fg_total: i64,
     pub num_gts_total: i64,
@@ -315,11 +315,11 @@ pub fn yolox_loss(
     cfg.validate()?;
     let os = outputs.size();
     let a = grid.num_anchors();
-    if os.len() != 3 || os[1] != a || os[2] < 6 {
+    if os.len() != 3 || os[0] == 0 || os[1] != a || os[2] < 6 {
         return Err(shape_err(
             outputs,
             "outputs",
-            format!("[B, {a}, 5+C] (A from the anchor grid)"),
+            format!("[B ≥ 1, {a}, 5+C] (A from the anchor grid)"),
         ));
     }
     let (b, nc) = (os[0], os[2] - 5);
@@ -333,11 +333,12 @@ pub fn yolox_loss(
         (true, Some(r)) if r.size() != [b, a, 4] => {
             return Err(shape_err(r, "raw_reg", format!("[{b}, {a}, 4]")))
         }
-        (true, Some(r)) => Some(r),
+        (true, Some(r)) => Some(r.to_device(outputs.device())),
     };
     let kind = outputs.kind();
     let device = outputs.device();
-    let labels = labels.to_kind(kind);
+    // Labels usually come from the data loader on the CPU; the reference keeps them with the outputs.
+    let labels = labels.to_device(device).to_kind(kind);
 
     // REFERENCE §3.3: valid gt rows are those with a positive sum, valid rows first.
     let nlabel: Vec<i64> = Vec::try_from(
@@ -468,7 +469,8 @@ pub fn yolox_loss(
         conf_loss: loss_obj,
         cls_loss: loss_cls,
         l1_loss: loss_l1,
-        num_fg: num_fg_total as f64 / num_gts_total.max(1) as f64,
+        // RVT logs the clamped count: 1 / max(gts, 1) when nothing is foreground.
+        num_fg: num_fg / num_gts_total.max(1) as f64,
         num_fg_total,
         num_gts_total,
         assignments,
