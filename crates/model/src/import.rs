@@ -1,1 +1,676 @@
-//! (being written) RVT import.
+//! Reference weights in and evdet checkpoints out.
+//!
+//! Reads an RVT / eTraM PyTorch-Lightning `.ckpt` (its `state_dict`, keys prefixed `mdl.`), a plain
+//! `torch.save(state_dict)` file, or a safetensors file — the pickle is parsed by the
+//! `pytorch-reader` crate, which never executes pickled code (omegaconf objects and dates beside
+//! the tensors are skipped). Loads the tensors into a [`Detector`]'s `VarStore` by name (the module
+//! paths are RVT's state-dict names), reporting missing, unexpected and mismatched keys, and writes
+//! the checkpoint folder of DESIGN.md "Checkpoints": `model.safetensors` (RVT names, so PyTorch can
+//! `load_state_dict` it back), `optimizer.safetensors` (only when the source has Adam moments),
+//! `state.json` and `config.yaml` — into a temporary folder first, then renamed into place.
+//!
+//! A Lightning checkpoint indexes its optimizer state by parameter position; positions map to names
+//! through RVT's `parameters()` order, which is the creation order of our modules (they are built
+//! in RVT's registration order), read back from `VarStore::trainable_variables`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use pytorch_reader::{DType, PickleValue, PytorchReader};
+use serde::Serialize;
+use tch::{nn, Kind, Tensor};
+
+use crate::config::{ConfigError, ModelConfig};
+use crate::detector::Detector;
+
+/// Everything that can go wrong reading weights or writing a checkpoint, with the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a readable safetensors file: {msg}")]
+    Safetensors { path: PathBuf, msg: String },
+    #[error("{path}: cannot read the PyTorch checkpoint: {msg}")]
+    Pickle { path: PathBuf, msg: String },
+    #[error("{path}: tensor `{name}`: {msg}")]
+    Tensor {
+        path: PathBuf,
+        name: String,
+        msg: String,
+    },
+    #[error("{path}: no tensor of a detector found (looked for `backbone.`, `fpn.`, `yolox_head.` keys, with or without the `mdl.` prefix)")]
+    NoWeights { path: PathBuf },
+    #[error("weights do not fit the model: {0}")]
+    Mismatch(String),
+    #[error("cannot infer the model configuration from the weights: {0}; pass the model config explicitly")]
+    Infer(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("writing checkpoint {path}: {msg}")]
+    Write { path: PathBuf, msg: String },
+    #[error("{path}: {msg}")]
+    BadCheckpoint { path: PathBuf, msg: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
+    move |source| ImportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The container a weights file came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFormat {
+    Safetensors,
+    /// A PyTorch-Lightning checkpoint (`state_dict` key).
+    Lightning,
+    /// A pickled plain state dict (`torch.save(model.state_dict())`).
+    StateDict,
+}
+
+/// Adam/AdamW moments saved beside the weights (PyTorch `optimizer.state_dict()`), per parameter
+/// position.
+#[derive(Debug, Default)]
+pub struct OptimizerState {
+    /// position → (`exp_avg`, `exp_avg_sq`, `step`).
+    pub per_param: BTreeMap<usize, HashMap<String, Tensor>>,
+    /// The first param group's hyper-parameters (lr, betas, eps, weight_decay, …).
+    pub param_group: serde_json::Value,
+}
+
+/// What a weights file holds.
+#[derive(Debug)]
+pub struct SourceWeights {
+    pub format: SourceFormat,
+    /// Tensors with the `mdl.` prefix removed.
+    pub tensors: Vec<(String, Tensor)>,
+    pub optimizer: Option<OptimizerState>,
+    pub epoch: Option<i64>,
+    pub global_step: Option<i64>,
+}
+
+/// Reads a safetensors file, a Lightning `.ckpt` or a pickled state dict (detected from the bytes).
+pub fn read_weights(path: &Path) -> Result<SourceWeights, ImportError> {
+    let mut head = [0u8; 9];
+    {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path).map_err(io_err(path))?;
+        let n = f.read(&mut head).map_err(io_err(path))?;
+        if n < 9 {
+            return Err(ImportError::BadCheckpoint {
+                path: path.into(),
+                msg: format!("only {n} bytes: not a weights file"),
+            });
+        }
+    }
+    // safetensors: u64 little-endian header length, then the JSON header.
+    if head[8] == b'{' {
+        let tensors = read_safetensors(path)?;
+        return Ok(SourceWeights {
+            format: SourceFormat::Safetensors,
+            tensors: strip_prefix(tensors),
+            optimizer: None,
+            epoch: None,
+            global_step: None,
+        });
+    }
+    read_pytorch(path)
+}
+
+/// All tensors of a safetensors file, in file order.
+pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>, ImportError> {
+    Tensor::read_safetensors(path).map_err(|e| ImportError::Safetensors {
+        path: path.into(),
+        msg: e.to_string(),
+    })
+}
+
+fn pickle_err(path: &Path) -> impl FnOnce(pytorch_reader::PytorchError) -> ImportError + '_ {
+    move |e| ImportError::Pickle {
+        path: path.into(),
+        msg: e.to_string(),
+    }
+}
+
+fn read_pytorch(path: &Path) -> Result<SourceWeights, ImportError> {
+    // The whole pickle once, with every tensor under its dotted path
+    // (`state_dict.mdl.backbone…`, `optimizer_states.0.state.5.exp_avg`).
+    let reader = PytorchReader::new(path).map_err(pickle_err(path))?;
+    let all = reader.into_tensors();
+    let is_lightning = all.keys().any(|k| k.starts_with("state_dict."));
+    let mut weights = Vec::new();
+    let mut opt = OptimizerState::default();
+    for (name, t) in &all {
+        let key = if is_lightning {
+            match name.strip_prefix("state_dict.") {
+                Some(k) => k.to_string(),
+                None => {
+                    if let Some((idx, field)) = parse_optimizer_key(name) {
+                        opt.per_param
+                            .entry(idx)
+                            .or_default()
+                            .insert(field, to_tch(path, name, t)?);
+                    }
+                    continue;
+                }
+            }
+        } else {
+            name.clone()
+        };
+        weights.push((key, to_tch(path, name, t)?));
+    }
+    weights.sort_by(|a, b| a.0.cmp(&b.0));
+    let (mut epoch, mut global_step) = (None, None);
+    let mut optimizer = None;
+    if is_lightning {
+        if let Ok(PickleValue::Dict(top)) = PytorchReader::read_pickle_data(path, None) {
+            epoch = as_int(top.get("epoch"));
+            global_step = as_int(top.get("global_step"));
+            opt.param_group = top
+                .get("optimizer_states")
+                .and_then(|v| match v {
+                    PickleValue::List(l) => l.first(),
+                    _ => None,
+                })
+                .and_then(|o| match o {
+                    PickleValue::Dict(d) => d.get("param_groups"),
+                    _ => None,
+                })
+                .and_then(|g| match g {
+                    PickleValue::List(l) => l.first(),
+                    _ => None,
+                })
+                .map(pickle_to_json)
+                .unwrap_or(serde_json::Value::Null);
+        }
+        if !opt.per_param.is_empty() {
+            optimizer = Some(opt);
+        }
+    }
+    Ok(SourceWeights {
+        format: if is_lightning {
+            SourceFormat::Lightning
+        } else {
+            SourceFormat::StateDict
+        },
+        tensors: strip_prefix(weights),
+        optimizer,
+        epoch,
+        global_step,
+    })
+}
+
+/// `optimizer_states.0.state.<idx>.<field>` → (idx, field); only the first optimizer counts.
+fn parse_optimizer_key(name: &str) -> Option<(usize, String)> {
+    let rest = name.strip_prefix("optimizer_states.0.state.")?;
+    let (idx, field) = rest.split_once('.')?;
+    Some((idx.parse().ok()?, field.to_string()))
+}
+
+fn as_int(v: Option<&PickleValue>) -> Option<i64> {
+    match v {
+        Some(PickleValue::Int(i)) => Some(*i),
+        _ => None,
+    }
+}
+
+fn pickle_to_json(v: &PickleValue) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        PickleValue::None => Value::Null,
+        PickleValue::Bool(b) => Value::Bool(*b),
+        PickleValue::Int(i) => Value::from(*i),
+        PickleValue::Float(f) => Value::from(*f),
+        PickleValue::String(s) => Value::String(s.clone()),
+        PickleValue::List(l) => Value::Array(l.iter().map(pickle_to_json).collect()),
+        PickleValue::Dict(d) => {
+            let m: BTreeMap<_, _> = d
+                .iter()
+                .map(|(k, v)| (k.clone(), pickle_to_json(v)))
+                .collect();
+            Value::Object(m.into_iter().collect())
+        }
+        PickleValue::Bytes(_) => Value::String("<bytes>".into()),
+        PickleValue::Unsupported(t) => Value::String(format!("<{t}>")),
+    }
+}
+
+/// RVT's Lightning module holds the detector as `self.mdl`: its keys start with `mdl.`.
+fn strip_prefix(tensors: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    tensors
+        .into_iter()
+        .map(|(k, t)| match k.strip_prefix("mdl.") {
+            Some(s) => (s.to_string(), t),
+            None => (k, t),
+        })
+        .collect()
+}
+
+fn to_tch(path: &Path, name: &str, t: &pytorch_reader::Tensor) -> Result<Tensor, ImportError> {
+    let bad = |msg: String| ImportError::Tensor {
+        path: path.into(),
+        name: name.into(),
+        msg,
+    };
+    let kind = match t.dtype() {
+        DType::F64 => Kind::Double,
+        DType::F32 => Kind::Float,
+        DType::F16 => Kind::Half,
+        DType::BF16 => Kind::BFloat16,
+        DType::I64 => Kind::Int64,
+        DType::I32 => Kind::Int,
+        DType::I16 => Kind::Int16,
+        DType::I8 => Kind::Int8,
+        DType::U8 => Kind::Uint8,
+        DType::Bool => Kind::Bool,
+        other => {
+            return Err(bad(format!(
+                "element type {other:?} has no libtorch equivalent"
+            )))
+        }
+    };
+    let bytes = t.read().map_err(|e| bad(e.to_string()))?;
+    let shape: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
+    Tensor::f_from_data_size(&bytes, &shape, kind).map_err(|e| bad(e.to_string()))
+}
+
+/// The outcome of loading named tensors into a model.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct LoadReport {
+    pub loaded: usize,
+    /// Model variables the source does not have (they keep their initial values).
+    pub missing: Vec<String>,
+    /// Source tensors the model has no variable for.
+    pub unexpected: Vec<String>,
+}
+
+/// Copies `tensors` into the variables of `vs` with the same names (converted to each variable's
+/// kind and device). A shape mismatch is an error; missing and unexpected names are reported.
+pub fn load_named(
+    vs: &nn::VarStore,
+    tensors: &[(String, Tensor)],
+) -> Result<LoadReport, ImportError> {
+    let vars = vs.variables();
+    let mut report = LoadReport::default();
+    let mut seen = HashSet::new();
+    let mut mismatched = Vec::new();
+    for (name, src) in tensors {
+        match vars.get(name) {
+            Some(var) => {
+                seen.insert(name.as_str());
+                if var.size() != src.size() {
+                    mismatched.push(format!(
+                        "`{name}`: model {:?}, file {:?}",
+                        var.size(),
+                        src.size()
+                    ));
+                    continue;
+                }
+                tch::no_grad(|| {
+                    let mut dst = var.shallow_clone();
+                    dst.copy_(&src.to_kind(var.kind()).to_device(var.device()));
+                });
+                report.loaded += 1;
+            }
+            None => report.unexpected.push(name.clone()),
+        }
+    }
+    if !mismatched.is_empty() {
+        return Err(ImportError::Mismatch(mismatched.join("; ")));
+    }
+    report.missing = vars
+        .keys()
+        .filter(|k| !seen.contains(k.as_str()))
+        .cloned()
+        .collect();
+    report.missing.sort();
+    report.unexpected.sort();
+    Ok(report)
+}
+
+/// Names of the trainable parameters in creation order — RVT's `model.parameters()` order, since
+/// the modules are created in RVT's registration order.
+pub fn parameter_order(vs: &nn::VarStore) -> Vec<String> {
+    let by_ptr: HashMap<usize, String> = vs
+        .variables()
+        .into_iter()
+        .map(|(name, t)| (t.data_ptr() as usize, name))
+        .collect();
+    vs.trainable_variables()
+        .iter()
+        .filter_map(|t| by_ptr.get(&(t.data_ptr() as usize)).cloned())
+        .collect()
+}
+
+/// All variables of `vs` (parameters and BatchNorm buffers), sorted by name, as CPU tensors.
+pub fn named_tensors(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(k, t)| (k, t.detach().to_device(tch::Device::Cpu).contiguous()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Guesses the model configuration from RVT weights: stage dims, patch size, FPN stages and
+/// depth, class count. What the weights cannot tell (`dim_head`, the partition size) comes from
+/// the preset with the same `embed_dim` and from `data_hw` (RVT's config modifier, REFERENCE §1.5).
+pub fn infer_config(
+    tensors: &[(String, Tensor)],
+    data_hw: [usize; 2],
+) -> Result<ModelConfig, ImportError> {
+    let map: HashMap<&str, &Tensor> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+    let shape = |k: &str| -> Result<Vec<i64>, ImportError> {
+        map.get(k)
+            .map(|t| t.size())
+            .ok_or_else(|| ImportError::Infer(format!("`{k}` is missing")))
+    };
+    let stem = shape("backbone.stages.0.downsample_cf2cl.conv.weight")?;
+    let embed_dim = stem[0] as usize;
+    let input_channels = stem[1] as usize;
+    let patch_size = ((stem[2] + 1) / 2) as usize;
+    let dim_head = match embed_dim {
+        48 => 24,
+        d if d % 32 == 0 => 32,
+        d if d % 16 == 0 => 16,
+        d => d,
+    };
+    let num_classes = shape("yolox_head.cls_preds.0.weight")?[0] as usize;
+    let levels = (0..8)
+        .take_while(|k| map.contains_key(format!("yolox_head.stems.{k}.conv.weight").as_str()))
+        .count();
+    if levels < 2 {
+        return Err(ImportError::Infer("fewer than 2 head levels".into()));
+    }
+    let first_in = shape("yolox_head.stems.0.conv.weight")?[1] as usize;
+    let first_stage = (1..=4)
+        .find(|s| embed_dim << (s - 1) == first_in)
+        .ok_or_else(|| {
+            ImportError::Infer(format!(
+                "head level 0 has {first_in} channels, no stage has"
+            ))
+        })?;
+    let in_stages: Vec<usize> = (first_stage..first_stage + levels).collect();
+    let bottlenecks = (0..16)
+        .take_while(|i| map.contains_key(format!("fpn.C3_p4.m.{i}.conv1.conv.weight").as_str()))
+        .count();
+    let depth = match bottlenecks {
+        1 => 0.33,
+        2 => 0.67,
+        n => n as f64 / 3.0,
+    };
+    let mut cfg = ModelConfig::custom(embed_dim, dim_head, depth, num_classes, data_hw);
+    cfg.backbone.input_channels = input_channels;
+    cfg.backbone.stem.patch_size = patch_size;
+    cfg.fpn.in_stages = in_stages;
+    cfg.fpn.depthwise = map.contains_key("fpn.bu_conv1.dconv.conv.weight");
+    cfg.head.depthwise = map.contains_key("yolox_head.cls_convs.0.0.dconv.conv.weight");
+    cfg.backbone.stage.lstm.dws_conv =
+        map.contains_key("backbone.stages.0.lstm.conv3x3_dws.weight");
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// `state.json` of a checkpoint folder.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct CheckpointState {
+    /// Always `evdet-checkpoint`.
+    pub format: String,
+    pub version: u32,
+    /// Optimizer steps taken (Lightning `global_step` for imports).
+    pub step: i64,
+    #[serde(default)]
+    pub epoch: Option<i64>,
+    /// Everything else the writer wants to keep (import report, schedule, RNG, data position…).
+    #[serde(default)]
+    pub extra: serde_json::Value,
+}
+
+impl CheckpointState {
+    pub fn new(step: i64, epoch: Option<i64>, extra: serde_json::Value) -> Self {
+        Self {
+            format: "evdet-checkpoint".into(),
+            version: 1,
+            step,
+            epoch,
+            extra,
+        }
+    }
+}
+
+/// Writes a checkpoint folder atomically (a temporary sibling folder renamed into place; an
+/// existing folder is replaced only after the new one is complete).
+/// `optimizer`: tensors named `<parameter>.<field>` (`exp_avg`, `exp_avg_sq`, `step`).
+pub fn write_checkpoint(
+    dir: &Path,
+    model: &[(String, Tensor)],
+    optimizer: Option<&[(String, Tensor)]>,
+    state: &CheckpointState,
+    config: &ModelConfig,
+) -> Result<(), ImportError> {
+    let werr = |msg: String| ImportError::Write {
+        path: dir.to_path_buf(),
+        msg,
+    };
+    let name = dir
+        .file_name()
+        .ok_or_else(|| werr("the output path has no folder name".into()))?
+        .to_string_lossy()
+        .to_string();
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(io_err(&parent))?;
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+    let result = (|| {
+        Tensor::write_safetensors(model, tmp.join("model.safetensors"))
+            .map_err(|e| werr(format!("model.safetensors: {e}")))?;
+        if let Some(opt) = optimizer {
+            Tensor::write_safetensors(opt, tmp.join("optimizer.safetensors"))
+                .map_err(|e| werr(format!("optimizer.safetensors: {e}")))?;
+        }
+        let json = serde_json::to_string_pretty(state).map_err(|e| werr(e.to_string()))?;
+        std::fs::write(tmp.join("state.json"), json + "\n").map_err(io_err(&tmp))?;
+        let yaml = config_yaml(config).map_err(werr)?;
+        std::fs::write(tmp.join("config.yaml"), yaml).map_err(io_err(&tmp))?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if dir.exists() {
+        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+        std::fs::rename(dir, &old).map_err(io_err(dir))?;
+        std::fs::rename(&tmp, dir).map_err(io_err(dir))?;
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        std::fs::rename(&tmp, dir).map_err(io_err(dir))?;
+    }
+    Ok(())
+}
+
+/// `config.yaml`: the resolved model configuration under the `model` key, as in an experiment
+/// configuration.
+pub fn config_yaml(config: &ModelConfig) -> Result<String, String> {
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        model: &'a ModelConfig,
+    }
+    serde_yaml::to_string(&Doc { model: config }).map_err(|e| e.to_string())
+}
+
+/// Reads the model configuration from a YAML or JSON file: a bare model config, or one under a
+/// `model` key (an experiment / checkpoint `config.yaml`) or under `rvt_model_config` (a fixture's
+/// `config.json`).
+pub fn read_model_config(path: &Path) -> Result<ModelConfig, ImportError> {
+    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(&text).map_err(|e| ImportError::BadCheckpoint {
+            path: path.into(),
+            msg: format!("not YAML/JSON: {e}"),
+        })?;
+    let inner = value
+        .get("model")
+        .or_else(|| value.get("rvt_model_config"))
+        .cloned()
+        .unwrap_or(value);
+    let cfg: ModelConfig =
+        serde_yaml::from_value(inner).map_err(|e| ImportError::BadCheckpoint {
+            path: path.into(),
+            msg: format!("model config: {e}"),
+        })?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// A loaded checkpoint folder: the model built from its `config.yaml` with its weights.
+pub struct LoadedCheckpoint {
+    pub vs: nn::VarStore,
+    pub detector: Detector,
+    pub state: CheckpointState,
+}
+
+/// Opens a checkpoint folder written by [`write_checkpoint`] on `device`.
+pub fn load_checkpoint(dir: &Path, device: tch::Device) -> Result<LoadedCheckpoint, ImportError> {
+    let cfg = read_model_config(&dir.join("config.yaml"))?;
+    let (vs, detector) = Detector::build(&cfg, device)?;
+    let weights = read_safetensors(&dir.join("model.safetensors"))?;
+    let report = load_named(&vs, &weights)?;
+    if !report.missing.is_empty() {
+        return Err(ImportError::Mismatch(format!(
+            "{} has no value for {}",
+            dir.join("model.safetensors").display(),
+            report.missing.join(", ")
+        )));
+    }
+    let state_path = dir.join("state.json");
+    let state: CheckpointState =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).map_err(io_err(&state_path))?)
+            .map_err(|e| ImportError::BadCheckpoint {
+            path: state_path.clone(),
+            msg: e.to_string(),
+        })?;
+    Ok(LoadedCheckpoint {
+        vs,
+        detector,
+        state,
+    })
+}
+
+/// Summary of [`import_rvt`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportSummary {
+    pub source: PathBuf,
+    pub format: SourceFormat,
+    pub out: PathBuf,
+    pub report: LoadReport,
+    pub optimizer_params: usize,
+    pub step: i64,
+    pub epoch: Option<i64>,
+}
+
+/// Reads `source`, loads it into a detector built from `config` (inferred from the weights when
+/// `None`, with `data_hw` for the partition size), and writes the checkpoint folder `out`.
+/// Missing keys are an error unless `allow_missing`.
+pub fn import_rvt(
+    source: &Path,
+    out: &Path,
+    config: Option<ModelConfig>,
+    data_hw: [usize; 2],
+    allow_missing: bool,
+) -> Result<ImportSummary, ImportError> {
+    let src = read_weights(source)?;
+    if !src
+        .tensors
+        .iter()
+        .any(|(k, _)| k.starts_with("backbone.") || k.starts_with("yolox_head."))
+    {
+        return Err(ImportError::NoWeights {
+            path: source.into(),
+        });
+    }
+    let cfg = match config {
+        Some(c) => c,
+        None => infer_config(&src.tensors, data_hw)?,
+    };
+    let (vs, _det) = Detector::build(&cfg, tch::Device::Cpu)?;
+    let report = load_named(&vs, &src.tensors)?;
+    if !report.missing.is_empty() && !allow_missing {
+        return Err(ImportError::Mismatch(format!(
+            "{} has no value for {} model variable(s): {}",
+            source.display(),
+            report.missing.len(),
+            report.missing.join(", ")
+        )));
+    }
+    let mut opt_tensors = Vec::new();
+    let mut optimizer_params = 0;
+    if let Some(opt) = &src.optimizer {
+        let order = parameter_order(&vs);
+        if opt.per_param.keys().any(|&i| i >= order.len()) {
+            return Err(ImportError::Mismatch(format!(
+                "the optimizer state has {} parameters, the model {}",
+                opt.per_param.keys().max().map_or(0, |m| m + 1),
+                order.len()
+            )));
+        }
+        let vars = vs.variables();
+        for (&idx, fields) in &opt.per_param {
+            let name = &order[idx];
+            for (field, t) in fields {
+                if field != "step" && t.size() != vars[name].size() {
+                    return Err(ImportError::Mismatch(format!(
+                        "optimizer state {idx} ({field}) has shape {:?}, parameter `{name}` {:?}: \
+                         the parameter order differs from RVT's",
+                        t.size(),
+                        vars[name].size()
+                    )));
+                }
+                opt_tensors.push((format!("{name}.{field}"), t.shallow_clone()));
+            }
+            optimizer_params += 1;
+        }
+        opt_tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    let step = src.global_step.unwrap_or(0);
+    let extra = serde_json::json!({
+        "imported_from": source.display().to_string(),
+        "source_format": src.format,
+        "missing": report.missing,
+        "unexpected": report.unexpected,
+        "optimizer": src.optimizer.as_ref().map(|o| serde_json::json!({
+            "type": "AdamW",
+            "param_group": o.param_group,
+            "tensor_names": "<parameter>.exp_avg | <parameter>.exp_avg_sq | <parameter>.step",
+        })),
+    });
+    let state = CheckpointState::new(step, src.epoch, extra);
+    write_checkpoint(
+        out,
+        &named_tensors(&vs),
+        (!opt_tensors.is_empty()).then_some(opt_tensors.as_slice()),
+        &state,
+        &cfg,
+    )?;
+    Ok(ImportSummary {
+        source: source.into(),
+        format: src.format,
+        out: out.into(),
+        report,
+        optimizer_params,
+        step,
+        epoch: src.epoch,
+    })
+}

@@ -1,9 +1,81 @@
-//! (being written) `evdet import-rvt`.
+//! `evdet import-rvt`: reference PyTorch weights (RVT / eTraM Lightning `.ckpt`, a pickled state
+//! dict or safetensors) → an evdet checkpoint folder.
 
-/// (being written)
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use evdet_model::import::{import_rvt, read_model_config};
+
+/// Import RVT or eTraM weights into an evdet checkpoint folder.
+///
+/// Reads the `state_dict` of a PyTorch-Lightning checkpoint as RVT and eTraM write them (keys
+/// prefixed `mdl.`; pickled omegaconf configs and other Python objects beside the tensors are
+/// skipped, never executed), a plain pickled state dict, or a safetensors file. The tensors are
+/// loaded by name into the detector (RVT's own parameter names), missing and unexpected keys are
+/// reported, and the folder OUT gets `model.safetensors` (RVT names), `state.json`, `config.yaml`
+/// and, when the file has Adam moments, `optimizer.safetensors`. The model configuration is read
+/// from --config, or inferred from the weights' shapes (sizes, FPN stages and depth, classes) with
+/// the partition size from --data-hw.
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(after_help = "Examples:
+  evdet import-rvt rvt-b.ckpt --out checkpoints/rvt-b
+  evdet import-rvt etram_rvt.ckpt --out ckpt/etram --data-hw 360,640
+  evdet import-rvt weights.safetensors --out ckpt/fx --config fixtures/model_3scale/config.json")]
+pub struct Args {
+    /// The weights: a Lightning `.ckpt`, a `torch.save`d state dict, or a `.safetensors` file.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Checkpoint folder to write (replaced atomically when it exists).
+    #[arg(long, value_name = "CKPT")]
+    out: PathBuf,
+    /// Model configuration (YAML or JSON; a bare `model` config, or one under `model:` or
+    /// `rvt_model_config`). Default: inferred from the weights.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data height,width used to derive the input size and partition size when the configuration
+    /// is inferred (RVT's rule: rounded up to a multiple of 64). eTraM/Gen4 downsampled: 360,640.
+    #[arg(long, value_name = "H,W", default_value = "360,640", value_delimiter = ',')]
+    data_hw: Vec<usize>,
+    /// Write the checkpoint even when the file lacks some model variables (they keep their
+    /// initial values).
+    #[arg(long)]
+    allow_missing: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+pub fn run(args: Args) -> Result<()> {
+    let [h, w] = args.data_hw[..] else {
+        bail!("--data-hw takes two numbers, height,width (got {:?})", args.data_hw);
+    };
+    let config = match &args.config {
+        Some(p) => Some(read_model_config(p).with_context(|| format!("reading --config {}", p.display()))?),
+        None => None,
+    };
+    let summary = import_rvt(&args.file, &args.out, config, [h, w], args.allow_missing)
+        .with_context(|| format!("importing {}", args.file.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    let r = &summary.report;
+    println!("source      {} ({:?})", summary.source.display(), summary.format);
+    println!("loaded      {} tensors", r.loaded);
+    println!("missing     {}{}", r.missing.len(), list(&r.missing));
+    println!("unexpected  {}{}", r.unexpected.len(), list(&r.unexpected));
+    if summary.optimizer_params > 0 {
+        println!("optimizer   Adam moments of {} parameters", summary.optimizer_params);
+    }
+    println!("step        {} (epoch {})", summary.step, summary.epoch.map_or("-".into(), |e| e.to_string()));
+    println!("written     {}", summary.out.display());
+    Ok(())
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", names.join(", "))
+    }
 }
