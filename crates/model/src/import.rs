@@ -577,6 +577,9 @@ pub struct ImportSummary {
     pub out: PathBuf,
     pub report: LoadReport,
     pub optimizer_params: usize,
+    /// Why the source's optimizer state was left out, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optimizer_note: Option<String>,
     pub step: i64,
     pub epoch: Option<i64>,
 }
@@ -615,46 +618,34 @@ pub fn import_rvt(
             report.missing.join(", ")
         )));
     }
-    let mut opt_tensors = Vec::new();
-    let mut optimizer_params = 0;
-    if let Some(opt) = &src.optimizer {
-        let order = parameter_order(&vs);
-        if opt.per_param.keys().any(|&i| i >= order.len()) {
-            return Err(ImportError::Mismatch(format!(
-                "the optimizer state has {} parameters, the model {}",
-                opt.per_param.keys().max().map_or(0, |m| m + 1),
-                order.len()
-            )));
-        }
-        let vars = vs.variables();
-        for (&idx, fields) in &opt.per_param {
-            let name = &order[idx];
-            for (field, t) in fields {
-                if field != "step" && t.size() != vars[name].size() {
-                    return Err(ImportError::Mismatch(format!(
-                        "optimizer state {idx} ({field}) has shape {:?}, parameter `{name}` {:?}: \
-                         the parameter order differs from RVT's",
-                        t.size(),
-                        vars[name].size()
-                    )));
-                }
-                opt_tensors.push((format!("{name}.{field}"), t.shallow_clone()));
-            }
-            optimizer_params += 1;
-        }
-        opt_tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    }
+    let (opt_tensors, optimizer_order, optimizer_note) = match &src.optimizer {
+        Some(opt) => match optimizer_tensors(&vs, opt) {
+            Ok((tensors, order)) => (tensors, Some(order), None),
+            Err(why) => (
+                Vec::new(),
+                None,
+                Some(format!("optimizer state not imported: {why}")),
+            ),
+        },
+        None => (Vec::new(), None, None),
+    };
+    let optimizer_params = opt_tensors
+        .iter()
+        .filter(|(k, _)| k.ends_with(".exp_avg"))
+        .count();
     let step = src.global_step.unwrap_or(0);
     let extra = serde_json::json!({
         "imported_from": source.display().to_string(),
         "source_format": src.format,
         "missing": report.missing,
         "unexpected": report.unexpected,
-        "optimizer": src.optimizer.as_ref().map(|o| serde_json::json!({
+        "optimizer": optimizer_order.map(|order| serde_json::json!({
             "type": "AdamW",
-            "param_group": o.param_group,
+            "param_group": src.optimizer.as_ref().map(|o| o.param_group.clone()),
             "tensor_names": "<parameter>.exp_avg | <parameter>.exp_avg_sq | <parameter>.step",
+            "source_parameter_order": order,
         })),
+        "optimizer_note": optimizer_note,
     });
     let state = CheckpointState::new(step, src.epoch, extra);
     write_checkpoint(
@@ -670,7 +661,52 @@ pub fn import_rvt(
         out: out.into(),
         report,
         optimizer_params,
+        optimizer_note,
         step,
         epoch: src.epoch,
     })
+}
+
+/// Names the optimizer state's per-position tensors. PyTorch indexes them by the position of the
+/// parameter in the list the optimizer was built with: RVT passes `model.parameters()`
+/// (registration order); other tools pass parameters sorted by name. The first order under which
+/// every moment has its parameter's shape is taken (the two differ at position 0 for RVT models:
+/// the stem conv vs a LayerScale gamma).
+fn optimizer_tensors(
+    vs: &nn::VarStore,
+    opt: &OptimizerState,
+) -> Result<(Vec<(String, Tensor)>, &'static str), String> {
+    let registration = parameter_order(vs);
+    let mut sorted = registration.clone();
+    sorted.sort();
+    let vars = vs.variables();
+    let n = opt.per_param.keys().max().map_or(0, |m| m + 1);
+    if n != registration.len() {
+        return Err(format!(
+            "it has {n} parameters, the model {}",
+            registration.len()
+        ));
+    }
+    let fits = |order: &[String]| {
+        opt.per_param.iter().all(|(&i, fields)| {
+            fields
+                .iter()
+                .all(|(f, t)| f == "step" || t.size() == vars[&order[i]].size())
+        })
+    };
+    let (order, label) = if fits(&registration) {
+        (registration, "rvt_parameters")
+    } else if fits(&sorted) {
+        (sorted, "sorted_names")
+    } else {
+        return Err("its moments fit neither RVT's parameter order nor the sorted names".into());
+    };
+    let mut out = Vec::new();
+    for (&idx, fields) in &opt.per_param {
+        for (field, t) in fields {
+            out.push((format!("{}.{field}", order[idx]), t.shallow_clone()));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((out, label))
 }

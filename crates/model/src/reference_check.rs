@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use crate::backbone::LstmState;
+use crate::backbone::{AttentionImpl, LstmState};
 use crate::config::ModelConfig;
 use crate::detector::Detector;
 use crate::import::{load_named, read_safetensors, ImportError};
@@ -462,13 +462,30 @@ impl Checker {
     }
 }
 
-/// Builds the detector of the fixture with its weights on `device`.
+/// How to run the comparison.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckOptions {
+    pub device: Device,
+    pub attention: AttentionImpl,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        Self {
+            device: Device::Cpu,
+            attention: AttentionImpl::Reference,
+        }
+    }
+}
+
+/// Builds the detector of the fixture with its weights.
 fn build_loaded(
     cfg: &ModelConfig,
     dir: &Path,
-    device: Device,
+    opts: CheckOptions,
 ) -> Result<(tch::nn::VarStore, Detector), CheckError> {
-    let (vs, det) = Detector::build(cfg, device)?;
+    let (vs, mut det) = Detector::build(cfg, opts.device)?;
+    det.set_attention_impl(opts.attention);
     let wpath = dir.join("weights.safetensors");
     let weights = read_safetensors(&wpath)?;
     let report = load_named(&vs, &weights)?;
@@ -498,8 +515,9 @@ pub struct TrainResult {
     pub size_weights_all_fg: Option<Tensor>,
 }
 
-/// Runs the comparison on `dir` on `device`.
-pub fn check_reference(dir: &Path, device: Device) -> Result<CheckReport, CheckError> {
+/// Runs the comparison on `dir`.
+pub fn check_reference(dir: &Path, opts: CheckOptions) -> Result<CheckReport, CheckError> {
+    let device = opts.device;
     let fx = read_fixture_config(dir)?;
     let inputs = read_tensors(&dir.join("inputs.safetensors"))?;
     let ipath = dir.join("inputs.safetensors");
@@ -523,7 +541,7 @@ pub fn check_reference(dir: &Path, device: Device) -> Result<CheckReport, CheckE
     let mut checker = Checker::new(expected);
 
     // Eval mode: states carried over the T steps from zero.
-    let (_vs, det) = build_loaded(&fx.model, dir, device)?;
+    let (_vs, det) = build_loaded(&fx.model, dir, opts)?;
     tch::no_grad(|| {
         let mut states: Option<Vec<LstmState>> = None;
         for t in 0..steps {
@@ -579,7 +597,7 @@ pub fn check_reference(dir: &Path, device: Device) -> Result<CheckReport, CheckE
         let text = std::fs::read_to_string(&p).map_err(|e| fixture_err(&p, e.to_string()))?;
         serde_json::from_str(&text).map_err(|e| fixture_err(&p, e.to_string()))?
     };
-    let (vs, det) = build_loaded(&fx.model, dir, device)?;
+    let (vs, det) = build_loaded(&fx.model, dir, opts)?;
     let mut states: Option<Vec<LstmState>> = None;
     let mut last_feats = Vec::new();
     for t in 0..steps {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use evdet_model::reference_check::{check_reference, CheckReport};
+use evdet_model::reference_check::{check_reference, CheckOptions, CheckReport};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -26,7 +26,7 @@ fn print(report: &CheckReport) {
 
 fn check(name: &str) {
     let dir = fixture(name);
-    let report = check_reference(&dir, tch::Device::Cpu).expect("fixture readable");
+    let report = check_reference(&dir, CheckOptions::default()).expect("fixture readable");
     print(&report);
     let failed: Vec<_> = report
         .outputs

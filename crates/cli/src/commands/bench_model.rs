@@ -76,7 +76,9 @@ fn pair(v: &[i64], flag: &str) -> Result<[i64; 2]> {
 }
 
 fn model(preset: &str, scales: usize, hw: [i64; 2], num_classes: usize) -> Result<ModelConfig> {
-    let p: RvtPreset = preset.parse().with_context(|| format!("--presets {preset}"))?;
+    let p: RvtPreset = preset
+        .parse()
+        .with_context(|| format!("--presets {preset}"))?;
     let cfg = ModelConfig::preset(p, num_classes, [hw[0] as usize, hw[1] as usize]);
     Ok(match scales {
         3 => cfg,
@@ -105,7 +107,11 @@ pub fn run(args: Args) -> Result<()> {
     };
 
     let total = (args.presets.len() * args.scales.len()
-        + if args.no_train { 0 } else { args.train_presets.len() }) as u64;
+        + if args.no_train {
+            0
+        } else {
+            args.train_presets.len()
+        }) as u64;
     let pb = crate::progress::bar(total, "runs");
     let mut forward = Map::new();
     for &scales in &args.scales {
@@ -161,7 +167,10 @@ fn ratios(ours: &Value, r: &Value) -> Value {
         for (preset, t) in o {
             let mut m = Map::new();
             for key in ["backbone_ms", "fpn_ms", "head_ms", "total_ms"] {
-                if let (Some(a), Some(b)) = (t[key].as_f64(), rf.get(preset).and_then(|x| x[key].as_f64())) {
+                if let (Some(a), Some(b)) = (
+                    t[key].as_f64(),
+                    rf.get(preset).and_then(|x| x[key].as_f64()),
+                ) {
                     m.insert(key.into(), json!(a / b));
                 }
             }
@@ -171,7 +180,10 @@ fn ratios(ours: &Value, r: &Value) -> Value {
     let mut tr = Map::new();
     if let Some(o) = ours["train_step"].as_object() {
         for (preset, t) in o {
-            if let (Some(a), Some(b)) = (t["step_ms"].as_f64(), r["train_step"][preset]["step_ms"].as_f64()) {
+            if let (Some(a), Some(b)) = (
+                t["step_ms"].as_f64(),
+                r["train_step"][preset]["step_ms"].as_f64(),
+            ) {
                 tr.insert(preset.clone(), json!(a / b));
             }
         }

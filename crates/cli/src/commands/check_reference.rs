@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use evdet_model::backbone::AttentionImpl;
 use evdet_model::device::DeviceChoice;
-use evdet_model::reference_check::{check_reference, group_of, CheckReport};
+use evdet_model::reference_check::{check_reference, group_of, CheckOptions, CheckReport};
 
 /// Compare the detector with a PyTorch reference fixture folder, output by output.
 ///
@@ -30,6 +31,11 @@ pub struct Args {
     /// cpu, cuda or cuda:N (default: cpu, the fixtures' device).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Attention kernel: `reference` (RVT's explicit ops, bit-identical to PyTorch on the same
+    /// machine) or `fused` (scaled_dot_product_attention, the fast default of training and
+    /// inference; same values up to float32 rounding).
+    #[arg(long, default_value = "reference", value_parser = ["reference", "fused"])]
+    attention: String,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -38,7 +44,12 @@ pub fn run(args: Args) -> Result<()> {
         .parse::<DeviceChoice>()
         .and_then(|d| d.resolve())
         .with_context(|| format!("--device {}", args.device))?;
-    let report = check_reference(&args.dir, device)
+    let attention = if args.attention == "fused" {
+        AttentionImpl::Fused
+    } else {
+        AttentionImpl::Reference
+    };
+    let report = check_reference(&args.dir, CheckOptions { device, attention })
         .with_context(|| format!("checking against {}", args.dir.display()))?;
     print_tables(&report);
     if let Some(out) = &args.json {
@@ -53,7 +64,11 @@ pub fn run(args: Args) -> Result<()> {
             args.dir.display()
         );
     }
-    println!("all {} outputs match {}", report.outputs.len(), args.dir.display());
+    println!(
+        "all {} outputs match {}",
+        report.outputs.len(),
+        args.dir.display()
+    );
     Ok(())
 }
 
@@ -65,18 +80,33 @@ fn print_tables(report: &CheckReport) {
             groups.push(g);
         }
     }
-    let width = report.outputs.iter().map(|(n, _)| n.len()).max().unwrap_or(10).max(10);
+    let width = report
+        .outputs
+        .iter()
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(10)
+        .max(10);
     for g in groups {
         println!("\n== {g}");
-        println!("{:<width$}  {:<11}  {:>10}  {:>10}  result", "output", "rule", "max_abs", "max_rel");
+        println!(
+            "{:<width$}  {:<11}  {:>10}  {:>10}  result",
+            "output", "rule", "max_abs", "max_rel"
+        );
         for (name, c) in report.outputs.iter().filter(|(n, _)| group_of(n) == g) {
-            let rule = serde_json::to_value(c.rule).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            let rule = serde_json::to_value(c.rule)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
             println!(
                 "{name:<width$}  {rule:<11}  {:>10.3e}  {:>10.3e}  {}{}",
                 c.max_abs,
                 c.max_rel,
                 if c.ok { "pass" } else { "FAIL" },
-                c.note.as_ref().map(|n| format!("  ({n})")).unwrap_or_default()
+                c.note
+                    .as_ref()
+                    .map(|n| format!("  ({n})"))
+                    .unwrap_or_default()
             );
         }
     }

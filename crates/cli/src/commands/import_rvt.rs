@@ -34,7 +34,12 @@ pub struct Args {
     config: Option<PathBuf>,
     /// Data height,width used to derive the input size and partition size when the configuration
     /// is inferred (RVT's rule: rounded up to a multiple of 64). eTraM/Gen4 downsampled: 360,640.
-    #[arg(long, value_name = "H,W", default_value = "360,640", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "H,W",
+        default_value = "360,640",
+        value_delimiter = ','
+    )]
     data_hw: Vec<usize>,
     /// Write the checkpoint even when the file lacks some model variables (they keep their
     /// initial values).
@@ -47,10 +52,15 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let [h, w] = args.data_hw[..] else {
-        bail!("--data-hw takes two numbers, height,width (got {:?})", args.data_hw);
+        bail!(
+            "--data-hw takes two numbers, height,width (got {:?})",
+            args.data_hw
+        );
     };
     let config = match &args.config {
-        Some(p) => Some(read_model_config(p).with_context(|| format!("reading --config {}", p.display()))?),
+        Some(p) => Some(
+            read_model_config(p).with_context(|| format!("reading --config {}", p.display()))?,
+        ),
         None => None,
     };
     let summary = import_rvt(&args.file, &args.out, config, [h, w], args.allow_missing)
@@ -60,14 +70,28 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     let r = &summary.report;
-    println!("source      {} ({:?})", summary.source.display(), summary.format);
+    println!(
+        "source      {} ({:?})",
+        summary.source.display(),
+        summary.format
+    );
     println!("loaded      {} tensors", r.loaded);
     println!("missing     {}{}", r.missing.len(), list(&r.missing));
     println!("unexpected  {}{}", r.unexpected.len(), list(&r.unexpected));
-    if summary.optimizer_params > 0 {
-        println!("optimizer   Adam moments of {} parameters", summary.optimizer_params);
+    if let Some(note) = &summary.optimizer_note {
+        eprintln!("warning: {note}");
     }
-    println!("step        {} (epoch {})", summary.step, summary.epoch.map_or("-".into(), |e| e.to_string()));
+    if summary.optimizer_params > 0 {
+        println!(
+            "optimizer   Adam moments of {} parameters",
+            summary.optimizer_params
+        );
+    }
+    println!(
+        "step        {} (epoch {})",
+        summary.step,
+        summary.epoch.map_or("-".into(), |e| e.to_string())
+    );
     println!("written     {}", summary.out.display());
     Ok(())
 }

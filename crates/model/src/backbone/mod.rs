@@ -13,6 +13,7 @@ use tch::{nn, Tensor};
 
 use crate::config::{BackboneConfig, ConfigError};
 pub use lstm::{ConvLstm, LstmState};
+pub use maxvit::AttentionImpl;
 use maxvit::{ConvDownsampleCf2Cl, MaxVitAttentionPair};
 
 /// One stage (`RNNDetectorStage`): N,C,H,W in, N,C',H/f,W/f out plus the new LSTM state.
@@ -108,6 +109,15 @@ impl MaxVitRnn {
 
     pub fn strides(&self) -> &[usize] {
         &self.strides
+    }
+
+    /// Chooses how every attention block computes softmax(q·kᵀ/√d)·v.
+    pub fn set_attention_impl(&mut self, imp: AttentionImpl) {
+        for stage in &mut self.stages {
+            for blk in &mut stage.att_blocks {
+                blk.set_attention_impl(imp);
+            }
+        }
     }
 
     /// Height and width the (padded) input must be multiples of.

@@ -11,7 +11,7 @@ pub mod bench;
 
 use tch::{nn, Device, Tensor};
 
-use crate::backbone::{LstmState, MaxVitRnn};
+use crate::backbone::{AttentionImpl, LstmState, MaxVitRnn};
 use crate::config::{ConfigError, ModelConfig};
 use crate::fpn::Pafpn;
 use crate::head::{HeadTrainOutput, YoloxHead};
@@ -72,6 +72,11 @@ impl Detector {
 
     pub fn config(&self) -> &ModelConfig {
         &self.config
+    }
+
+    /// Fused (default, fastest) or RVT's explicit attention ops (bit-identical to PyTorch RVT).
+    pub fn set_attention_impl(&mut self, imp: AttentionImpl) {
+        self.backbone.set_attention_impl(imp);
     }
 
     /// The loss settings from `head.*` (plain YOLOX by default).
