@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     Synth(commands::synth::Args),
     Preprocess(commands::preprocess::Args),
+    Train(commands::train::Args),
+    Eval(commands::eval::Args),
     CocoEval(commands::coco_eval::Args),
     ImportRvt(commands::import_rvt::Args),
     CheckReference(commands::check_reference::Args),
@@ -35,6 +37,8 @@ fn main() {
     let result = match cli.command {
         Command::Synth(a) => commands::synth::run(a),
         Command::Preprocess(a) => commands::preprocess::run(a),
+        Command::Train(a) => commands::train::run(a),
+        Command::Eval(a) => commands::eval::run(a),
         Command::CocoEval(a) => commands::coco_eval::run(a),
         Command::ImportRvt(a) => commands::import_rvt::run(a),
         Command::CheckReference(a) => commands::check_reference::run(a),

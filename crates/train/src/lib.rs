@@ -1,5 +1,11 @@
 //! Training for evdet: experiment configuration, datasets and sampling over RVT's preprocessed layout,
 //! augmentation, the training loop, optimiser and schedule, checkpoints and metric logs.
 
+pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod evaluate;
+pub mod logs;
+pub mod model_setup;
+pub mod optim;
+pub mod trainer;

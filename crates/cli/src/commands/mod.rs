@@ -7,6 +7,8 @@ pub mod bench_repr;
 pub mod bench_synth;
 pub mod check_reference;
 pub mod coco_eval;
+pub mod eval;
 pub mod import_rvt;
 pub mod preprocess;
 pub mod synth;
+pub mod train;

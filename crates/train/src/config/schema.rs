@@ -175,6 +175,11 @@ pub struct MixedWeights {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalSampling {
     pub sampling: Sampling,
+    /// Prophesee filter constants: `gen4` (min diagonal 60, side 20) or `gen1` (30, 10).
+    pub camera: String,
+    /// Halve the filter constants: boxes are in a frame downsampled by 2 (eTraM's 640×360 input, and
+    /// the `mini` sample whose objects have those sizes).
+    pub filter_downsampled_by_2: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,0 +1,182 @@
+//! `evdet train`: trains an experiment into `runs/<project>/<group>/<experiment_id>/`, resuming from its
+//! `last` checkpoint when there is one, then evaluates on the test split and prints the metric table.
+
+use anyhow::Context;
+use evdet_train::config::{self, ExperimentConfig};
+use evdet_train::trainer::Trainer;
+use std::path::{Path, PathBuf};
+
+/// Train an experiment (default: the CPU-sized synthetic `mini` experiment).
+///
+/// The experiment YAML names a model and a dataset config and overrides keys; `dotted.key=value`
+/// arguments override anything. A killed run resumes from `checkpoints/last`; `--fresh` starts over.
+///
+/// Examples:
+///   evdet train                                                  # config/experiment/synthetic/mini.yaml
+///   evdet train --config experiment/gen4/size_aware.yaml dataset.path=/data/etram_pre
+///   evdet train training.max_steps=200 batch_size.train=2 hardware.num_workers.train=2
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Experiment file, relative to the config folder or a path.
+    #[arg(long, default_value = "experiment/synthetic/mini.yaml")]
+    pub config: PathBuf,
+    /// The config folder (default: ./config, else the one shipped next to the binary's repository).
+    #[arg(long)]
+    pub config_dir: Option<PathBuf>,
+    /// cpu, cuda, cuda:N or auto (default: the config's hardware.device).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Start over even if the run folder holds a checkpoint.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Skip the final evaluation on the test split.
+    #[arg(long)]
+    pub no_test: bool,
+    /// `dotted.key=value` overrides.
+    pub overrides: Vec<String>,
+}
+
+/// `./config`, or the repository's `config/` next to the binary (`target/release/evdet`).
+pub fn config_dir(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(d) = explicit {
+        return Ok(d.to_path_buf());
+    }
+    let here = PathBuf::from("config");
+    if here.join("general.yaml").exists() {
+        return Ok(here);
+    }
+    let exe = std::env::current_exe()?;
+    for anc in exe.ancestors().skip(1).take(4) {
+        if anc.join("config/general.yaml").exists() {
+            return Ok(anc.join("config"));
+        }
+    }
+    anyhow::bail!("no config folder found: run from the evdet repository or pass --config-dir")
+}
+
+pub fn load_config(
+    args_config: &Path,
+    dir: Option<&Path>,
+    overrides: &[String],
+) -> anyhow::Result<ExperimentConfig> {
+    let dir = config_dir(dir)?;
+    config::load(&dir, args_config, overrides)
+        .with_context(|| format!("loading {}", args_config.display()))
+}
+
+/// Generates and preprocesses a synthetic dataset the config asks for, when it is not there yet.
+pub fn ensure_dataset(cfg: &ExperimentConfig) -> anyhow::Result<PathBuf> {
+    let path = PathBuf::from(&cfg.dataset.path);
+    if path.join("train").is_dir() {
+        return Ok(path);
+    }
+    let syn = &cfg.dataset.synthesize;
+    if syn.preset.is_empty() {
+        anyhow::bail!("dataset.path {} has no train/ folder: preprocess the dataset first (evdet preprocess --raw RAW --out {})", path.display(), path.display());
+    }
+    let raw = PathBuf::from(&syn.raw_path);
+    if !raw.join("test").is_dir() {
+        eprintln!(
+            "first use: generating the synthetic '{}' sample in {} (evdet synth) ...",
+            syn.preset,
+            raw.display()
+        );
+        let preset: evdet_events::synth::Preset = syn.preset.parse().map_err(anyhow::Error::msg)?;
+        let mut sc = evdet_events::synth::SynthConfig::preset(preset);
+        sc.seed = syn.seed;
+        evdet_events::synth::generate(&raw, &sc, &|_| {})
+            .with_context(|| format!("generating {}", raw.display()))?;
+    }
+    eprintln!(
+        "first use: preprocessing {} into {} ...",
+        raw.display(),
+        path.display()
+    );
+    let pcfg = evdet_events::preprocess::PreprocessConfig {
+        downsample: Some(if cfg.dataset.downsample_by_factor_2 {
+            2
+        } else {
+            1
+        }),
+        ..Default::default()
+    };
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let splits: Vec<String> = ["train", "val", "test"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    evdet_events::preprocess::preprocess(&raw, &path, &splits, &pcfg, jobs, &|_| {})
+        .with_context(|| format!("preprocessing {}", raw.display()))?;
+    Ok(path)
+}
+
+pub fn device(choice: Option<&str>, cfg: &ExperimentConfig) -> anyhow::Result<tch::Device> {
+    let c: evdet_model::device::DeviceChoice = choice.unwrap_or(&cfg.hardware.device).parse()?;
+    Ok(c.resolve()?)
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = load_config(&args.config, args.config_dir.as_deref(), &args.overrides)?;
+    let data = ensure_dataset(&cfg)?;
+    let dev = device(args.device.as_deref(), &cfg)?;
+    let run_dir = evdet_train::trainer::run_dir(&cfg);
+    if args.fresh && run_dir.exists() {
+        std::fs::remove_dir_all(&run_dir)
+            .with_context(|| format!("removing {}", run_dir.display()))?;
+    }
+    let mut trainer = Trainer::new(cfg.clone(), &data, dev, true)?;
+    let start_step = trainer.state.step;
+    eprintln!(
+        "training {} on {} ({} train sequences) on {:?} -> {}{}",
+        args.config.display(),
+        data.display(),
+        trainer.train_data().sequences.len(),
+        dev,
+        run_dir.display(),
+        if start_step > 0 {
+            format!(" (resuming at step {start_step})")
+        } else {
+            String::new()
+        }
+    );
+    let pb = crate::progress::bar(cfg.training.max_steps, "steps");
+    pb.set_position(start_step);
+    trainer.fit(
+        None,
+        |r| {
+            pb.set_position(r.step);
+            let g = |k: &str| r.metrics.get(k).copied().unwrap_or(f64::NAN);
+            pb.set_message(format!(
+                "loss {:.3} (iou {:.3} obj {:.3} cls {:.3}) lr {:.2e} data {:.0}% ",
+                g("train/loss"),
+                g("train/iou_loss"),
+                g("train/conf_loss"),
+                g("train/cls_loss"),
+                g("train/lr"),
+                100.0 * r.data_s / (r.data_s + r.compute_s).max(1e-9)
+            ));
+        },
+        |m| {
+            pb.println(format!(
+                "validation: AP {:.4} AP50 {:.4} (prophesee)  AP {:.4} AP50 {:.4} (unfiltered)",
+                m.get("val/prophesee/AP").unwrap_or(&f64::NAN),
+                m.get("val/prophesee/AP50").unwrap_or(&f64::NAN),
+                m.get("val/unfiltered/AP").unwrap_or(&f64::NAN),
+                m.get("val/unfiltered/AP50").unwrap_or(&f64::NAN)
+            ));
+        },
+    )?;
+    pb.finish_and_clear();
+    eprintln!(
+        "training done: {} steps, run folder {}",
+        trainer.state.step,
+        run_dir.display()
+    );
+    if !args.no_test {
+        let metrics =
+            super::eval::evaluate_split(&trainer.det, &trainer.cfg, &data, "test", dev, 0.001)?;
+        super::eval::write_and_print(&metrics, &run_dir.join("eval/test_metrics.json"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,479 @@
+//! The training loop (REFERENCE §4.1–4.2): recurrent state per batch slot carried across batches, reset
+//! on first samples and detached after each L-step chunk; the head runs once on the stacked features of
+//! all labelled steps; AdamW + OneCycle, gradient clipping by value, validation through the evaluator,
+//! `last` / `best` checkpoints and exact resume.
+
+use crate::checkpoint::{self, TrainState};
+use crate::config::ExperimentConfig;
+use crate::data::batch::{self, Batch};
+use crate::data::labels::FrameLabels;
+use crate::data::loader::Prefetcher;
+use crate::data::sampling::TrainPlan;
+use crate::data::{LabelGeometry, SplitData};
+use crate::evaluate;
+use crate::logs::MetricLog;
+use crate::model_setup;
+use crate::optim::{AdamW, OneCycle};
+use evdet_model::backbone::LstmState;
+use evdet_model::detector::Detector;
+use evdet_model::losses::{yolox_loss, LossConfig};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tch::{nn, Device, Kind, Tensor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Setup(#[from] model_setup::SetupError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error(transparent)]
+    Plan(#[from] crate::data::sampling::PlanError),
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    #[error(transparent)]
+    Evaluate(#[from] evaluate::EvaluateError),
+    #[error("loss: {0}")]
+    Loss(#[from] evdet_model::losses::LossError),
+    #[error("{0}")]
+    Other(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What the loop reports after each step (for progress bars).
+#[derive(Debug, Clone, Default)]
+pub struct StepReport {
+    pub step: u64,
+    pub max_steps: u64,
+    pub metrics: BTreeMap<String, f64>,
+    pub data_s: f64,
+    pub compute_s: f64,
+}
+
+/// Opens a split of the experiment's dataset.
+pub fn open_split(
+    cfg: &ExperimentConfig,
+    root: &Path,
+    split: &str,
+) -> Result<SplitData, TrainError> {
+    let [h, w] = cfg.dataset.resolution_hw;
+    let geom = LabelGeometry {
+        frame_hw: (h, w),
+        downsample_by_2: cfg.dataset.downsample_by_factor_2,
+    };
+    Ok(SplitData::open(
+        root,
+        split,
+        &cfg.dataset.ev_repr_name,
+        geom,
+    )?)
+}
+
+/// `runs/<project>/<group>/<experiment_id>`.
+pub fn run_dir(cfg: &ExperimentConfig) -> PathBuf {
+    Path::new(&cfg.logging.runs_dir)
+        .join(&cfg.logging.project)
+        .join(&cfg.logging.group)
+        .join(&cfg.logging.experiment_id)
+}
+
+/// A training session: model, optimiser, data plans, recurrent states and logs.
+pub struct Trainer {
+    pub cfg: ExperimentConfig,
+    pub device: Device,
+    pub vs: nn::VarStore,
+    pub det: Detector,
+    pub loss_cfg: LossConfig,
+    opt: AdamW,
+    sched: OneCycle,
+    train: Arc<SplitData>,
+    val: Option<Arc<SplitData>>,
+    plan: Arc<TrainPlan>,
+    /// LSTM states of the stream slots after the last batch (rows 0..bs_stream).
+    stream_states: Option<Vec<LstmState>>,
+    pub state: TrainState,
+    pub run_dir: PathBuf,
+    log: MetricLog,
+}
+
+impl Trainer {
+    /// Builds everything; with `resume`, continues from `run_dir/checkpoints/last` when it exists.
+    pub fn new(
+        cfg: ExperimentConfig,
+        data_root: &Path,
+        device: Device,
+        resume: bool,
+    ) -> Result<Self, TrainError> {
+        let model_cfg = model_setup::model_config(&cfg)?;
+        let loss_cfg = model_setup::loss_config(&model_cfg.head)?;
+        tch::manual_seed(cfg.reproduce.seed as i64);
+        if cfg.hardware.cpu_threads > 0 {
+            tch::set_num_threads(cfg.hardware.cpu_threads as i32);
+        }
+        let (mut vs, det) =
+            Detector::build(&model_cfg, device).map_err(|e| TrainError::Other(e.to_string()))?;
+        let train = Arc::new(open_split(&cfg, data_root, "train")?);
+        let val = open_split(&cfg, data_root, "val").ok().map(Arc::new);
+        let plan = Arc::new(TrainPlan::new(&train, &cfg)?);
+        let mut opt = AdamW::new(&vs, cfg.training.weight_decay);
+        let s = &cfg.training.lr_scheduler;
+        let sched = OneCycle {
+            max_lr: cfg.training.learning_rate,
+            total_steps: cfg.training.max_steps,
+            pct_start: s.pct_start,
+            div_factor: s.div_factor,
+            final_div_factor: s.final_div_factor,
+        };
+        let run_dir = run_dir(&cfg);
+        std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::Io {
+            path: run_dir.clone(),
+            source: e,
+        })?;
+        let mut state = TrainState {
+            seed: cfg.reproduce.seed,
+            loss_scale: 1.0,
+            ..Default::default()
+        };
+        let mut stream_states = None;
+        let last = run_dir.join("checkpoints/last");
+        if resume && last.join("model.safetensors").exists() {
+            checkpoint::load_weights(&mut vs, &last)?;
+            let ck = checkpoint::load(&last)?;
+            opt.load_state(&ck.optimizer, ck.state.optimizer_step)
+                .map_err(|e| TrainError::Other(format!("{}: {e}", last.display())))?;
+            if !ck.recurrent.is_empty() {
+                stream_states = Some(states_from_named(&ck.recurrent, device)?);
+            }
+            state = ck.state;
+        }
+        let config_path = run_dir.join("config.yaml");
+        std::fs::write(&config_path, cfg.to_yaml()).map_err(|e| TrainError::Io {
+            path: config_path,
+            source: e,
+        })?;
+        let log = MetricLog::open(&run_dir).map_err(|e| TrainError::Io {
+            path: run_dir.clone(),
+            source: e,
+        })?;
+        Ok(Self {
+            cfg,
+            device,
+            vs,
+            det,
+            loss_cfg,
+            opt,
+            sched,
+            train,
+            val,
+            plan,
+            stream_states,
+            state,
+            run_dir,
+            log,
+        })
+    }
+
+    fn lr(&self) -> f64 {
+        if self.cfg.training.lr_scheduler.enabled {
+            self.sched.lr(self.state.optimizer_step)
+        } else {
+            self.cfg.training.learning_rate
+        }
+    }
+
+    /// Trains until `max_steps` (or `stop_at`, for tests that interrupt a run), validating and
+    /// checkpointing on the configured intervals.
+    pub fn fit(
+        &mut self,
+        stop_at: Option<u64>,
+        mut on_step: impl FnMut(&StepReport),
+        mut on_eval: impl FnMut(&BTreeMap<String, f64>),
+    ) -> Result<(), TrainError> {
+        let max = self.cfg.training.max_steps;
+        let end = stop_at.unwrap_or(max).min(max);
+        let (plan, data, l) = (
+            self.plan.clone(),
+            self.train.clone(),
+            self.cfg.dataset.sequence_length,
+        );
+        let only_end = self.cfg.dataset.only_load_end_labels;
+        let mut loader = Prefetcher::new(
+            self.state.step,
+            end,
+            self.cfg.hardware.num_workers.train,
+            4,
+            move |s| batch::build(&data, &plan.rows(s), l, only_end),
+        );
+        while self.state.step < end {
+            let Some((b, data_s)) = loader.next_timed() else {
+                break;
+            };
+            let b = b?;
+            let t0 = std::time::Instant::now();
+            let mut metrics = self.train_step(&b)?;
+            let compute_s = t0.elapsed().as_secs_f64();
+            self.state.step += 1;
+            let step = self.state.step;
+            metrics.insert("train/data_time_s".into(), data_s);
+            metrics.insert("train/compute_time_s".into(), compute_s);
+            if step % self.cfg.logging.log_every_n_steps.max(1) == 0 || step == end {
+                self.log.log(step, &metrics).map_err(|e| TrainError::Io {
+                    path: self.run_dir.clone(),
+                    source: e,
+                })?;
+            }
+            on_step(&StepReport {
+                step,
+                max_steps: max,
+                metrics,
+                data_s,
+                compute_s,
+            });
+            let validate = step % self.cfg.validation.val_check_interval.max(1) == 0 || step == max;
+            if validate && self.val.is_some() {
+                let m = self.validate()?;
+                self.log.log(step, &m).map_err(|e| TrainError::Io {
+                    path: self.run_dir.clone(),
+                    source: e,
+                })?;
+                on_eval(&m);
+                let key = &self.cfg.validation.best_metric;
+                if let Some(&v) = m.get(key) {
+                    if self.state.best_metric.is_none_or(|b| v > b) {
+                        self.state.best_metric = Some(v);
+                        self.state.best_step = Some(step);
+                        self.save_checkpoint("best")?;
+                    }
+                }
+            }
+            if step % self.cfg.logging.ckpt_every_n_steps.max(1) == 0 || step == end {
+                self.save_checkpoint("last")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One optimisation step on one batch; returns the logged scalars.
+    pub fn train_step(&mut self, b: &Batch) -> Result<BTreeMap<String, f64>, TrainError> {
+        let dev = self.device;
+        let rows = b.batch_size();
+        let bs_stream = self.plan.bs_stream;
+        // Stream rows continue their slot's state; random rows always start from zero (is_first).
+        let mut states: Option<Vec<LstmState>> = self.stream_states.take().map(|s| {
+            if rows == bs_stream {
+                s
+            } else {
+                s.iter().map(|st| pad_rows(st, rows)).collect()
+            }
+        });
+        let reset = Tensor::from_slice(&b.is_first).to_device(dev);
+        let mut stash: Vec<Vec<Tensor>> = Vec::new();
+        let mut targets: Vec<&FrameLabels> = Vec::new();
+        for t in 0..b.seq_len() {
+            let x = b.ev.get(t as i64).to_device(dev).to_kind(Kind::Float);
+            let (feats, new_states) = self.det.forward_backbone_step(
+                &x,
+                states.as_deref(),
+                (t == 0).then_some(&reset),
+                true,
+            );
+            states = Some(new_states);
+            let labelled: Vec<i64> = (0..rows)
+                .filter(|&r| b.labels[t][r].as_ref().is_some_and(|l| !l.is_empty()))
+                .map(|r| r as i64)
+                .collect();
+            if labelled.is_empty() {
+                continue;
+            }
+            let idx = Tensor::from_slice(&labelled).to_device(dev);
+            stash.push(feats.iter().map(|f| f.index_select(0, &idx)).collect());
+            targets.extend(
+                labelled
+                    .iter()
+                    .filter_map(|&r| b.labels[t][r as usize].as_ref()),
+            );
+        }
+        // Truncated BPTT: the next chunk starts from these states without gradient.
+        self.stream_states = states.map(|s| {
+            s.iter()
+                .map(|st| keep_rows(&st.detach(), bs_stream))
+                .collect()
+        });
+        let mut m = BTreeMap::new();
+        if targets.is_empty() {
+            // Nothing to learn from in this batch (all rows unlabelled): no optimiser step.
+            m.insert("train/lr".into(), self.lr());
+            return Ok(m);
+        }
+        let nstages = stash[0].len();
+        let feats: Vec<Tensor> = (0..nstages)
+            .map(|s| {
+                Tensor::cat(
+                    &stash
+                        .iter()
+                        .map(|v| v[s].shallow_clone())
+                        .collect::<Vec<_>>(),
+                    0,
+                )
+            })
+            .collect();
+        let out = self.det.forward_detect(&feats, true);
+        let tr = out
+            .train
+            .ok_or_else(|| TrainError::Other("head returned no training outputs".into()))?;
+        let labels = batch::yolox_targets(&targets).to_device(dev);
+        let loss = yolox_loss(
+            &tr.outputs,
+            Some(&tr.raw_reg),
+            &tr.grid,
+            &labels,
+            &self.loss_cfg,
+        )?;
+        let total = loss.loss.double_value(&[]);
+        let lr = self.lr();
+        m.insert("train/loss".into(), total);
+        m.insert("train/iou_loss".into(), loss.iou_loss.double_value(&[]));
+        m.insert("train/conf_loss".into(), loss.conf_loss.double_value(&[]));
+        m.insert("train/cls_loss".into(), loss.cls_loss.double_value(&[]));
+        m.insert("train/l1_loss".into(), loss.l1_loss.double_value(&[]));
+        m.insert("train/num_fg".into(), loss.num_fg);
+        m.insert("train/lr".into(), lr);
+        if !total.is_finite() {
+            self.state.nonfinite_in_row += 1;
+            self.state.nonfinite_total += 1;
+            m.insert(
+                "train/nonfinite_skipped".into(),
+                self.state.nonfinite_total as f64,
+            );
+            if self.state.nonfinite_in_row > self.cfg.training.max_nonfinite_in_row {
+                self.save_checkpoint("last")?;
+                return Err(TrainError::Other(format!(
+                    "{} non-finite losses in a row at step {}: stopping (checkpoint saved in {}). Lower training.learning_rate or model.head.size_aware_weight, or raise training.max_nonfinite_in_row.",
+                    self.state.nonfinite_in_row,
+                    self.state.step + 1,
+                    self.run_dir.join("checkpoints/last").display()
+                )));
+            }
+            self.opt.zero_grad();
+            return Ok(m);
+        }
+        self.state.nonfinite_in_row = 0;
+        self.opt.zero_grad();
+        loss.loss.backward();
+        m.insert("train/grad_norm".into(), self.opt.grad_norm());
+        self.opt
+            .clip_grad_value(self.cfg.training.gradient_clip_val);
+        self.opt.step(lr);
+        self.state.optimizer_step = self.opt.step;
+        self.state.lr = lr;
+        Ok(m)
+    }
+
+    /// Validation on the val split with both protocols; keys `val/<protocol>/<stat>`.
+    pub fn validate(&mut self) -> Result<BTreeMap<String, f64>, TrainError> {
+        let Some(val) = self.val.clone() else {
+            return Ok(BTreeMap::new());
+        };
+        let report = evaluate::evaluate(
+            &self.det,
+            val,
+            &self.cfg,
+            self.device,
+            self.cfg.validation.confidence_threshold,
+            self.cfg.validation.limit_val_batches,
+            |_, _| {},
+        )?;
+        Ok(report.metrics("val"))
+    }
+
+    pub fn save_checkpoint(&self, name: &str) -> Result<(), TrainError> {
+        let recurrent = self
+            .stream_states
+            .as_ref()
+            .map(|s| named_states(s))
+            .unwrap_or_default();
+        let mut state = self.state.clone();
+        state.stream_slots = self.plan.bs_stream;
+        checkpoint::save(
+            &self.run_dir.join("checkpoints").join(name),
+            &self.vs,
+            &self.opt.state_tensors(),
+            &recurrent,
+            &state,
+            &self.cfg.to_yaml(),
+        )?;
+        Ok(())
+    }
+
+    pub fn train_data(&self) -> &Arc<SplitData> {
+        &self.train
+    }
+}
+
+fn named_states(s: &[LstmState]) -> Vec<(String, Tensor)> {
+    s.iter()
+        .enumerate()
+        .flat_map(|(i, st)| {
+            [
+                (format!("stage{i}.h"), st.h.shallow_clone()),
+                (format!("stage{i}.c"), st.c.shallow_clone()),
+            ]
+        })
+        .collect()
+}
+
+fn states_from_named(t: &[(String, Tensor)], device: Device) -> Result<Vec<LstmState>, TrainError> {
+    let get = |k: String| {
+        t.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_device(device))
+            .ok_or_else(|| {
+                TrainError::Other(format!("recurrent state {k} missing from the checkpoint"))
+            })
+    };
+    let n = t.len() / 2;
+    (0..n)
+        .map(|i| {
+            Ok(LstmState {
+                h: get(format!("stage{i}.h"))?,
+                c: get(format!("stage{i}.c"))?,
+            })
+        })
+        .collect()
+}
+
+/// The first `n` rows of a state (the stream slots).
+fn keep_rows(s: &LstmState, n: usize) -> LstmState {
+    LstmState {
+        h: s.h.narrow(0, 0, n as i64),
+        c: s.c.narrow(0, 0, n as i64),
+    }
+}
+
+/// A state grown to `rows` rows with zeros (random rows of a mixed batch start from zero).
+fn pad_rows(s: &LstmState, rows: usize) -> LstmState {
+    let pad = |t: &Tensor| {
+        let extra = rows as i64 - t.size()[0];
+        if extra <= 0 {
+            return t.shallow_clone();
+        }
+        let mut shape = t.size();
+        shape[0] = extra;
+        Tensor::cat(
+            &[
+                t.shallow_clone(),
+                Tensor::zeros(&shape, (t.kind(), t.device())),
+            ],
+            0,
+        )
+    };
+    LstmState {
+        h: pad(&s.h),
+        c: pad(&s.c),
+    }
+}
