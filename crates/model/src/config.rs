@@ -568,7 +568,7 @@ impl ModelConfig {
         if self.fpn.in_stages[0] < 1 || *self.fpn.in_stages.last().unwrap_or(&0) > 4 {
             return Err(invalid("fpn.in_stages", "stages are numbered 1 to 4"));
         }
-        if !(self.fpn.depth > 0.0) {
+        if !self.fpn.depth.is_finite() || self.fpn.depth <= 0.0 {
             return Err(invalid("fpn.depth", "must be positive"));
         }
         check_act("fpn.act", &self.fpn.act)?;

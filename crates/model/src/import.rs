@@ -417,41 +417,41 @@ pub fn infer_config(
     Ok(cfg)
 }
 
-/// `state.json` of a checkpoint folder.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct CheckpointState {
-    /// Always `evdet-checkpoint`.
-    pub format: String,
-    pub version: u32,
-    /// Optimizer steps taken (Lightning `global_step` for imports).
-    pub step: i64,
-    #[serde(default)]
-    pub epoch: Option<i64>,
-    /// Everything else the writer wants to keep (import report, schedule, RNG, data position…).
-    #[serde(default)]
-    pub extra: serde_json::Value,
-}
-
-impl CheckpointState {
-    pub fn new(step: i64, epoch: Option<i64>, extra: serde_json::Value) -> Self {
-        Self {
-            format: "evdet-checkpoint".into(),
-            version: 1,
-            step,
-            epoch,
-            extra,
-        }
-    }
+/// `state.json` of an imported checkpoint: the keys of the training loop's state (`evdet-train`
+/// `TrainState`: step, optimizer_step, lr, counters, seed, stream slots, loss scale), so training
+/// can resume from an import, plus `epoch` and an `imported_from` report.
+pub fn import_state(
+    step: i64,
+    optimizer_step: i64,
+    lr: f64,
+    epoch: Option<i64>,
+    report: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "step": step.max(0),
+        "optimizer_step": optimizer_step.max(0),
+        "lr": lr,
+        "nonfinite_in_row": 0,
+        "nonfinite_total": 0,
+        "best_metric": null,
+        "best_step": null,
+        "seed": 0,
+        "stream_slots": 0,
+        "loss_scale": 1.0,
+        "epoch": epoch,
+        "imported_from": report,
+    })
 }
 
 /// Writes a checkpoint folder atomically (a temporary sibling folder renamed into place; an
 /// existing folder is replaced only after the new one is complete).
-/// `optimizer`: tensors named `<parameter>.<field>` (`exp_avg`, `exp_avg_sq`, `step`).
+/// `optimizer`: AdamW moments named `exp_avg.<parameter>` / `exp_avg_sq.<parameter>` (the
+/// training loop's names).
 pub fn write_checkpoint(
     dir: &Path,
     model: &[(String, Tensor)],
     optimizer: Option<&[(String, Tensor)]>,
-    state: &CheckpointState,
+    state: &serde_json::Value,
     config: &ModelConfig,
 ) -> Result<(), ImportError> {
     let werr = |msg: String| ImportError::Write {
@@ -539,7 +539,8 @@ pub fn read_model_config(path: &Path) -> Result<ModelConfig, ImportError> {
 pub struct LoadedCheckpoint {
     pub vs: nn::VarStore,
     pub detector: Detector,
-    pub state: CheckpointState,
+    /// `state.json` as written (`step`, `optimizer_step`, … see [`import_state`]).
+    pub state: serde_json::Value,
 }
 
 /// Opens a checkpoint folder written by [`write_checkpoint`] on `device`.
@@ -556,7 +557,7 @@ pub fn load_checkpoint(dir: &Path, device: tch::Device) -> Result<LoadedCheckpoi
         )));
     }
     let state_path = dir.join("state.json");
-    let state: CheckpointState =
+    let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&state_path).map_err(io_err(&state_path))?)
             .map_err(|e| ImportError::BadCheckpoint {
             path: state_path.clone(),
@@ -631,23 +632,35 @@ pub fn import_rvt(
     };
     let optimizer_params = opt_tensors
         .iter()
-        .filter(|(k, _)| k.ends_with(".exp_avg"))
+        .filter(|(k, _)| k.starts_with("exp_avg."))
         .count();
     let step = src.global_step.unwrap_or(0);
-    let extra = serde_json::json!({
-        "imported_from": source.display().to_string(),
-        "source_format": src.format,
+    // Adam's own step count (a per-parameter scalar in PyTorch), else Lightning's global step.
+    let adam_step = src
+        .optimizer
+        .as_ref()
+        .and_then(|o| o.per_param.values().next())
+        .and_then(|f| f.get("step"))
+        .map(|t| t.to_kind(Kind::Double).double_value(&[]) as i64)
+        .unwrap_or(step);
+    let lr = src
+        .optimizer
+        .as_ref()
+        .and_then(|o| o.param_group["lr"].as_f64())
+        .unwrap_or(0.0);
+    let report_json = serde_json::json!({
+        "file": source.display().to_string(),
+        "format": src.format,
         "missing": report.missing,
         "unexpected": report.unexpected,
         "optimizer": optimizer_order.map(|order| serde_json::json!({
             "type": "AdamW",
             "param_group": src.optimizer.as_ref().map(|o| o.param_group.clone()),
-            "tensor_names": "<parameter>.exp_avg | <parameter>.exp_avg_sq | <parameter>.step",
             "source_parameter_order": order,
         })),
         "optimizer_note": optimizer_note,
     });
-    let state = CheckpointState::new(step, src.epoch, extra);
+    let state = import_state(step, adam_step, lr, src.epoch, report_json);
     write_checkpoint(
         out,
         &named_tensors(&vs),
@@ -672,10 +685,10 @@ pub fn import_rvt(
 /// (registration order); other tools pass parameters sorted by name. The first order under which
 /// every moment has its parameter's shape is taken (the two differ at position 0 for RVT models:
 /// the stem conv vs a LayerScale gamma).
-fn optimizer_tensors(
-    vs: &nn::VarStore,
-    opt: &OptimizerState,
-) -> Result<(Vec<(String, Tensor)>, &'static str), String> {
+/// Named optimizer tensors plus the label of the parameter order they were indexed by.
+type NamedOptimizer = (Vec<(String, Tensor)>, &'static str);
+
+fn optimizer_tensors(vs: &nn::VarStore, opt: &OptimizerState) -> Result<NamedOptimizer, String> {
     let registration = parameter_order(vs);
     let mut sorted = registration.clone();
     sorted.sort();
@@ -703,8 +716,11 @@ fn optimizer_tensors(
     };
     let mut out = Vec::new();
     for (&idx, fields) in &opt.per_param {
-        for (field, t) in fields {
-            out.push((format!("{}.{field}", order[idx]), t.shallow_clone()));
+        // The per-parameter `step` scalar goes to state.json's `optimizer_step`.
+        for field in ["exp_avg", "exp_avg_sq"] {
+            if let Some(t) = fields.get(field) {
+                out.push((format!("{field}.{}", order[idx]), t.shallow_clone()));
+            }
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));

@@ -98,11 +98,18 @@ fn import_writes_a_checkpoint_that_loads_back() {
         .collect();
     assert_eq!(summary.optimizer_params, params.len());
     for p in params {
-        let m = &opt[&format!("{p}.exp_avg")];
+        let m = &opt[&format!("exp_avg.{p}")];
+        assert_eq!(
+            opt[&format!("exp_avg_sq.{p}")].size(),
+            reference[p].size(),
+            "{p}"
+        );
         assert_eq!(m.size(), reference[p].size(), "{p}");
     }
     let loaded = load_checkpoint(&out, tch::Device::Cpu).expect("load back");
-    assert_eq!(loaded.state.step, 1234);
+    assert_eq!(loaded.state["step"], 1234);
+    assert_eq!(loaded.state["optimizer_step"], 1234);
+    assert_eq!(loaded.state["lr"], 2e-4);
     assert_eq!(loaded.detector.config(), &cfg);
     // The inferred configuration of these weights is the fixture's, up to what weights cannot
     // tell (dim_head, partition size).
