@@ -173,9 +173,11 @@ fn etram_preset_full_sensor_and_network_sizes_halved() {
     );
 }
 
-/// Class frequencies and sizes over a long stretch of simulated traffic (no rendering needed).
+/// Class frequencies and sizes over a long stretch of simulated traffic (no rendering needed): how much
+/// of the time each class is in view (what box counts measure), and how many objects of each class came.
 #[test]
 fn class_mix_and_sizes_follow_etram() {
+    let mut presence = [0usize; NUM_CLASSES];
     let mut tracks = [0usize; NUM_CLASSES];
     let mut seen = std::collections::BTreeSet::new();
     for seed in 0..6 {
@@ -187,6 +189,10 @@ fn class_mix_and_sizes_follow_etram() {
             traffic.step(t, 0.05);
             t += 0.05;
             for a in &traffic.agents {
+                let x = a.foot().0;
+                if x > 0.0 && x < 1280.0 {
+                    presence[a.class as usize] += 1;
+                }
                 if seen.insert((seed, a.track_id)) {
                     tracks[a.class as usize] += 1;
                     let s = a.class.spec();
@@ -204,25 +210,28 @@ fn class_mix_and_sizes_follow_etram() {
             }
         }
     }
-    let total: usize = tracks.iter().sum();
-    let share = |c: Class| tracks[c as usize] as f64 / total as f64;
-    assert!(total > 1000, "{total} objects");
-    // Cars first, pedestrians second, together the great majority; trams and wheelchairs rare but present.
+    let total: usize = presence.iter().sum();
+    let share = |c: Class| presence[c as usize] as f64 / total as f64;
+    assert!(tracks.iter().sum::<usize>() > 1000, "{tracks:?}");
+    // Cars and pedestrians are the two most frequent classes in view and together the great majority;
+    // trams and wheelchairs are rare but present.
     let mut order: Vec<usize> = (0..NUM_CLASSES).collect();
-    order.sort_by_key(|&c| std::cmp::Reverse(tracks[c]));
+    order.sort_by_key(|&c| std::cmp::Reverse(presence[c]));
+    let mut top = order[..2].to_vec();
+    top.sort();
     assert_eq!(
-        &order[..2],
-        &[Class::Car as usize, Class::Pedestrian as usize],
-        "{tracks:?}"
+        top,
+        vec![Class::Pedestrian as usize, Class::Car as usize],
+        "{presence:?}"
     );
     assert!(
-        share(Class::Car) + share(Class::Pedestrian) > 0.75,
-        "{tracks:?}"
+        share(Class::Car) + share(Class::Pedestrian) > 0.7,
+        "{presence:?}"
     );
     for c in [Class::Tram, Class::Wheelchair] {
         assert!(
             tracks[c as usize] > 0 && share(c) < 0.03,
-            "{c:?}: {tracks:?}"
+            "{c:?}: {presence:?} {tracks:?}"
         );
     }
     assert!(tracks.iter().all(|&n| n > 0), "{tracks:?}");

@@ -6,17 +6,18 @@ use evdet_events::synth::{self, Preset, SplitCounts, SynthConfig};
 use std::time::Instant;
 
 /// Time the synthetic data generator; prints JSON.
-///
-/// Each preset writes `--sequences` sequences of `--duration-s` seconds into a temporary folder (deleted
-/// afterwards). One sequence measures the speed of a single long recording (rows in parallel); several
-/// also run sequences in parallel, as a dataset is generated.
-///
-/// Examples:
-///   evdet bench synth
-///   evdet bench synth --presets etram --duration-s 20 --jobs 2
-///   evdet bench synth --presets mini --sequences 6 --duration-s 20
 #[derive(clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    after_help = "Each preset writes --sequences sequences of --duration-s seconds into a temporary folder
+(deleted afterwards) and reports seconds of recording per second of wall time and event rates.
+One sequence measures a single long recording (image rows in parallel); several also run
+sequences in parallel, as a dataset is generated.
+
+Examples:
+  evdet bench synth
+  evdet bench synth --presets etram --duration-s 20 --jobs 2
+  evdet bench synth --presets mini --sequences 6 --duration-s 20"
+)]
 pub struct Args {
     /// Comma-separated presets to time.
     #[arg(long, default_value = "etram,mini,night", value_delimiter = ',')]

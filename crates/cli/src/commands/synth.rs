@@ -20,11 +20,13 @@ use std::path::PathBuf;
 #[command(after_help = "Presets (defaults):
   mini   320x192 sensor used without downsampling; objects have the sizes eTraM objects have in the
          network input (half their 1280x720 size): a narrower view of the same street.
-         train=4,val=1,test=1 sequences of 20 s, denser traffic (1.6). About 30 s on 2 cores.
-  etram  1280x720 Gen4 sensor (RVT downsamples it by 2). train=2,val=1,test=1 of 10 s.
+         train=4,val=1,test=1 sequences of 20 s, denser traffic (1.6); 15-25 s on 2 cores.
+  etram  1280x720 Gen4 sensor (RVT downsamples it by 2). train=2,val=1,test=1 sequences of 10 s;
+         about 1 s of recording per second of wall time on 2 cores, 1-3 M events/s.
   night  etram at night: lower contrast, 6x background noise, more hot pixels, lit lamps and
          windows, lighter traffic (0.6), no illumination drift.
-  All: 1 ms simulation step, contrast threshold 0.2 (night 0.22), refractory 100 us.
+  All: 1 ms simulation step, contrast threshold 0.25 (night 0.28), refractory 100 us, labels at
+  30 Hz (t = k * 33333 us), slow illumination drift unless --no-illumination.
 
 Examples:
   evdet synth --out data/mini_raw

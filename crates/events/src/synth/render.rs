@@ -70,8 +70,12 @@ pub struct StepInput<'a> {
     pub fire: bool,
 }
 
-/// Renders the dirty parts of the frame and fires events; `outs` holds one buffer per band.
-pub fn step(pixels: &mut [Pixel], input: &StepInput, outs: &mut Vec<Vec<Ev>>) {
+/// One band's share of a step: its index, pixel states, last-event times and output.
+type BandWork<'a> = (usize, ((&'a mut [Pixel], &'a mut [i64]), &'a mut Vec<Ev>));
+
+/// Renders the dirty parts of the frame and fires events; `last_t` is the pixels' last event times,
+/// `outs` holds one buffer per band.
+pub fn step(pixels: &mut [Pixel], last_t: &mut [i64], input: &StepInput, outs: &mut Vec<Vec<Ev>>) {
     let w = input.width;
     let bands = pixels.len().div_ceil(w * BAND_ROWS);
     outs.resize_with(bands, Vec::new);
@@ -81,26 +85,29 @@ pub fn step(pixels: &mut [Pixel], input: &StepInput, outs: &mut Vec<Vec<Ev>>) {
         .flatten()
         .map(|&(a, b)| (b - a) as i64)
         .sum();
-    let work = |(b, (px, out)): (usize, (&mut [Pixel], &mut Vec<Ev>))| {
+    let n = w * BAND_ROWS;
+    let work = |(b, ((px, lt), out)): BandWork| {
         out.clear();
-        band(b * BAND_ROWS, px, input, out);
+        band(b * BAND_ROWS, px, lt, input, out);
     };
     if area >= PARALLEL_MIN_AREA {
         pixels
-            .par_chunks_mut(w * BAND_ROWS)
+            .par_chunks_mut(n)
+            .zip(last_t.par_chunks_mut(n))
             .zip(outs.par_iter_mut())
             .enumerate()
             .for_each(work);
     } else {
         pixels
-            .chunks_mut(w * BAND_ROWS)
+            .chunks_mut(n)
+            .zip(last_t.chunks_mut(n))
             .zip(outs.iter_mut())
             .enumerate()
             .for_each(work);
     }
 }
 
-fn band(y0: usize, pixels: &mut [Pixel], input: &StepInput, out: &mut Vec<Ev>) {
+fn band(y0: usize, pixels: &mut [Pixel], last_t: &mut [i64], input: &StepInput, out: &mut Vec<Ev>) {
     let w = input.width;
     let rows = pixels.len() / w;
     let (by0, by1) = (y0 as i32, (y0 + rows) as i32);
@@ -134,16 +141,18 @@ fn band(y0: usize, pixels: &mut [Pixel], input: &StepInput, out: &mut Vec<Ev>) {
             blend_row(&mut buf, s, &d.place, y, &spans);
         }
         let row = &mut pixels[r * w..(r + 1) * w];
+        let row_t = &mut last_t[r * w..(r + 1) * w];
         for &(a, b) in &spans {
             for x in a as usize..b as usize {
                 let px = &mut row[x];
                 let scene = buf[x];
-                if input.fire {
-                    let (l0, l1) = (px.current + input.g0, scene + input.g1);
+                if input.fire && px.crosses(scene + input.g1) {
+                    let l0 = px.current + input.g0;
                     fire(
                         px,
+                        &mut row_t[x],
                         l0,
-                        l1,
+                        scene + input.g1,
                         input.t0,
                         input.dt,
                         x as u16,
@@ -211,6 +220,7 @@ fn blend_row(buf: &mut [f32], s: &SpriteFrame, p: &Placement, y: i32, spans: &[(
 #[allow(clippy::too_many_arguments)]
 pub fn illumination(
     pixels: &mut [Pixel],
+    last_t: &mut [i64],
     width: usize,
     t0: i64,
     dt: i64,
@@ -220,28 +230,32 @@ pub fn illumination(
     jitter_seed: u64,
     outs: &mut Vec<Vec<Ev>>,
 ) {
-    let bands = pixels.len().div_ceil(width * BAND_ROWS);
-    outs.resize_with(bands, Vec::new);
+    let n = width * BAND_ROWS;
+    outs.resize_with(pixels.len().div_ceil(n), Vec::new);
     pixels
-        .par_chunks_mut(width * BAND_ROWS)
+        .par_chunks_mut(n)
+        .zip(last_t.par_chunks_mut(n))
         .zip(outs.par_iter_mut())
         .enumerate()
-        .for_each(|(b, (px, out))| {
+        .for_each(|(b, ((px, lt), out))| {
             out.clear();
-            for (i, p) in px.iter_mut().enumerate() {
-                let (x, y) = (i % width, b * BAND_ROWS + i / width);
-                fire(
-                    p,
-                    p.current + g0,
-                    p.current + g1,
-                    t0,
-                    dt,
-                    x as u16,
-                    y as u16,
-                    params,
-                    jitter_seed ^ 0x1111,
-                    out,
-                );
+            for (i, (p, t)) in px.iter_mut().zip(lt.iter_mut()).enumerate() {
+                if p.crosses(p.current + g1) {
+                    let (x, y) = (i % width, b * BAND_ROWS + i / width);
+                    fire(
+                        p,
+                        t,
+                        p.current + g0,
+                        p.current + g1,
+                        t0,
+                        dt,
+                        x as u16,
+                        y as u16,
+                        params,
+                        jitter_seed ^ 0x1111,
+                        out,
+                    );
+                }
             }
         });
 }

@@ -163,8 +163,8 @@ const TRAM_WEIGHT: f64 = 0.04;
 /// Arrivals per second per lane at density 1.
 const ROAD_RATE: f64 = 0.26;
 const BIKE_RATE: f64 = 0.015;
-const SIDEWALK_RATE: f64 = 0.016;
-const CROSSING_RATE: f64 = 0.025;
+const SIDEWALK_RATE: f64 = 0.014;
+const CROSSING_RATE: f64 = 0.022;
 
 impl Layout {
     /// A random street for a `width`×`height` sensor at `scale` px per eTraM px; `density` multiplies the
@@ -285,7 +285,7 @@ impl Layout {
                 }
                 Band::Sidewalk => {
                     for (k, frac) in [0.45, 0.82].into_iter().enumerate() {
-                        let dir = if (k + i) % 2 == 0 { 1.0 } else { -1.0 };
+                        let dir = if (k + i).is_multiple_of(2) { 1.0 } else { -1.0 };
                         lanes.push(Lane {
                             kind: LaneKind::Sidewalk,
                             foot_y: (y0 + frac * (y1 - y0)) * s,

@@ -36,7 +36,8 @@ pub struct Ev {
     pub p: u8,
 }
 
-/// Per-pixel state, kept together so one cache line serves a pixel.
+/// The per-pixel state every re-rendered pixel reads, packed in 16 bytes (the time of the last event,
+/// needed only when a pixel fires, lives in a separate array: the renderer is memory-bound).
 #[derive(Debug, Clone, Copy)]
 pub struct Pixel {
     /// Log intensity at the last event (ON/OFF crossings are measured from here).
@@ -45,8 +46,19 @@ pub struct Pixel {
     pub current: f32,
     pub c_on: f32,
     pub c_off: f32,
-    pub last_t: i64,
 }
+
+impl Pixel {
+    /// Whether log intensity `l` is a threshold away from the reference (the cheap test before [`fire`]).
+    #[inline]
+    pub fn crosses(&self, l: f32) -> bool {
+        let d = l - self.reference;
+        d >= self.c_on || d <= -self.c_off
+    }
+}
+
+/// "No event yet" for the refractory test.
+pub const NEVER: i64 = i64::MIN / 4;
 
 /// At most this many events per pixel per step: an extreme jump (a light switching on) saturates.
 const MAX_PER_STEP: u32 = 12;
@@ -56,6 +68,8 @@ pub struct Sensor {
     pub width: usize,
     pub height: usize,
     pub pixels: Vec<Pixel>,
+    /// Time of each pixel's last event, µs.
+    pub last_t: Vec<i64>,
     pub params: SensorParams,
     hot: Vec<(u16, u16, f64)>,
     /// Seed of the position-keyed jitter.
@@ -76,7 +90,6 @@ impl Sensor {
                     current: 0.0,
                     c_on,
                     c_off,
-                    last_t: i64::MIN / 4,
                 }
             })
             .collect();
@@ -95,6 +108,7 @@ impl Sensor {
             width,
             height,
             pixels,
+            last_t: vec![NEVER; width * height],
             params,
             hot,
             jitter_seed: rng.next_u64(),
@@ -147,6 +161,7 @@ impl Sensor {
 #[inline]
 pub fn fire(
     px: &mut Pixel,
+    last_t: &mut i64,
     l0: f32,
     l1: f32,
     t0: i64,
@@ -184,9 +199,9 @@ pub fn fire(
             t += j as i64 - params.jitter_us;
         }
         let t = t.clamp(t0, t0 + dt - 1);
-        if t >= px.last_t + params.refractory_us {
+        if t >= *last_t + params.refractory_us {
             out.push(Ev { t, x, y, p: pol });
-            px.last_t = t;
+            *last_t = t;
         }
     }
     px.reference += sign * c * crossings as f32;
@@ -230,41 +245,44 @@ mod tests {
             current: 0.0,
             c_on: 0.2,
             c_off: 0.2,
-            last_t: i64::MIN / 4,
         }
     }
 
     #[test]
     fn one_event_per_threshold_crossed_with_interpolated_times() {
-        let mut px = pixel();
+        let (mut px, mut lt) = (pixel(), NEVER);
         let mut out = Vec::new();
-        fire(&mut px, 0.0, 0.65, 1000, 1000, 3, 4, &P, 0, &mut out);
+        fire(
+            &mut px, &mut lt, 0.0, 0.65, 1000, 1000, 3, 4, &P, 0, &mut out,
+        );
         assert_eq!(out.len(), 3);
         assert!(out.iter().all(|e| e.p == 1 && e.x == 3 && e.y == 4));
         let ts: Vec<i64> = out.iter().map(|e| e.t).collect();
         assert_eq!(ts, vec![1307, 1615, 1923]);
         assert!((px.reference - 0.6).abs() < 1e-6);
         out.clear();
-        fire(&mut px, 0.65, 0.3, 2000, 1000, 3, 4, &P, 0, &mut out);
+        fire(
+            &mut px, &mut lt, 0.65, 0.3, 2000, 1000, 3, 4, &P, 0, &mut out,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].p, 0);
     }
 
     #[test]
     fn refractory_period_drops_close_crossings() {
-        let mut px = pixel();
+        let (mut px, mut lt) = (pixel(), NEVER);
         let mut out = Vec::new();
         // Ten crossings within 500 µs: at most one per 100 µs survives.
-        fire(&mut px, 0.0, 2.05, 0, 500, 0, 0, &P, 0, &mut out);
+        fire(&mut px, &mut lt, 0.0, 2.05, 0, 500, 0, 0, &P, 0, &mut out);
         assert!(out.len() <= 5 && !out.is_empty(), "{}", out.len());
         assert!((px.reference - 2.0).abs() < 1e-5);
     }
 
     #[test]
     fn no_change_no_events() {
-        let mut px = pixel();
+        let (mut px, mut lt) = (pixel(), NEVER);
         let mut out = Vec::new();
-        fire(&mut px, 0.1, 0.1, 0, 1000, 0, 0, &P, 0, &mut out);
+        fire(&mut px, &mut lt, 0.1, 0.1, 0, 1000, 0, 0, &P, 0, &mut out);
         assert!(out.is_empty());
     }
 

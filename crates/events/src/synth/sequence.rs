@@ -282,7 +282,7 @@ pub(super) fn run(
         jitter_seed: sensor.jitter_seed,
         fire: false,
     };
-    render::step(&mut sensor.pixels, &input, &mut outs);
+    render::step(&mut sensor.pixels, &mut sensor.last_t, &input, &mut outs);
     sensor.settle(g_start, &mut rng);
 
     let duration_us = (cfg.duration_s * 1e6).round() as i64;
@@ -339,7 +339,7 @@ pub(super) fn run(
                 jitter_seed: sensor.jitter_seed,
                 fire: true,
             };
-            render::step(&mut sensor.pixels, &input, &mut outs);
+            render::step(&mut sensor.pixels, &mut sensor.last_t, &input, &mut outs);
             for o in &outs {
                 block.extend_from_slice(o);
             }
@@ -361,6 +361,7 @@ pub(super) fn run(
                 if !illum.is_static() {
                     render::illumination(
                         &mut sensor.pixels,
+                        &mut sensor.last_t,
                         w,
                         pass_t,
                         t1 - pass_t,
