@@ -74,7 +74,7 @@ pub fn save(
         let p = tmp.join(file);
         let refs: Vec<(&str, Tensor)> = t
             .iter()
-            .map(|(n, t)| (n.as_str(), t.to_device(tch::Device::Cpu)))
+            .map(|(n, t)| (n.as_str(), t.to_device(tch::Device::Cpu).contiguous()))
             .collect();
         Tensor::write_safetensors(&refs, &p).map_err(|e| io(&p, e))
     };
