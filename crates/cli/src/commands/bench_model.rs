@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use evdet_model::backbone::AttentionImpl;
 use evdet_model::config::{ModelConfig, RvtPreset};
 use evdet_model::detector::bench::{forward_latency, set_threads, train_step};
 use evdet_model::device::DeviceChoice;
@@ -54,6 +55,13 @@ pub struct Args {
     /// Skip the training step.
     #[arg(long)]
     no_train: bool,
+    /// Skip the forward latency (time only the training step).
+    #[arg(long)]
+    no_forward: bool,
+    /// Attention kernel: `fused` (scaled_dot_product_attention, default) or `reference` (RVT's
+    /// explicit ops).
+    #[arg(long, default_value = "fused", value_parser = ["fused", "reference"])]
+    attention: String,
     /// Intra-op CPU threads (the reference numbers use 2).
     #[arg(long, default_value_t = 2)]
     threads: i32,
@@ -106,7 +114,17 @@ pub fn run(args: Args) -> Result<()> {
         None => None,
     };
 
-    let total = (args.presets.len() * args.scales.len()
+    let attention = if args.attention == "reference" {
+        AttentionImpl::Reference
+    } else {
+        AttentionImpl::Fused
+    };
+    let forward_runs = if args.no_forward {
+        0
+    } else {
+        args.presets.len() * args.scales.len()
+    };
+    let total = (forward_runs
         + if args.no_train {
             0
         } else {
@@ -114,12 +132,16 @@ pub fn run(args: Args) -> Result<()> {
         }) as u64;
     let pb = crate::progress::bar(total, "runs");
     let mut forward = Map::new();
-    for &scales in &args.scales {
+    for &scales in if args.no_forward {
+        &[][..]
+    } else {
+        &args.scales[..]
+    } {
         let mut per = Map::new();
         for preset in &args.presets {
             pb.set_message(format!("{preset} {scales}-scale forward"));
             let cfg = model(preset, scales, hw, args.num_classes)?;
-            let t = forward_latency(&cfg, hw, device, args.reps)
+            let t = forward_latency(&cfg, hw, device, args.reps, attention)
                 .with_context(|| format!("timing the {preset} {scales}-scale forward"))?;
             per.insert(preset.clone(), serde_json::to_value(t)?);
             pb.inc(1);
@@ -132,8 +154,16 @@ pub fn run(args: Args) -> Result<()> {
         for preset in &args.train_presets {
             pb.set_message(format!("{preset} training step"));
             let cfg = model(preset, 3, train_hw, args.num_classes)?;
-            let t = train_step(&cfg, train_hw, args.train_batch, args.seq_len, device, reps)
-                .with_context(|| format!("timing the {preset} training step"))?;
+            let t = train_step(
+                &cfg,
+                train_hw,
+                args.train_batch,
+                args.seq_len,
+                device,
+                reps,
+                attention,
+            )
+            .with_context(|| format!("timing the {preset} training step"))?;
             train.insert(preset.clone(), serde_json::to_value(t)?);
             pb.inc(1);
         }
@@ -145,6 +175,7 @@ pub fn run(args: Args) -> Result<()> {
         "engine": evdet_model::device::engine_summary(),
         "device": format!("{device:?}"),
         "threads": args.threads,
+        "attention": args.attention,
         "forward_hw": hw,
         "forward": forward,
         "train_step": train,

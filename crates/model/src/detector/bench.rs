@@ -11,7 +11,7 @@ use serde::Serialize;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
 use super::Detector;
-use crate::backbone::LstmState;
+use crate::backbone::{AttentionImpl, LstmState};
 use crate::config::{ConfigError, ModelConfig};
 use crate::losses::LossError;
 
@@ -82,9 +82,11 @@ pub fn forward_latency(
     hw: [i64; 2],
     device: Device,
     reps: usize,
+    attention: AttentionImpl,
 ) -> Result<ForwardTiming, BenchError> {
     tch::manual_seed(0);
-    let (vs, det) = Detector::build(cfg, device)?;
+    let (vs, mut det) = Detector::build(cfg, device)?;
+    det.set_attention_impl(attention);
     let c = cfg.backbone.input_channels as i64;
     let x = Tensor::randint(11, [1, c, hw[0], hw[1]], (Kind::Float, device));
     let _guard = tch::no_grad_guard();
@@ -177,9 +179,11 @@ pub fn train_step(
     seq_len: i64,
     device: Device,
     reps: usize,
+    attention: AttentionImpl,
 ) -> Result<TrainTiming, BenchError> {
     tch::manual_seed(0);
-    let (vs, det) = Detector::build(cfg, device)?;
+    let (vs, mut det) = Detector::build(cfg, device)?;
+    det.set_attention_impl(attention);
     let mut opt = nn::AdamW {
         wd: 0.0,
         ..Default::default()

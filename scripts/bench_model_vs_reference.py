@@ -1,0 +1,99 @@
+"""Side-by-side speed of evdet's detector and the PyTorch reference (uzh-rpg/RVT) on this machine.
+
+Alternates the two, configuration by configuration, for several rounds (the machine is shared, so
+interleaving keeps both under the same load) and reports the per-round numbers, the best (minimum)
+and the median over rounds, and ours / reference.
+
+The reference is timed by the functions of `shared/bench/rvt_reference_speed.py` (RVT's own
+`YoloXDetector`, read from $RVT_ROOT, an exported copy of uzh-rpg/RVT that is never committed);
+evdet by `evdet bench model` (release build) in a subprocess. Both use libtorch 2.11 from the
+same wheel and the same thread count.
+
+usage: RVT_ROOT=/tmp/rvt /root/.evdet/venv/bin/python scripts/bench_model_vs_reference.py \
+           [--evdet target/release/evdet] [--threads 2] [--rounds 3] [--reps 5] \
+           [--presets tiny,small,base] [--train] [--json OUT]
+Needs (besides torch): pip install omegaconf einops pillow; pip install --no-deps torchvision==0.26.0
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "bench"))
+import rvt_reference_speed as ref  # noqa: E402
+import torch  # noqa: E402
+
+
+def ours(evdet, args, extra):
+    cmd = [evdet, "bench", "model", "--device", "cpu", "--threads", str(args.threads),
+           "--reps", str(args.reps), "--attention", args.attention] + extra
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def summary(values):
+    return {"min": min(values), "median": statistics.median(values), "runs": values}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--evdet", default=os.path.join(HERE, "..", "target", "release", "evdet"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--presets", default="tiny,small,base")
+    ap.add_argument("--attention", default="fused", choices=["fused", "reference"])
+    ap.add_argument("--train", action="store_true", help="also the tiny training step")
+    ap.add_argument("--train-reps", type=int, default=3)
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    presets = a.presets.split(",")
+    res = {"torch": torch.__version__, "threads": a.threads, "attention": a.attention,
+           "rounds": a.rounds, "forward_384x640": {}, "train_step": {}}
+    fwd = {p: {"ours": {k: [] for k in ("backbone_ms", "fpn_ms", "head_ms", "total_ms")},
+               "reference": {k: [] for k in ("backbone_ms", "fpn_ms", "head_ms", "total_ms")}}
+           for p in presets}
+    trn = {"ours": [], "reference": [], "ours_peak_mib": []}
+    for r in range(a.rounds):
+        for p in presets:
+            o = ours(a.evdet, a, ["--presets", p, "--scales", "3", "--no-train"])["forward"]["3scale"][p]
+            t = ref.forward_latency(p, (384, 640), a.reps)
+            for k in fwd[p]["ours"]:
+                fwd[p]["ours"][k].append(o[k])
+                fwd[p]["reference"][k].append(t[k])
+            print(f"round {r} {p}: ours {o['total_ms']:.1f} ms, reference {t['total_ms']:.1f} ms", flush=True)
+        if a.train:
+            o = ours(a.evdet, a, ["--no-forward", "--train-presets", "tiny",
+                                  "--train-reps", str(a.train_reps)])["train_step"]["tiny"]
+            t = ref.train_step("tiny", (192, 320), 2, 5, a.train_reps)
+            trn["ours"].append(o["step_ms"])
+            trn["ours_peak_mib"].append(o.get("peak_memory_mib"))
+            trn["reference"].append(t["step_ms"])
+            print(f"round {r} tiny train step: ours {o['step_ms']:.1f} ms, reference {t['step_ms']:.1f} ms",
+                  flush=True)
+    for p in presets:
+        entry = {side: {k: summary(v) for k, v in fwd[p][side].items()} for side in ("ours", "reference")}
+        entry["ratio_min"] = {k: entry["ours"][k]["min"] / entry["reference"][k]["min"] for k in fwd[p]["ours"]}
+        entry["ratio_median"] = {k: entry["ours"][k]["median"] / entry["reference"][k]["median"]
+                                 for k in fwd[p]["ours"]}
+        res["forward_384x640"][p] = entry
+    if a.train:
+        res["train_step"]["tiny"] = {
+            "ours": summary(trn["ours"]), "reference": summary(trn["reference"]),
+            "ours_peak_memory_mib": trn["ours_peak_mib"],
+            "ratio_min": min(trn["ours"]) / min(trn["reference"]),
+            "ratio_median": statistics.median(trn["ours"]) / statistics.median(trn["reference"]),
+        }
+    text = json.dumps(res, indent=1)
+    print(text)
+    if a.json:
+        with open(a.json, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
