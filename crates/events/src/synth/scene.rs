@@ -178,7 +178,7 @@ impl Layout {
         let mut bike_a = if rng.f64() < 0.35 { 34.0 } else { 0.0 };
         let mut bike_b = if rng.f64() < 0.35 { 34.0 } else { 0.0 };
         let avail = hw - side_a - side_b - bike_a - bike_b - 2.0 * kerb - 10.0;
-        let max_lanes = 3 + rng.below(3) as i64;
+        let max_lanes = 3 + rng.below(2) as i64;
         let n = ((avail / pitch).floor() as i64).clamp(2, max_lanes) as usize;
         // A short view (mini) that cannot hold two lanes and full sidewalks: no bike lanes, narrower
         // sidewalks (down to 45 px), so every walking row stays inside the image.
@@ -235,6 +235,9 @@ impl Layout {
 
         let mut lanes = Vec::new();
         let s = scale;
+        // Foot traffic grows with the street (more lanes, more people), times how busy this street is, so
+        // the pedestrian share does not depend on how many lanes the view holds.
+        let walkers = density * (n as f64 / 2.5) * rng.uniform(0.6, 1.6);
         let mut road_lanes = Vec::new();
         for i in 0..n {
             let top = road_top + i as f64 * pitch;
@@ -291,7 +294,7 @@ impl Layout {
                             foot_y: (y0 + frac * (y1 - y0)) * s,
                             spread_y: 0.12 * (y1 - y0) * s,
                             dir,
-                            rate: SIDEWALK_RATE * density,
+                            rate: SIDEWALK_RATE * walkers,
                             mix: SIDEWALK_MIX,
                             stop_x: None,
                         });
@@ -307,7 +310,7 @@ impl Layout {
             foot_y: far_walk * s,
             spread_y: 0.0,
             dir: 1.0,
-            rate: CROSSING_RATE * density,
+            rate: CROSSING_RATE * walkers,
             mix: CROSSING_MIX,
             stop_x: None,
         });

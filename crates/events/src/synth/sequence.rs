@@ -81,7 +81,7 @@ fn prop_drawable(p: Prop, ph: Photometry, index: usize) -> Drawable {
 
 /// Every object is re-rendered in full once per this many steps (staggered by track id), so changes in
 /// its flat regions (skipped in between, see `SpriteFrame::active`) are caught up within a few ms.
-const REFRESH_STEPS: u64 = 8;
+const REFRESH_STEPS: u64 = 16;
 
 /// The scene at the end of a step: what to draw (far first), each object's motion during the step, and
 /// which pixels may have changed.
