@@ -104,25 +104,54 @@ impl CheckReport {
             "fixture": self.fixture.display().to_string(),
             "ok": self.ok(),
             "outputs": outputs,
+            "groups": self.group_summary(),
         })
     }
 
-    /// The worst entry per group (`backbone`, `fpn`, `head`, `decoded`, `detections`, `states`,
-    /// `losses`, `grads`, `assign`, `bn`): (group, name, max_abs, max_rel).
-    pub fn worst_by_group(&self) -> Vec<(String, String, f64, f64)> {
-        let mut worst: BTreeMap<String, (String, f64, f64)> = BTreeMap::new();
+    /// Per group (`backbone`, `fpn`, `head`, `decoded`, `detections`, `states`, `losses`,
+    /// `grads`, `assign`, `bn`), in order of first appearance: the largest max_abs, max_rel and
+    /// elementwise tolerance ratio over its outputs, and how many outputs passed of how many.
+    pub fn group_summary(&self) -> Vec<GroupSummary> {
+        let mut out: Vec<GroupSummary> = Vec::new();
         for (name, c) in &self.outputs {
-            let g = group_of(name).to_string();
-            let e = worst.entry(g).or_insert((name.clone(), -1.0, -1.0));
-            if c.max_rel > e.2 {
-                *e = (name.clone(), c.max_abs, c.max_rel);
+            let g = group_of(name);
+            let i = match out.iter().position(|s| s.group == g) {
+                Some(i) => i,
+                None => {
+                    out.push(GroupSummary {
+                        group: g,
+                        max_abs: 0.0,
+                        max_rel: 0.0,
+                        tol_ratio: None,
+                        passed: 0,
+                        total: 0,
+                    });
+                    out.len() - 1
+                }
+            };
+            let s = &mut out[i];
+            s.max_abs = s.max_abs.max(c.max_abs);
+            s.max_rel = s.max_rel.max(c.max_rel);
+            if let Some(t) = c.tol_ratio {
+                s.tol_ratio = Some(s.tol_ratio.map_or(t, |x: f64| x.max(t)));
             }
+            s.passed += usize::from(c.ok);
+            s.total += 1;
         }
-        worst
-            .into_iter()
-            .map(|(g, (n, a, r))| (g, n, a, r))
-            .collect()
+        out
     }
+}
+
+/// Worst numbers of one output group (see [`CheckReport::group_summary`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupSummary {
+    pub group: &'static str,
+    pub max_abs: f64,
+    pub max_rel: f64,
+    /// Largest |a−b| / (1e-4 + 1e-3·|b|) of the elementwise outputs (≤ 1 passes).
+    pub tol_ratio: Option<f64>,
+    pub passed: usize,
+    pub total: usize,
 }
 
 /// The group an output name belongs to, for tables and summaries.

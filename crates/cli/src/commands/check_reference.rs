@@ -51,6 +51,11 @@ pub fn run(args: Args) -> Result<()> {
     };
     let report = check_reference(&args.dir, CheckOptions { device, attention })
         .with_context(|| format!("checking against {}", args.dir.display()))?;
+    println!(
+        "fixture {} on {device:?}, attention kernel: {}",
+        args.dir.display(),
+        args.attention
+    );
     print_tables(&report);
     if let Some(out) = &args.json {
         let text = serde_json::to_string_pretty(&report.to_json())?;
@@ -90,16 +95,17 @@ fn print_tables(report: &CheckReport) {
     for g in groups {
         println!("\n== {g}");
         println!(
-            "{:<width$}  {:<11}  {:>10}  {:>10}  result",
-            "output", "rule", "max_abs", "max_rel"
+            "{:<width$}  {:<11}  {:>10}  {:>10}  {:>9}  result",
+            "output", "rule", "max_abs", "max_rel", "tol_ratio"
         );
         for (name, c) in report.outputs.iter().filter(|(n, _)| group_of(n) == g) {
             let rule = serde_json::to_value(c.rule)
                 .ok()
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_default();
+            let tol = c.tol_ratio.map_or("-".to_string(), |t| format!("{t:.3}"));
             println!(
-                "{name:<width$}  {rule:<11}  {:>10.3e}  {:>10.3e}  {}{}",
+                "{name:<width$}  {rule:<11}  {:>10.3e}  {:>10.3e}  {tol:>9}  {}{}",
                 c.max_abs,
                 c.max_rel,
                 if c.ok { "pass" } else { "FAIL" },
@@ -111,7 +117,15 @@ fn print_tables(report: &CheckReport) {
         }
     }
     println!("\nworst per group:");
-    for (g, name, a, r) in report.worst_by_group() {
-        println!("  {g:<11} max_abs {a:.3e}  max_rel {r:.3e}  ({name})");
+    println!(
+        "  {:<11} {:>10}  {:>10}  {:>9}  passed",
+        "group", "max_abs", "max_rel", "tol_ratio"
+    );
+    for g in report.group_summary() {
+        let tol = g.tol_ratio.map_or("-".to_string(), |t| format!("{t:.3}"));
+        println!(
+            "  {:<11} {:>10.3e}  {:>10.3e}  {:>9}  {}/{}",
+            g.group, g.max_abs, g.max_rel, tol, g.passed, g.total
+        );
     }
 }
