@@ -67,7 +67,7 @@ pub fn parse_dat(bytes: &[u8], path: &Path) -> Result<DatFile> {
         pos += 2;
     }
     let body = &bytes[pos..];
-    if body.len() % 8 != 0 {
+    if !body.len().is_multiple_of(8) {
         return Err(EventsError::format(
             path,
             format!(

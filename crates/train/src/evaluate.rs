@@ -49,6 +49,7 @@ pub struct FrameResult {
 }
 
 /// Runs the detector over `data` in streaming order; `on_frame` sees every labelled frame's result.
+#[allow(clippy::too_many_arguments)]
 pub fn run_stream(
     det: &Detector,
     data: Arc<SplitData>,

@@ -118,7 +118,7 @@ impl AdamW {
                 let _ = v.g_mul_scalar_(self.beta2);
                 let _ = v.addcmul_(&g, &g.g_mul_scalar(1.0 - self.beta2));
                 let denom = (v.sqrt() / bc2_sqrt).g_add_scalar(self.eps);
-                let _ = p.addcdiv_(&(m.as_ref() * (-step_size)), &denom);
+                let _ = p.addcdiv_(&(&*m * (-step_size)), &denom);
             }
         });
     }

@@ -221,7 +221,7 @@ impl Trainer {
             let step = self.state.step;
             metrics.insert("train/data_time_s".into(), data_s);
             metrics.insert("train/compute_time_s".into(), compute_s);
-            if step % self.cfg.logging.log_every_n_steps.max(1) == 0 || step == end {
+            if step.is_multiple_of(self.cfg.logging.log_every_n_steps.max(1)) || step == end {
                 self.log.log(step, &metrics).map_err(|e| TrainError::Io {
                     path: self.run_dir.clone(),
                     source: e,
@@ -234,7 +234,8 @@ impl Trainer {
                 data_s,
                 compute_s,
             });
-            let validate = step % self.cfg.validation.val_check_interval.max(1) == 0 || step == max;
+            let validate =
+                step.is_multiple_of(self.cfg.validation.val_check_interval.max(1)) || step == max;
             if validate && self.val.is_some() {
                 let m = self.validate()?;
                 self.log.log(step, &m).map_err(|e| TrainError::Io {
@@ -251,7 +252,7 @@ impl Trainer {
                     }
                 }
             }
-            if step % self.cfg.logging.ckpt_every_n_steps.max(1) == 0 || step == end {
+            if step.is_multiple_of(self.cfg.logging.ckpt_every_n_steps.max(1)) || step == end {
                 self.save_checkpoint("last")?;
             }
         }

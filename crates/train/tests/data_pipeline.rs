@@ -155,7 +155,7 @@ fn each_stream_slot_visits_every_chunk_once_per_round_in_its_own_order() {
         seen.dedup();
         assert_eq!(seen.len() as u64, total, "slot {slot} saw a chunk twice");
         // the round after is a different shuffle but the same chunks
-        assert_eq!(plan.sample(slot, total).is_first, true);
+        assert!(plan.sample(slot, total).is_first);
     }
     assert!(
         orders[0] != orders[1] || orders[1] != orders[2],

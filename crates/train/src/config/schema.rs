@@ -45,7 +45,7 @@ impl ExperimentConfig {
         if self.training.max_steps == 0 {
             return bad("training.max_steps", "must be positive".into());
         }
-        if !(self.training.learning_rate > 0.0) {
+        if self.training.learning_rate.is_nan() || self.training.learning_rate <= 0.0 {
             return bad(
                 "training.learning_rate",
                 format!("must be positive, got {}", self.training.learning_rate),

@@ -8,7 +8,7 @@
 use super::dataset::SplitData;
 use evdet_events::rng::{derive_seed, Rng};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Augmentation randomness drawn for one sample (concrete offsets are computed once the canvas and the
 /// labels are known).
@@ -211,6 +211,9 @@ pub fn labelled_subsequences(data: &SplitData, l: usize) -> Vec<SubSequence> {
     out
 }
 
+/// A slot's permuted sub-sequence order for one round and its chunk prefix sums.
+type SlotOrder = (Vec<usize>, Vec<u64>);
+
 /// Stream training: every slot runs through all sub-sequences in its own shuffled order, round after
 /// round, L representations per batch; the state of a slot carries over between its chunks.
 #[derive(Debug)]
@@ -221,7 +224,7 @@ pub struct StreamPlan {
     seed: u64,
     aug: crate::config::AugmentParams,
     /// (slot, round) → permuted sub-sequence order and chunk prefix sums.
-    cache: Mutex<HashMap<(usize, u64), std::sync::Arc<(Vec<usize>, Vec<u64>)>>>,
+    cache: Mutex<HashMap<(usize, u64), Arc<SlotOrder>>>,
 }
 
 impl StreamPlan {
@@ -247,7 +250,7 @@ impl StreamPlan {
         self.total_chunks
     }
 
-    fn order(&self, slot: usize, round: u64) -> std::sync::Arc<(Vec<usize>, Vec<u64>)> {
+    fn order(&self, slot: usize, round: u64) -> Arc<SlotOrder> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() > 4096 {
             cache.clear();
@@ -265,7 +268,7 @@ impl StreamPlan {
                             + self.subs[p].chunks(self.seq_len) as u64,
                     );
                 }
-                std::sync::Arc::new((perm, prefix))
+                Arc::new((perm, prefix))
             })
             .clone()
     }
