@@ -16,7 +16,16 @@ fn preprocesses_the_reference_fixture_and_prints_a_summary() {
     let out = tempfile::tempdir().unwrap();
     let json = out.path().join("summary.json");
     let o = evdet()
-        .args(["preprocess", "--dataset", "gen4", "--splits", "train", "--jobs", "2", "--raw"])
+        .args([
+            "preprocess",
+            "--dataset",
+            "gen4",
+            "--splits",
+            "train",
+            "--jobs",
+            "2",
+            "--raw",
+        ])
         .arg(fixture_raw())
         .arg("--out")
         .arg(out.path())
@@ -25,32 +34,65 @@ fn preprocesses_the_reference_fixture_and_prints_a_summary() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(stdout.contains("label frames: 4"), "{stdout}");
     assert!(stdout.contains("4 decreasing timestamps"), "{stdout}");
     let h5 = out.path().join("train/tiny_seq_0000/event_representations_v2/stacked_histogram_dt=50_nbins=10/event_representations_ds2_nearest.h5");
     assert!(h5.exists());
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(summary["sequences"][0]["representations"], 8);
 
     // A second run finds the sequence finished and skips it.
-    let o = evdet().args(["preprocess", "--dataset", "gen4", "--splits", "train", "--raw"]).arg(fixture_raw()).arg("--out").arg(out.path()).output().unwrap();
+    let o = evdet()
+        .args([
+            "preprocess",
+            "--dataset",
+            "gen4",
+            "--splits",
+            "train",
+            "--raw",
+        ])
+        .arg(fixture_raw())
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("1 already done"));
 }
 
 #[test]
 fn missing_split_is_a_clear_error() {
     let out = tempfile::tempdir().unwrap();
-    let o = evdet().args(["preprocess", "--raw"]).arg(fixture_raw()).arg("--out").arg(out.path()).output().unwrap();
+    let o = evdet()
+        .args(["preprocess", "--raw"])
+        .arg(fixture_raw())
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("val") && err.contains("split folder not found"), "{err}");
+    assert!(
+        err.contains("val") && err.contains("split folder not found"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_class_map_is_rejected() {
     let out = tempfile::tempdir().unwrap();
-    let o = evdet().args(["preprocess", "--class-map", "0:x", "--raw"]).arg(fixture_raw()).arg("--out").arg(out.path()).output().unwrap();
+    let o = evdet()
+        .args(["preprocess", "--class-map", "0:x", "--raw"])
+        .arg(fixture_raw())
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--class-map"));
 }
