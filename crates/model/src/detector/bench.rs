@@ -4,6 +4,8 @@
 //! split into backbone / FPN / head (head = convs + eval decoding), and one training step (batch B,
 //! sequence length L: backbone over the L steps, FPN + head + SimOTA + losses once on the
 //! concatenated features, backward, gradient clipping by value 1.0, AdamW) with its peak memory.
+//! Besides the wall clock, the process CPU time of each part is reported: on a machine shared with
+//! other work it stays close to the unloaded cost, where the wall clock can grow several-fold.
 
 use std::time::Instant;
 
@@ -26,21 +28,34 @@ pub enum BenchError {
     Tch(#[from] tch::TchError),
 }
 
-/// Median per-frame times (milliseconds).
+/// Median per-frame times (milliseconds): wall clock, and the process's CPU time (all threads),
+/// which a machine shared with other work inflates far less than the wall clock.
 #[derive(Debug, Clone, Serialize)]
 pub struct ForwardTiming {
     pub backbone_ms: f64,
     pub fpn_ms: f64,
     pub head_ms: f64,
     pub total_ms: f64,
+    pub cpu: CpuTiming,
     pub params: i64,
     pub reps: usize,
+}
+
+/// Median per-frame process CPU time (milliseconds, summed over threads).
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuTiming {
+    pub backbone_ms: f64,
+    pub fpn_ms: f64,
+    pub head_ms: f64,
+    pub total_ms: f64,
 }
 
 /// One training step.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainTiming {
     pub step_ms: f64,
+    /// Process CPU time of the step (all threads).
+    pub step_cpu_ms: f64,
     pub batch: i64,
     pub seq_len: i64,
     pub in_hw: [i64; 2],
@@ -60,6 +75,20 @@ pub fn set_threads(n: i32) {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// CPU time consumed by this process so far (all threads), in milliseconds.
+fn process_cpu_ms() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return f64::NAN;
+    }
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 * 1e-6
 }
 
 fn sync(device: Device) {
@@ -98,29 +127,43 @@ pub fn forward_latency(
     }
     sync(device);
     let (mut tb, mut tf, mut th) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cb, mut cf, mut ch) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..reps.max(1) {
-        let t0 = Instant::now();
+        let (t0, c0) = (Instant::now(), process_cpu_ms());
         let (feats, s) = det.forward_backbone_step(&x, states.as_deref(), None, false);
         sync(device);
-        let t1 = Instant::now();
+        let (t1, c1) = (Instant::now(), process_cpu_ms());
         let fpn = det.fpn.forward_t(&feats, false);
         sync(device);
-        let t2 = Instant::now();
+        let (t2, c2) = (Instant::now(), process_cpu_ms());
         let levels = det.yolox_head.forward_t(&fpn, false);
         let _decoded = det.yolox_head.decode(&levels);
         sync(device);
-        let t3 = Instant::now();
+        let (t3, c3) = (Instant::now(), process_cpu_ms());
         tb.push((t1 - t0).as_secs_f64() * 1e3);
         tf.push((t2 - t1).as_secs_f64() * 1e3);
         th.push((t3 - t2).as_secs_f64() * 1e3);
+        cb.push(c1 - c0);
+        cf.push(c2 - c1);
+        ch.push(c3 - c2);
         states = Some(s);
     }
     let (backbone_ms, fpn_ms, head_ms) = (median(tb), median(tf), median(th));
+    let cpu = CpuTiming {
+        backbone_ms: median(cb),
+        fpn_ms: median(cf),
+        head_ms: median(ch),
+        total_ms: 0.0,
+    };
     Ok(ForwardTiming {
         backbone_ms,
         fpn_ms,
         head_ms,
         total_ms: backbone_ms + fpn_ms + head_ms,
+        cpu: CpuTiming {
+            total_ms: cpu.backbone_ms + cpu.fpn_ms + cpu.head_ms,
+            ..cpu
+        },
         params: param_count(&vs),
         reps: reps.max(1),
     })
@@ -214,21 +257,23 @@ pub fn train_step(
         Ok(())
     };
     step()?;
-    let cpu = device == Device::Cpu;
-    let base = if cpu { peak_rss_mib(true) } else { None };
-    let mut times = Vec::new();
+    let on_cpu = device == Device::Cpu;
+    let base = if on_cpu { peak_rss_mib(true) } else { None };
+    let (mut times, mut cpu) = (Vec::new(), Vec::new());
     for _ in 0..reps.max(1) {
-        let t0 = Instant::now();
+        let (t0, c0) = (Instant::now(), process_cpu_ms());
         step()?;
         times.push(t0.elapsed().as_secs_f64() * 1e3);
+        cpu.push(process_cpu_ms() - c0);
     }
-    let peak = if cpu && base.is_some() {
+    let peak = if on_cpu && base.is_some() {
         peak_rss_mib(false)
     } else {
         None
     };
     Ok(TrainTiming {
         step_ms: median(times),
+        step_cpu_ms: median(cpu),
         batch,
         seq_len,
         in_hw: hw,
