@@ -109,6 +109,14 @@ impl Trainer {
         device: Device,
         resume: bool,
     ) -> Result<Self, TrainError> {
+        if cfg.training.precision != "fp32" {
+            // Autocast with loss scaling needs a GPU to be written and checked; refuse rather than
+            // silently train in float32 under a config that says otherwise.
+            return Err(TrainError::Other(format!(
+                "training.precision={} is not supported yet: use training.precision=fp32",
+                cfg.training.precision
+            )));
+        }
         let model_cfg = model_setup::model_config(&cfg)?;
         let loss_cfg = model_setup::loss_config(&model_cfg.head)?;
         tch::manual_seed(cfg.reproduce.seed as i64);
