@@ -32,28 +32,8 @@ enum Command {
     Bench(commands::bench::Args),
 }
 
-/// OpenMP threads that spin between libtorch kernels starve the data-loading threads on a small machine
-/// (measured on 2 cores: 4.4 s per training step with passive waiting, 6–21 s with spinning). libgomp
-/// reads the policy when it loads, so the process restarts itself once with it set (unless the user set it).
-fn prefer_passive_openmp() {
-    use std::os::unix::process::CommandExt;
-    if std::env::var_os("OMP_WAIT_POLICY").is_some() {
-        return;
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        let err = std::process::Command::new(exe)
-            .args(std::env::args_os().skip(1))
-            .env("OMP_WAIT_POLICY", "PASSIVE")
-            .exec();
-        eprintln!("warning: could not restart with OMP_WAIT_POLICY=PASSIVE: {err}");
-    }
-}
-
 fn main() {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Train(_) | Command::Eval(_)) {
-        prefer_passive_openmp();
-    }
     let result = match cli.command {
         Command::Synth(a) => commands::synth::run(a),
         Command::Preprocess(a) => commands::preprocess::run(a),
