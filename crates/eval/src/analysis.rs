@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use hotcoco::params::IouType;
 use hotcoco::{COCOeval, COCO};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::coco::{ClassSummary, CocoEval, CocoOptions, AREA_MAX, UNDEFINED};
 use crate::error::{EvalError, Result};
@@ -44,7 +44,7 @@ impl Default for AnalysisConfig {
 }
 
 /// One fine size bin.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SizeBin {
     /// `<lo>-<hi>` in side-length pixels, e.g. `8-16`, `96-inf` (the `AP_bin/<lo>-<hi>` key).
     pub label: String,
@@ -62,7 +62,7 @@ pub struct SizeBin {
 }
 
 /// AP/AR of a group of classes, pooled as COCOeval pools categories.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupSummary {
     pub classes: Vec<String>,
     pub ap: f64,
@@ -75,7 +75,7 @@ pub struct GroupSummary {
 /// Confusion matrix at one IoU: rows are ground-truth classes, columns predicted classes; the
 /// last row and column are "background" (unmatched detections in the background row, missed
 /// ground truth in the background column).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Confusion {
     pub iou_thr: f64,
     /// Class names of rows/columns, `background` last.
@@ -84,7 +84,7 @@ pub struct Confusion {
 }
 
 /// COCO's interpolated precision–recall curve of one class at one IoU (all areas, maxDets 100).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrCurve {
     pub class: String,
     pub iou_thr: f64,
@@ -96,7 +96,7 @@ pub struct PrCurve {
 }
 
 /// Everything the small-object work looks at, for one protocol.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SmallObjectAnalysis {
     /// AP/AR per class and COCO area range (small/medium/large).
     pub per_class: Vec<ClassSummary>,

@@ -93,7 +93,7 @@ pub struct CocoEval {
 }
 
 /// Per-category numbers at maxDets 100, the way pycocotools' summary reads them.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClassSummary {
     pub cat_id: u64,
     pub name: String,

@@ -5,14 +5,22 @@
 //! Text is drawn with a bundled font ([`font`]), so nothing depends on system fonts.
 
 pub mod animation;
+pub mod criteria;
 pub mod error;
 pub mod font;
+pub mod html;
 pub mod io;
 pub mod picture;
+pub mod plots;
+pub mod report;
+pub mod run;
 
 pub use animation::{ffmpeg_available, write_gif, write_video};
+pub use criteria::{CriterionResult, Status};
 pub use error::{ReportError, Result};
 pub use picture::{
     class_color, draw_boxes, draw_text, event_image, load_png, save_png, scale, side_by_side,
     BoxStyle, DrawBox, RgbImage,
 };
+pub use report::{build_report, ReportSummary};
+pub use run::Run;

@@ -464,13 +464,20 @@ pub fn scale(img: &RgbImage, factor: usize) -> RgbImage {
 
 /// PNG bytes of `img` (fast compression: these pictures are mostly flat colour).
 pub fn encode_png(img: &RgbImage) -> Result<Vec<u8>> {
-    encode_png_raw(img.width, img.height, png::ColorType::Rgb, &img.data)
+    encode_png_raw(
+        img.width,
+        img.height,
+        png::ColorType::Rgb,
+        png::Compression::Fast,
+        &img.data,
+    )
 }
 
 pub(crate) fn encode_png_raw(
     width: usize,
     height: usize,
     color: png::ColorType,
+    compression: png::Compression,
     data: &[u8],
 ) -> Result<Vec<u8>> {
     let err = |e: png::EncodingError| ReportError::Draw {
@@ -486,7 +493,7 @@ pub(crate) fn encode_png_raw(
         let mut enc = png::Encoder::new(&mut out, w, h);
         enc.set_color(color);
         enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Fast);
+        enc.set_compression(compression);
         let mut writer = enc.write_header().map_err(err)?;
         writer.write_image_data(data).map_err(err)?;
         writer.finish().map_err(err)?;
