@@ -123,10 +123,7 @@ impl RawEventFile {
     pub fn stream(&self, sensor_hw: (usize, usize), chunk: usize) -> EventStream<'_> {
         EventStream {
             file: self,
-            pos: 0,
-            chunk: chunk.max(1),
-            t_max: i64::MIN,
-            sensor_hw,
+            cursor: StreamCursor::new(sensor_hw, chunk),
             stats: ReadStats::default(),
         }
     }
@@ -333,6 +330,23 @@ impl ReadStats {
 /// Chunked, validated reading of a raw event file.
 pub struct EventStream<'f> {
     file: &'f RawEventFile,
+    cursor: StreamCursor,
+    pub stats: ReadStats,
+}
+
+impl EventStream<'_> {
+    /// The next chunk of events, or `None` at the end (see [`StreamCursor::next_chunk`]).
+    pub fn next_chunk(&mut self) -> Result<Option<EventBatch>> {
+        let r = self.cursor.next_chunk(self.file);
+        self.stats = self.cursor.stats;
+        r
+    }
+}
+
+/// The reading position of a stream over a file, kept apart from the file so that a reader owning
+/// the file can keep its position beside it.
+#[derive(Debug, Clone)]
+pub struct StreamCursor {
     pos: usize,
     chunk: usize,
     t_max: i64,
@@ -340,17 +354,28 @@ pub struct EventStream<'f> {
     pub stats: ReadStats,
 }
 
-impl EventStream<'_> {
-    /// The next chunk of events, or `None` at the end. Polarity {0,1} or {-1,1} becomes {0,1}; any other
-    /// value is an error naming the file and event index.
-    pub fn next_chunk(&mut self) -> Result<Option<EventBatch>> {
-        if self.pos >= self.file.len {
+impl StreamCursor {
+    /// A cursor at the first event, reading `chunk` events at a time for a `sensor_hw` sensor.
+    pub fn new(sensor_hw: (usize, usize), chunk: usize) -> Self {
+        Self {
+            pos: 0,
+            chunk: chunk.max(1),
+            t_max: i64::MIN,
+            sensor_hw,
+            stats: ReadStats::default(),
+        }
+    }
+
+    /// The next chunk of `file`'s events, or `None` at the end. Polarity {0,1} or {-1,1} becomes {0,1};
+    /// any other value is an error naming the file and event index.
+    pub fn next_chunk(&mut self, file: &RawEventFile) -> Result<Option<EventBatch>> {
+        if self.pos >= file.len {
             return Ok(None);
         }
         let start = self.pos;
-        let end = (start + self.chunk).min(self.file.len);
+        let end = (start + self.chunk).min(file.len);
         self.pos = end;
-        let [x, y, p, t] = self.file.read_raw_range(start, end)?;
+        let [x, y, p, t] = file.read_raw_range(start, end)?;
         let (h, w) = (self.sensor_hw.0 as i64, self.sensor_hw.1 as i64);
         let mut out = EventBatch {
             x: Vec::with_capacity(x.len()),
@@ -364,7 +389,7 @@ impl EventStream<'_> {
                 1 => 1u8,
                 v => {
                     return Err(EventsError::field(
-                        self.file.path(),
+                        file.path(),
                         "events/p",
                         format!("event {} has polarity {v}; expected 0/1 or -1/1", start + i),
                     ))

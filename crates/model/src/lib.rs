@@ -2,6 +2,7 @@
 //! SimOTA assignment, losses (IoU / size-aware IoU, BCE / focal / size-aware focal) and postprocessing.
 //! This crate and `train` are the only ones that link the tensor engine.
 
+pub mod amp;
 pub mod assign;
 pub mod backbone;
 pub mod boxes;

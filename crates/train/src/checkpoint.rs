@@ -37,6 +37,12 @@ pub struct TrainState {
     pub stream_slots: usize,
     /// fp16 loss scale (1 when unused).
     pub loss_scale: f64,
+    /// Finite fp16 steps since the loss scale last changed.
+    #[serde(default)]
+    pub loss_scale_growth_tracker: u64,
+    /// fp16 steps skipped because the scaled gradients overflowed.
+    #[serde(default)]
+    pub amp_skipped: u64,
 }
 
 /// A loaded checkpoint.

@@ -87,6 +87,16 @@ impl AdamW {
         sq.sqrt()
     }
 
+    /// Multiplies every gradient by `f` (unscaling after a loss-scaled backward pass).
+    pub fn scale_grads(&mut self, f: f64) {
+        for (_, p) in &self.params {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.g_mul_scalar_(f);
+            }
+        }
+    }
+
     /// Clips every gradient element to `[−v, v]` (`gradient_clip_algorithm='value'`).
     pub fn clip_grad_value(&mut self, v: f64) {
         for (_, p) in &self.params {

@@ -14,6 +14,8 @@ use crate::evaluate;
 use crate::logs::MetricLog;
 use crate::model_setup;
 use crate::optim::{AdamW, OneCycle};
+use evdet_model::amp::{self, GradScaler, Precision};
+use evdet_model::assign::AnchorGrid;
 use evdet_model::backbone::LstmState;
 use evdet_model::detector::Detector;
 use evdet_model::losses::{yolox_loss, LossConfig};
@@ -86,6 +88,8 @@ pub fn run_dir(cfg: &ExperimentConfig) -> PathBuf {
 pub struct Trainer {
     pub cfg: ExperimentConfig,
     pub device: Device,
+    /// Autocast dtype of the forward pass (`training.precision`); fp16 adds loss scaling.
+    pub precision: Precision,
     pub vs: nn::VarStore,
     pub det: Detector,
     pub loss_cfg: LossConfig,
@@ -109,14 +113,11 @@ impl Trainer {
         device: Device,
         resume: bool,
     ) -> Result<Self, TrainError> {
-        if cfg.training.precision != "fp32" {
-            // Autocast with loss scaling needs a GPU to be written and checked; refuse rather than
-            // silently train in float32 under a config that says otherwise.
-            return Err(TrainError::Other(format!(
-                "training.precision={} is not supported yet: use training.precision=fp32",
-                cfg.training.precision
-            )));
-        }
+        let precision: Precision = cfg
+            .training
+            .precision
+            .parse()
+            .map_err(|e| TrainError::Other(format!("training.precision: {e}")))?;
         let model_cfg = model_setup::model_config(&cfg)?;
         let loss_cfg = model_setup::loss_config(&model_cfg.head)?;
         tch::manual_seed(cfg.reproduce.seed as i64);
@@ -144,7 +145,11 @@ impl Trainer {
         })?;
         let mut state = TrainState {
             seed: cfg.reproduce.seed,
-            loss_scale: 1.0,
+            loss_scale: if precision == Precision::Fp16 {
+                GradScaler::default().scale
+            } else {
+                1.0
+            },
             ..Default::default()
         };
         let mut stream_states = None;
@@ -171,6 +176,7 @@ impl Trainer {
         Ok(Self {
             cfg,
             device,
+            precision,
             vs,
             det,
             loss_cfg,
@@ -267,19 +273,18 @@ impl Trainer {
         Ok(())
     }
 
-    /// One optimisation step on one batch; returns the logged scalars.
-    pub fn train_step(&mut self, b: &Batch) -> Result<BTreeMap<String, f64>, TrainError> {
+    /// The forward pass of one training chunk: backbone over the time steps (states carried per slot,
+    /// reset on first samples), then FPN + head once on the features of every labelled (step, row).
+    /// Returns the head's training outputs in float32 and the targets, or `None` without labels.
+    #[allow(clippy::type_complexity)]
+    fn forward_chunk<'b>(
+        &mut self,
+        b: &'b Batch,
+        mut states: Option<Vec<LstmState>>,
+    ) -> Result<Option<(Tensor, Tensor, AnchorGrid, Vec<&'b FrameLabels>)>, TrainError> {
         let dev = self.device;
         let rows = b.batch_size();
         let bs_stream = self.plan.bs_stream;
-        // Stream rows continue their slot's state; random rows always start from zero (is_first).
-        let mut states: Option<Vec<LstmState>> = self.stream_states.take().map(|s| {
-            if rows == bs_stream {
-                s
-            } else {
-                s.iter().map(|st| pad_rows(st, rows)).collect()
-            }
-        });
         let reset = Tensor::from_slice(&b.is_first).to_device(dev);
         let mut stash: Vec<Vec<Tensor>> = Vec::new();
         let mut targets: Vec<&FrameLabels> = Vec::new();
@@ -313,11 +318,8 @@ impl Trainer {
                 .map(|st| keep_rows(&st.detach(), bs_stream))
                 .collect()
         });
-        let mut m = BTreeMap::new();
         if targets.is_empty() {
-            // Nothing to learn from in this batch (all rows unlabelled): no optimiser step.
-            m.insert("train/lr".into(), self.lr());
-            return Ok(m);
+            return Ok(None);
         }
         let nstages = stash[0].len();
         let feats: Vec<Tensor> = (0..nstages)
@@ -335,16 +337,41 @@ impl Trainer {
         let tr = out
             .train
             .ok_or_else(|| TrainError::Other("head returned no training outputs".into()))?;
+        Ok(Some((
+            tr.outputs.to_kind(Kind::Float),
+            tr.raw_reg.to_kind(Kind::Float),
+            tr.grid,
+            targets,
+        )))
+    }
+
+    /// One optimisation step on one batch; returns the logged scalars.
+    pub fn train_step(&mut self, b: &Batch) -> Result<BTreeMap<String, f64>, TrainError> {
+        let dev = self.device;
+        let rows = b.batch_size();
+        let bs_stream = self.plan.bs_stream;
+        // Stream rows continue their slot's state; random rows always start from zero (is_first).
+        let states: Option<Vec<LstmState>> = self.stream_states.take().map(|s| {
+            if rows == bs_stream {
+                s
+            } else {
+                s.iter().map(|st| pad_rows(st, rows)).collect()
+            }
+        });
+        let precision = self.precision;
+        let forward = amp::autocast(dev, precision, || self.forward_chunk(b, states));
+        let Some((outputs, raw_reg, grid, targets)) = forward? else {
+            // Nothing to learn from in this batch (all rows unlabelled): no optimiser step.
+            let mut m = BTreeMap::new();
+            m.insert("train/lr".into(), self.lr());
+            return Ok(m);
+        };
         let labels = batch::yolox_targets(&targets).to_device(dev);
-        let loss = yolox_loss(
-            &tr.outputs,
-            Some(&tr.raw_reg),
-            &tr.grid,
-            &labels,
-            &self.loss_cfg,
-        )?;
+        // The loss and SimOTA run in float32 outside autocast, as YOLOX does.
+        let loss = yolox_loss(&outputs, Some(&raw_reg), &grid, &labels, &self.loss_cfg)?;
         let total = loss.loss.double_value(&[]);
         let lr = self.lr();
+        let mut m = BTreeMap::new();
         m.insert("train/loss".into(), total);
         m.insert("train/iou_loss".into(), loss.iou_loss.double_value(&[]));
         m.insert("train/conf_loss".into(), loss.conf_loss.double_value(&[]));
@@ -373,8 +400,33 @@ impl Trainer {
         }
         self.state.nonfinite_in_row = 0;
         self.opt.zero_grad();
-        loss.loss.backward();
-        m.insert("train/grad_norm".into(), self.opt.grad_norm());
+        if precision == Precision::Fp16 {
+            // Dynamic loss scaling: backward on the scaled loss, unscale, and skip the step when the
+            // fp16 gradients overflowed (the scale then halves).
+            let scale = self.state.loss_scale;
+            (&loss.loss * scale).backward();
+            self.opt.scale_grads(1.0 / scale);
+            let norm = self.opt.grad_norm();
+            let mut scaler = GradScaler {
+                scale,
+                growth_tracker: self.state.loss_scale_growth_tracker,
+                ..Default::default()
+            };
+            scaler.update(!norm.is_finite());
+            self.state.loss_scale = scaler.scale;
+            self.state.loss_scale_growth_tracker = scaler.growth_tracker;
+            m.insert("train/loss_scale".into(), scale);
+            if !norm.is_finite() {
+                self.state.amp_skipped += 1;
+                m.insert("train/amp_skipped".into(), self.state.amp_skipped as f64);
+                self.opt.zero_grad();
+                return Ok(m);
+            }
+            m.insert("train/grad_norm".into(), norm);
+        } else {
+            loss.loss.backward();
+            m.insert("train/grad_norm".into(), self.opt.grad_norm());
+        }
         self.opt
             .clip_grad_value(self.cfg.training.gradient_clip_val);
         self.opt.step(lr);

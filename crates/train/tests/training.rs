@@ -189,3 +189,78 @@ fn an_interrupted_run_resumes_to_identical_weights() {
         assert!(va == vb, "{na} differs after resume");
     }
 }
+
+/// `training.precision` bf16 and fp16 run the forward pass under autocast (on the CPU here, as on a
+/// GPU): losses stay finite and fall like full precision's, fp16 records its loss scale and resumes it,
+/// and an unknown precision is a clear error.
+#[test]
+fn mixed_precision_trains_and_keeps_its_loss_scale() {
+    let _serial = serial();
+    for precision in ["bf16", "fp16"] {
+        let runs = tempfile::tempdir().unwrap();
+        let extra = [
+            format!("training.precision={precision}"),
+            // fp16 skips its first steps while the loss scale backs off from 2^16 (gradient norms
+            // of ~90 overflow fp16 at that scale), as PyTorch's GradScaler does: 20 applied steps each.
+            format!(
+                "training.max_steps={}",
+                if precision == "fp16" { 27 } else { 20 }
+            ),
+            "training.learning_rate=0.003".into(),
+            "training.lr_scheduler.use=false".into(),
+        ];
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let cfg = tiny_config(runs.path(), &extra);
+        let data = cfg.dataset.path.clone();
+        let mut t = Trainer::new(cfg, Path::new(&data), tch::Device::Cpu, false).unwrap();
+        let mut losses = Vec::new();
+        let mut scales = Vec::new();
+        t.fit(
+            None,
+            |r| {
+                losses.extend(r.metrics.get("train/loss").copied());
+                scales.extend(r.metrics.get("train/loss_scale").copied());
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert!(losses.len() >= 15, "{precision}: {losses:?}");
+        assert!(
+            losses.iter().all(|l| l.is_finite()),
+            "{precision}: {losses:?}"
+        );
+        let head: f64 = losses[..5].iter().sum::<f64>() / 5.0;
+        let tail: f64 = losses[losses.len() - 5..].iter().sum::<f64>() / 5.0;
+        assert!(
+            tail < 0.85 * head,
+            "{precision}: loss should fall: first {head:.3}, last {tail:.3} ({losses:?}, scales {scales:?})"
+        );
+        if precision == "fp16" {
+            assert_eq!(scales.first(), Some(&65536.0), "{scales:?}");
+            let saved = evdet_train::checkpoint::load(&t.run_dir.join("checkpoints/last"))
+                .unwrap()
+                .state;
+            assert_eq!(saved.loss_scale, t.state.loss_scale);
+            assert!(saved.loss_scale_growth_tracker > 0 && saved.loss_scale < 65536.0);
+            assert!(
+                (1..=8).contains(&t.state.amp_skipped),
+                "{} overflowing steps skipped",
+                t.state.amp_skipped
+            );
+        } else {
+            assert!(scales.is_empty(), "bf16 needs no loss scaling");
+            assert_eq!(t.state.loss_scale, 1.0);
+        }
+    }
+    let runs = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(runs.path(), &["training.precision=fp8"]);
+    let data = cfg.dataset.path.clone();
+    let err = Trainer::new(cfg, Path::new(&data), tch::Device::Cpu, false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("training.precision") && err.contains("fp8"),
+        "{err}"
+    );
+}

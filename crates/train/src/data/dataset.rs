@@ -162,7 +162,7 @@ impl SplitData {
 }
 
 /// `stacked_histogram_dt=50_nbins=10` → (10, 50).
-fn parse_repr_name(name: &str) -> Option<(usize, u32)> {
+pub fn parse_repr_name(name: &str) -> Option<(usize, u32)> {
     let rest = name.strip_prefix("stacked_histogram_dt=")?;
     let (dt, nbins) = rest.split_once("_nbins=")?;
     Some((nbins.parse().ok()?, dt.parse().ok()?))
