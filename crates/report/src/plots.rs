@@ -60,6 +60,8 @@ pub struct LineChart {
     pub x_range: Option<(f64, f64)>,
     /// Draw a dot at every point (for sparse series such as validation results).
     pub markers: bool,
+    /// Legend in the lower right corner (for rising curves) instead of the upper right.
+    pub legend_lower: bool,
     pub width: u32,
     pub height: u32,
 }
@@ -76,6 +78,7 @@ impl LineChart {
             y_range: None,
             x_range: None,
             markers: false,
+            legend_lower: false,
             width: 640,
             height: 340,
         }
@@ -235,7 +238,11 @@ where
             .label_font((FAMILY, 12))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(200, 200, 200))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(if chart.legend_lower {
+                SeriesLabelPosition::LowerRight
+            } else {
+                SeriesLabelPosition::UpperRight
+            })
             .draw()
             .map_err(&err)?;
     }
@@ -283,6 +290,9 @@ pub struct BarChart {
     pub series: Vec<(String, [u8; 3], Vec<Option<f64>>)>,
     /// Fixed y maximum (bars are fractions: 1.0 is natural); otherwise fitted.
     pub y_max: Option<f64>,
+    /// The last category is a group of the others (e.g. "small classes"): set apart by a
+    /// dashed line.
+    pub group_last: bool,
     pub width: u32,
     pub height: u32,
 }
@@ -418,6 +428,14 @@ pub fn bar_chart_svg(chart: &BarChart) -> String {
                 escape(note)
             );
         }
+    }
+    if chart.group_last && chart.categories.len() > 1 {
+        let x = left + group_w * (n_cat - 1.0);
+        let _ = write!(
+            s,
+            r##"<line x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{:.1}" stroke="#888" stroke-dasharray="4 3"/>"##,
+            top + ph + 20.0
+        );
     }
     let _ = write!(
         s,

@@ -398,44 +398,32 @@ impl Report<'_> {
         ));
         let finals: Vec<BTreeMap<String, f64>> =
             self.runs.iter().map(|r| r.final_metrics()).collect();
-        let mut groups = vec![(String::new(), 1)];
-        let mut headers = vec![Cell::text("run")];
+        let mut headers = vec![Cell::text("protocol"), Cell::text("stat")];
+        for (i, run) in self.runs.iter().enumerate() {
+            headers.push(Cell::raw(format!(
+                "{}{}",
+                escape(&run.name),
+                if i == 0 { " (baseline)" } else { "" }
+            )));
+        }
+        let mut rows = Vec::new();
         for p in PROTOCOLS {
-            groups.push((p.to_string(), KEY_STATS.len()));
             for s in KEY_STATS {
-                headers.push(Cell::text(s));
+                let key = format!("{split}/{p}/{s}");
+                let base = defined(finals[0].get(&key).copied());
+                let mut row = vec![Cell::text(p), Cell::raw(format!("<code>{s}</code>"))];
+                for (i, f) in finals.iter().enumerate() {
+                    let v = defined(f.get(&key).copied());
+                    let mut cell = num(v);
+                    if i > 0 {
+                        cell.push_str(&delta_html(v, base));
+                    }
+                    row.push(Cell::num(cell));
+                }
+                rows.push(row);
             }
         }
-        let rows: Vec<Vec<Cell>> = self
-            .runs
-            .iter()
-            .enumerate()
-            .map(|(i, run)| {
-                let mut row = vec![Cell::raw(format!(
-                    "<b>{}</b>{}",
-                    escape(&run.name),
-                    if i == 0 {
-                        " <span class=\"note\">(baseline)</span>"
-                    } else {
-                        ""
-                    }
-                ))];
-                for p in PROTOCOLS {
-                    for s in KEY_STATS {
-                        let key = format!("{split}/{p}/{s}");
-                        let v = defined(finals[i].get(&key).copied());
-                        let base = defined(finals[0].get(&key).copied());
-                        let mut cell = num(v);
-                        if i > 0 {
-                            cell.push_str(&delta_html(v, base));
-                        }
-                        row.push(Cell::num(cell));
-                    }
-                }
-                row
-            })
-            .collect();
-        self.push(&table_with_groups(&groups, &headers, &rows));
+        self.push(&table(&headers, &rows));
     }
 
     fn final_tables(&mut self) {
@@ -607,6 +595,8 @@ impl Report<'_> {
                     let key = format!("val/{p}/{stat}");
                     let mut chart = self.runs_chart(&key, stat, false);
                     chart.markers = true;
+                    chart.legend_lower = true;
+                    chart.x_range = step_range(&chart.series);
                     chart.y_range = Some(unit_range(&chart.series));
                     figs.push_str(&self.line(&format!("val {key}"), &chart, "")?);
                 }
@@ -614,6 +604,7 @@ impl Report<'_> {
                 let run = &self.runs[0];
                 let mut chart = LineChart::new(&format!("Validation AP — {p}"), "step", "fraction");
                 chart.markers = true;
+                chart.legend_lower = true;
                 for (i, stat) in VAL_STATS.iter().enumerate() {
                     chart.series.push(Series {
                         name: stat.to_string(),
@@ -622,6 +613,7 @@ impl Report<'_> {
                     });
                 }
                 chart.y_range = Some(unit_range(&chart.series));
+                chart.x_range = step_range(&chart.series);
                 figs.push_str(&self.line(
                     &format!("val {p}"),
                     &chart,
@@ -746,6 +738,7 @@ impl Report<'_> {
                 categories: bins,
                 series,
                 y_max: None,
+                group_last: false,
                 width: 640,
                 height: 360,
             };
@@ -810,35 +803,36 @@ impl Report<'_> {
         for p in PROTOCOLS {
             let mut categories = classes.clone();
             categories.push("small classes".into());
-            let series = self
-                .runs
-                .iter()
-                .enumerate()
-                .map(|(i, run)| {
-                    let finals = run.final_metrics();
-                    let a = Self::analysis(run, split, p);
-                    let mut values: Vec<Option<f64>> = classes
-                        .iter()
-                        .map(|c| {
-                            defined(a.and_then(|a| {
-                                a.per_class.iter().find(|s| &s.name == c).map(|s| s.ap)
-                            }))
-                            .or_else(|| {
+            let series =
+                self.runs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, run)| {
+                        let finals = run.final_metrics();
+                        let a = Self::analysis(run, split, p);
+                        let mut values: Vec<Option<f64>> = classes
+                            .iter()
+                            .map(|c| {
                                 defined(finals.get(&format!("{split}/{p}/AP/{c}")).copied())
+                                    .or_else(|| {
+                                        defined(a.and_then(|a| {
+                                            a.per_class.iter().find(|s| &s.name == c).map(|s| s.ap)
+                                        }))
+                                    })
                             })
-                        })
-                        .collect();
-                    values.push(
-                        defined(
-                            finals
-                                .get(&format!("{split}/{p}/AP_small_classes"))
-                                .copied(),
-                        )
-                        .or_else(|| defined(a?.small_classes.as_ref().map(|g| g.ap))),
-                    );
-                    (run.name.clone(), palette(i), values)
-                })
-                .collect();
+                            .collect();
+                        values.push(
+                            defined(
+                                finals
+                                    .get(&format!("{split}/{p}/AP_small_classes"))
+                                    .copied(),
+                            )
+                            .or_else(|| defined(a?.small_classes.as_ref().map(|g| g.ap))),
+                        );
+                        (run.name.clone(), palette(i), values)
+                    })
+                    .collect();
+            let width = (110 + 86 * categories.len() as u32).max(640);
             let chart = BarChart {
                 title: format!("AP by class — {split}/{p}"),
                 x_label: "class (last: the small-class group)".into(),
@@ -847,7 +841,8 @@ impl Report<'_> {
                 category_notes: Vec::new(),
                 series,
                 y_max: None,
-                width: 720,
+                group_last: true,
+                width,
                 height: 360,
             };
             let caption = if small.is_empty() {
@@ -1145,6 +1140,16 @@ fn unit_range(series: &[Series]) -> (f64, f64) {
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max);
     (0.0, (max * 1.15).clamp(0.05, 1.05))
+}
+
+/// X range from step 0 to a little past the last step (validation points sit at the end).
+fn step_range(series: &[Series]) -> Option<(f64, f64)> {
+    let max = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    (max > 0.0).then_some((0.0, max * 1.03))
 }
 
 /// Lower edge of a `<lo>-<hi>` bin label, for ordering.
