@@ -46,6 +46,9 @@ pub struct FrameResult {
     pub t: i64,
     pub gt: Vec<EvalBox>,
     pub dt: Vec<EvalBox>,
+    /// Each detection's objectness × class confidence (the postprocess threshold's score; `dt`
+    /// carries the class confidence alone, the COCO score of REFERENCE §6).
+    pub dt_score: Vec<f32>,
 }
 
 /// Runs the detector over `data` in streaming order; `on_frame` sees every labelled frame's result.
@@ -140,12 +143,14 @@ pub fn run_stream(
                             )
                         })
                         .collect();
+                    let dt_score = rows_f.chunks_exact(7).map(|r| r[4] * r[5]).collect();
                     on_frame(FrameResult {
                         seq,
                         repr,
                         t: tstamp,
                         gt,
                         dt,
+                        dt_score,
                     });
                 }
             }

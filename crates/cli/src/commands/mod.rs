@@ -9,6 +9,8 @@ pub mod check_reference;
 pub mod coco_eval;
 pub mod eval;
 pub mod import_rvt;
+pub mod predict;
 pub mod preprocess;
+pub mod report;
 pub mod synth;
 pub mod train;

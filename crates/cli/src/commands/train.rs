@@ -174,9 +174,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         run_dir.display()
     );
     if !args.no_test {
-        let metrics =
+        let ev =
             super::eval::evaluate_split(&trainer.det, &trainer.cfg, &data, "test", dev, 0.001)?;
-        super::eval::write_and_print(&metrics, &run_dir.join("eval/test_metrics.json"))?;
+        let eval_dir = run_dir.join("eval");
+        super::eval::write_and_print(&ev.metrics, &eval_dir.join("test_metrics.json"))?;
+        super::eval::write_analysis(&ev, &trainer.cfg, &eval_dir)?;
     }
     Ok(())
 }

@@ -1,0 +1,265 @@
+//! Seeing results through the binary, from a tiny real run: `evdet train` writes the evaluation's plot
+//! data and sample pictures, `evdet predict` runs over a raw recording and a preprocessed sequence
+//! (Prophesee `_bbox.npy` in sensor coordinates, PNG frames, a GIF), and `evdet report` builds one
+//! self-contained HTML page for one run and a comparison of two.
+
+use evdet_events::labels::read_bbox_npy;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn evdet() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_evdet"));
+    c.env("OMP_NUM_THREADS", "1");
+    c
+}
+
+fn run(cmd: &mut Command) -> (String, String) {
+    let o = cmd.output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{cmd:?} failed\n{out}\n{err}");
+    (out, err)
+}
+
+fn config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
+}
+
+/// Raw and preprocessed data of 1 train, 1 val and 1 test `mini` sequence of 1.5 s, and two tiny runs
+/// on it ("base": 6 steps, "other": 3 steps), made once for every test here.
+fn workspace() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        run(evdet()
+            .args([
+                "synth",
+                "--preset",
+                "mini",
+                "--seed",
+                "5",
+                "--duration-s",
+                "1.5",
+            ])
+            .args(["--sequences", "train=1,val=1,test=1", "--out"])
+            .arg(d.join("raw")));
+        run(evdet()
+            .args(["preprocess", "--downsample", "1", "--raw"])
+            .arg(d.join("raw"))
+            .arg("--out")
+            .arg(d.join("pre")));
+        for (id, steps) in [("base", 6), ("other", 3)] {
+            run(evdet()
+                .arg("train")
+                .arg("--config-dir")
+                .arg(config_dir())
+                .arg(format!("dataset.path={}", d.join("pre").display()))
+                .arg(format!("logging.runs_dir={}", d.join("runs").display()))
+                .arg(format!("logging.experiment_id={id}"))
+                .arg(format!("training.max_steps={steps}"))
+                .args([
+                    "model.backbone.embed_dim=8",
+                    "model.backbone.stage.attention.dim_head=8",
+                    "batch_size.train=2",
+                    "batch_size.eval=2",
+                    "dataset.sequence_length=3",
+                    "validation.val_check_interval=3",
+                    "logging.log_every_n_steps=1",
+                    "hardware.cpu_threads=1",
+                ]));
+        }
+        dir
+    })
+    .path()
+}
+
+fn run_dir(id: &str) -> PathBuf {
+    workspace().join("runs/synthetic/mini").join(id)
+}
+
+fn is_png(p: &Path) -> bool {
+    std::fs::read(p).is_ok_and(|b| b.starts_with(b"\x89PNG\r\n\x1a\n"))
+}
+
+#[test]
+fn training_writes_plot_data_and_sample_pictures() {
+    let eval = run_dir("base").join("eval");
+    let a: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(eval.join("test_analysis.json")).unwrap())
+            .unwrap();
+    assert_eq!(a["split"], "test");
+    assert_eq!(a["frame_hw"], serde_json::json!([192, 320]));
+    for p in ["prophesee", "unfiltered"] {
+        let an = &a[p];
+        assert!(
+            an["per_class"].as_array().is_some_and(|v| !v.is_empty()),
+            "{p}"
+        );
+        assert!(
+            an["size_bins"].as_array().is_some_and(|v| v.len() == 5),
+            "{p}"
+        );
+        let conf = &an["confusion"]["matrix"];
+        // 8 classes + background, square
+        assert_eq!(conf.as_array().map(Vec::len), Some(9), "{p}");
+        for c in an["pr_curves"].as_array().unwrap() {
+            assert_eq!(c["recall"].as_array().map(Vec::len), Some(101));
+        }
+    }
+    let samples: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(eval.join("samples/test_samples.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(!samples.is_empty() && samples.len() <= 6);
+    for s in &samples {
+        assert!(s["num_gt"].as_u64().unwrap() > 0);
+        let png = eval.join("samples").join(s["file"].as_str().unwrap());
+        assert!(is_png(&png), "{}", png.display());
+    }
+}
+
+#[test]
+fn predict_on_a_raw_recording_writes_boxes_frames_and_a_gif() {
+    let raw = workspace().join("raw/test");
+    let rec = std::fs::read_dir(&raw)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with("_td.h5"))
+        .unwrap();
+    let out = workspace().join("pred_raw");
+    let (_, err) = run(evdet()
+        .arg("predict")
+        .arg("--checkpoint")
+        .arg(run_dir("base"))
+        .arg("--input")
+        .arg(&rec)
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--video",
+            "--limit",
+            "8",
+            "--confidence-threshold",
+            "0.0001",
+        ]));
+    let name = rec
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace("_td.h5", "");
+    let boxes = read_bbox_npy(&out.join(format!("{name}_bbox.npy"))).unwrap();
+    // An untrained tiny model at a 1e-4 threshold still proposes boxes; they are in sensor pixels, at
+    // window ends (multiples of 50 ms), for the 8 windows asked for.
+    assert!(!boxes.is_empty(), "{err}");
+    let mut ts: Vec<i64> = boxes.iter().map(|b| b.t).collect();
+    ts.dedup();
+    assert!(
+        ts.iter().all(|t| t % 50_000 == 0) && ts.len() <= 8,
+        "{ts:?}"
+    );
+    assert!(boxes.iter().all(|b| b.track_id == 0
+        && b.class_id < 8
+        && b.class_confidence > 0.0
+        && b.x > -320.0
+        && b.x < 2.0 * 320.0));
+    let frames: Vec<PathBuf> = std::fs::read_dir(out.join("frames"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    assert_eq!(frames.len(), 8);
+    assert!(frames.iter().all(|p| is_png(p)));
+    let video: Vec<PathBuf> = ["mp4", "gif"]
+        .iter()
+        .map(|e| out.join(format!("{name}.{e}")))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(video.len(), 1, "{err}");
+    assert!(err.contains("video ->"), "{err}");
+}
+
+#[test]
+fn predict_on_a_preprocessed_sequence_matches_its_timestamps() {
+    let seq_root = workspace().join("pre/test");
+    let seq = std::fs::read_dir(&seq_root)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.is_dir())
+        .unwrap();
+    let out = workspace().join("pred_seq");
+    run(evdet()
+        .arg("predict")
+        .arg("--checkpoint")
+        .arg(run_dir("base").join("checkpoints/last/model.safetensors"))
+        .arg("--input")
+        .arg(&seq)
+        .arg("--out")
+        .arg(&out)
+        .args(["--no-frames", "--confidence-threshold", "0.0001"]));
+    let name = seq.file_name().unwrap().to_string_lossy().into_owned();
+    let boxes = read_bbox_npy(&out.join(format!("{name}_bbox.npy"))).unwrap();
+    let ts = evdet_events::npy::read_npy(
+        &seq.join("event_representations_v2/stacked_histogram_dt=50_nbins=10/timestamps_us.npy"),
+    )
+    .unwrap()
+    .to_i64(&seq)
+    .unwrap();
+    assert!(!boxes.is_empty());
+    assert!(boxes.iter().all(|b| ts.binary_search(&b.t).is_ok()));
+    assert!(!out.join("frames").exists());
+}
+
+#[test]
+fn predict_reports_bad_inputs_clearly() {
+    let o = evdet()
+        .arg("predict")
+        .arg("--checkpoint")
+        .arg(run_dir("base"))
+        .args(["--input", "/nonexistent/rec_td.h5"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no such file or folder"));
+    let o = evdet()
+        .arg("predict")
+        .args(["--checkpoint", "/nonexistent/run", "--input"])
+        .arg(workspace().join("raw"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/run"));
+}
+
+#[test]
+fn report_of_one_run_and_of_a_comparison() {
+    let one = workspace().join("one.html");
+    run(evdet()
+        .arg("report")
+        .arg(run_dir("base"))
+        .arg("--out")
+        .arg(&one));
+    let html = std::fs::read_to_string(&one).unwrap();
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    assert!(html.contains("data:image/png;base64,"));
+    let files = workspace().join("one_files");
+    let pngs = std::fs::read_dir(&files)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_png(p))
+        .count();
+    assert!(pngs >= 5, "{pngs} PNG plots in {}", files.display());
+
+    let cmp = workspace().join("cmp.html");
+    let (out, _) = run(evdet()
+        .arg("report")
+        .arg(run_dir("base"))
+        .arg(run_dir("other"))
+        .arg("--out")
+        .arg(&cmp));
+    // mini.yaml declares test/unfiltered/AP50 >= 0.25: a few tiny steps do not meet it.
+    assert!(out.contains("test/unfiltered/AP50"), "{out}");
+    assert!(out.to_lowercase().contains("not met"), "{out}");
+    let html = std::fs::read_to_string(&cmp).unwrap();
+    assert!(html.contains("base") && html.contains("other"));
+}
