@@ -179,6 +179,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let eval_dir = run_dir.join("eval");
         super::eval::write_and_print(&ev.metrics, &eval_dir.join("test_metrics.json"))?;
         super::eval::write_analysis(&ev, &trainer.cfg, &eval_dir)?;
+        let report = run_dir.join("report.html");
+        let summary = evdet_report::build_report(std::slice::from_ref(&run_dir), &report)
+            .with_context(|| format!("building {}", report.display()))?;
+        for c in &summary.criteria {
+            println!("{c}");
+        }
+        println!("report: {}", report.display());
     }
     Ok(())
 }
