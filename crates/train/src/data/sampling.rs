@@ -403,7 +403,8 @@ impl EvalPlan {
             .collect();
         // longest first; ties keep name order
         seqs.sort_by_key(|&(s, a, e)| (std::cmp::Reverse(e - a), s));
-        let mut slots = vec![Vec::new(); batch.max(1)];
+        // Slots beyond the number of recordings would only ever hold padding.
+        let mut slots = vec![Vec::new(); batch.clamp(1, seqs.len().max(1))];
         let n = slots.len();
         for (i, &(s, a, e)) in seqs.iter().enumerate() {
             let round = i / n;
