@@ -8,7 +8,8 @@
 //!   bin is a contiguous run of events whose bounds a binary search finds: the inner loop has no division;
 //! * only cells that reach `count_cutoff + 1` can need clipping, so they are recorded as they cross it;
 //! * a sparse window is zeroed by revisiting the cells it touched instead of clearing the whole buffer;
-//! * events are counted tile by tile, so the cells being incremented are in cache.
+//! * cell indices are computed first and the scattered increments prefetch their cache lines ahead, so
+//!   the cache misses of a full-resolution buffer (18 MB) overlap.
 
 use crate::event::EventSlice;
 
@@ -64,26 +65,20 @@ pub fn time_bin(dt: i64, denom: f32, nbins: usize) -> usize {
     (scaled.floor().max(0.0) as usize).min(nbins - 1)
 }
 
-/// Tiles are 128 columns × 64 rows of the output: the cells of one tile in all `2·nbins` planes
-/// (160 KB at 20 channels) stay in the L2 cache while its events are counted.
-const TILE_SHIFT_X: usize = 7;
-const TILE_SHIFT_Y: usize = 6;
-
 /// A reusable histogram buffer: computing a window costs time proportional to its events, not to the
 /// sensor size, when the window is sparse.
 ///
-/// Counting runs in two passes: events are first sorted into spatial tiles (sequential writes of their
-/// cell index), then each tile's cells are incremented while they sit in cache. A one-pass scatter
-/// over the 18 MB full-resolution buffer misses the cache on almost every event.
+/// Counting runs in two passes over the window: first the cell index of every event is written to a
+/// scratch list (sequential, branch-light), then the cells are incremented with each cell's cache line
+/// prefetched a few dozen events ahead, so the misses of the scattered increments overlap instead of
+/// stalling one after another. The list is kept: it is exactly the cells the next window must zero.
 pub struct StackedHistogram {
     spec: HistogramSpec,
     buf: Vec<u8>,
-    /// Per tile, the cell index of every counted event of the current window.
-    tiles: Vec<Vec<u32>>,
-    /// The same for the previous window: exactly the cells to zero. Zeroing a tile right before
-    /// counting it means the lines both windows share (objects move little in 50 ms) are in cache.
-    prev_tiles: Vec<Vec<u32>>,
-    tiles_x: usize,
+    /// Cell index of every counted event of the last window (the cells to zero before the next one).
+    touched: Vec<u32>,
+    /// Scratch list of the current window's cell indices.
+    idx: Vec<u32>,
     /// Cells that crossed the cutoff during the current window.
     overflow: Vec<u32>,
     /// Whether the whole buffer must be cleared before the next window (dense windows).
@@ -96,15 +91,11 @@ impl StackedHistogram {
     pub fn new(spec: HistogramSpec) -> Self {
         assert!(spec.nbins >= 1, "nbins must be at least 1");
         assert!(spec.len() <= u32::MAX as usize, "histogram too large");
-        let (oh, ow) = spec.out_hw();
-        let tiles_x = (ow >> TILE_SHIFT_X) + 1;
-        let tiles_y = (oh >> TILE_SHIFT_Y) + 1;
         Self {
             buf: vec![0; spec.len()],
             spec,
-            tiles: vec![Vec::new(); tiles_x * tiles_y],
-            prev_tiles: vec![Vec::new(); tiles_x * tiles_y],
-            tiles_x,
+            touched: Vec::new(),
+            idx: Vec::new(),
             overflow: Vec::new(),
             dense_dirty: false,
             skipped: 0,
@@ -123,19 +114,22 @@ impl StackedHistogram {
     /// The histogram of one window of events (sorted by time for speed; unsorted input is handled
     /// event by event). Returns `[2·nbins, H, W]` (or the ds2 size) in C order.
     pub fn compute(&mut self, ev: EventSlice<'_>) -> &[u8] {
-        std::mem::swap(&mut self.tiles, &mut self.prev_tiles);
-        self.tiles.iter_mut().for_each(Vec::clear);
         if self.dense_dirty {
             self.buf.fill(0);
-            self.prev_tiles.iter_mut().for_each(Vec::clear);
             self.dense_dirty = false;
+        } else {
+            for &i in &self.touched {
+                self.buf[i as usize] = 0;
+            }
         }
+        self.touched.clear();
+        self.idx.clear();
         self.skipped = 0;
         let n = ev.len();
         if n == 0 {
-            self.clear_and_count();
             return &self.buf;
         }
+        self.idx.reserve(n);
         let t0 = ev.t[0];
         let t1 = ev.t[n - 1];
         let denom = (t1 - t0).max(1) as f32;
@@ -149,29 +143,29 @@ impl StackedHistogram {
                 } else {
                     start + ev.t[start..].partition_point(|&t| time_bin(t - t0, denom, nbins) <= b)
                 };
-                self.partition(ev.slice(start..end), Bin::Fixed(b * plane));
+                self.cell_indices(ev.slice(start..end), Bin::Fixed(b * plane));
                 start = end;
             }
         } else {
-            self.partition(ev, Bin::PerEvent { t0, denom });
+            self.cell_indices(ev, Bin::PerEvent { t0, denom });
         }
-        self.clear_and_count();
+        self.count();
         // Zeroing cell by cell only pays while far fewer cells were touched than exist.
-        self.dense_dirty = n >= self.buf.len() / 16;
+        self.dense_dirty = self.touched.len() >= self.buf.len() / 16;
         &self.buf
     }
 
-    fn partition(&mut self, ev: EventSlice<'_>, bin: Bin) {
+    fn cell_indices(&mut self, ev: EventSlice<'_>, bin: Bin) {
         if self.spec.downsample_by_2 {
-            self.partition_impl::<true>(ev, bin)
+            self.cell_indices_impl::<true>(ev, bin)
         } else {
-            self.partition_impl::<false>(ev, bin)
+            self.cell_indices_impl::<false>(ev, bin)
         }
     }
 
-    /// Pass 1: the cell index of every event, appended to its tile's list.
+    /// Pass 1: the cell index of every event inside the sensor, appended to `idx`.
     #[inline(always)]
-    fn partition_impl<const DS2: bool>(&mut self, ev: EventSlice<'_>, bin: Bin) {
+    fn cell_indices_impl<const DS2: bool>(&mut self, ev: EventSlice<'_>, bin: Bin) {
         let HistogramSpec {
             nbins,
             height,
@@ -181,8 +175,7 @@ impl StackedHistogram {
         let (_, ow) = self.spec.out_hw();
         let plane = self.spec.len() / self.spec.channels();
         let pol_stride = nbins * plane;
-        let tiles_x = self.tiles_x;
-        let tiles = &mut self.tiles[..];
+        let idx = &mut self.idx;
         let mut skipped = 0;
         for i in 0..ev.len() {
             let (x, y) = (ev.x[i] as usize, ev.y[i] as usize);
@@ -203,33 +196,28 @@ impl StackedHistogram {
                 Bin::Fixed(base) => base,
                 Bin::PerEvent { t0, denom } => time_bin(ev.t[i] - t0, denom, nbins) * plane,
             };
-            let idx = base + (ev.p[i].min(1) as usize) * pol_stride + y * ow + x;
-            tiles[(y >> TILE_SHIFT_Y) * tiles_x + (x >> TILE_SHIFT_X)].push(idx as u32);
+            idx.push((base + (ev.p[i].min(1) as usize) * pol_stride + y * ow + x) as u32);
         }
         self.skipped += skipped;
     }
 
-    /// Pass 2, tile by tile: zero the previous window's cells, then count this window's (uint8, wrapping),
-    /// then clip the cells that passed the cutoff.
-    fn clear_and_count(&mut self) {
+    /// Pass 2: count (uint8, wrapping), then clip the cells that passed the cutoff; the indices become
+    /// the cells the next window zeroes.
+    fn count(&mut self) {
         let cutoff = self.spec.count_cutoff;
         // A cell reaching cutoff+1 may need clipping; with cutoff 255 nothing ever does.
         let trigger = cutoff.checked_add(1);
         let buf = &mut self.buf[..];
-        for (prev, tile) in self.prev_tiles.iter().zip(&self.tiles) {
-            for &i in prev {
-                buf[i as usize] = 0;
+        let idx = &self.idx[..];
+        for (k, &i) in idx.iter().enumerate() {
+            // The cells are scattered: ask for them early so the misses overlap.
+            if let Some(&ahead) = idx.get(k + PREFETCH_AHEAD) {
+                prefetch(buf.as_ptr().wrapping_add(ahead as usize));
             }
-            for (k, &i) in tile.iter().enumerate() {
-                // The cells are scattered: ask for them early so the misses overlap.
-                if let Some(&ahead) = tile.get(k + PREFETCH_AHEAD) {
-                    prefetch(buf.as_ptr().wrapping_add(ahead as usize));
-                }
-                let v = buf[i as usize].wrapping_add(1);
-                buf[i as usize] = v;
-                if Some(v) == trigger {
-                    self.overflow.push(i);
-                }
+            let v = buf[i as usize].wrapping_add(1);
+            buf[i as usize] = v;
+            if Some(v) == trigger {
+                self.overflow.push(i);
             }
         }
         for &i in &self.overflow {
@@ -237,10 +225,11 @@ impl StackedHistogram {
             *v = (*v).min(cutoff);
         }
         self.overflow.clear();
+        std::mem::swap(&mut self.touched, &mut self.idx);
     }
 }
 
-const PREFETCH_AHEAD: usize = 16;
+const PREFETCH_AHEAD: usize = 24;
 
 #[inline(always)]
 fn prefetch(p: *const u8) {
