@@ -118,8 +118,13 @@ impl StackedHistogram {
             self.buf.fill(0);
             self.dense_dirty = false;
         } else {
-            for &i in &self.touched {
-                self.buf[i as usize] = 0;
+            let (buf, touched) = (&mut self.buf[..], &self.touched[..]);
+            for (k, &i) in touched.iter().enumerate() {
+                // Scattered stores miss like the increments do: prefetch them too.
+                if let Some(&ahead) = touched.get(k + PREFETCH_AHEAD) {
+                    prefetch(buf.as_ptr().wrapping_add(ahead as usize));
+                }
+                buf[i as usize] = 0;
             }
         }
         self.touched.clear();
@@ -229,7 +234,7 @@ impl StackedHistogram {
     }
 }
 
-const PREFETCH_AHEAD: usize = 24;
+const PREFETCH_AHEAD: usize = 48;
 
 #[inline(always)]
 fn prefetch(p: *const u8) {
