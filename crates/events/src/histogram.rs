@@ -91,8 +91,10 @@ impl StackedHistogram {
     pub fn new(spec: HistogramSpec) -> Self {
         assert!(spec.nbins >= 1, "nbins must be at least 1");
         assert!(spec.len() <= u32::MAX as usize, "histogram too large");
+        let buf = vec![0; spec.len()];
+        advise_huge_pages(&buf);
         Self {
-            buf: vec![0; spec.len()],
+            buf,
             spec,
             touched: Vec::new(),
             idx: Vec::new(),
@@ -232,6 +234,31 @@ impl StackedHistogram {
         self.overflow.clear();
         std::mem::swap(&mut self.touched, &mut self.idx);
     }
+}
+
+/// Asks the kernel for transparent huge pages under a large buffer (where THP is in `madvise` mode, as
+/// on Debian): scattered increments over 18 MB otherwise miss the TLB on nearly every event.
+fn advise_huge_pages(buf: &[u8]) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = buf.as_ptr() as usize;
+        let aligned = start.next_multiple_of(HUGE);
+        let end = (start + buf.len()) / HUGE * HUGE;
+        if end > aligned {
+            // SAFETY: advice on pages of a live allocation we own; it changes no contents and a
+            // failure (e.g. THP disabled) is harmless.
+            unsafe {
+                libc::madvise(
+                    aligned as *mut libc::c_void,
+                    end - aligned,
+                    libc::MADV_HUGEPAGE,
+                );
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = buf;
 }
 
 const PREFETCH_AHEAD: usize = 48;
