@@ -996,15 +996,23 @@ impl Report<'_> {
                 )?);
             }
         }
-        if figs.is_empty() {
-            self.push(&format!(
-                "<p class=\"note\">No PR curves: <code>eval/{}_analysis.json</code> is missing.</p>\n",
+        self.push_figs_or_note(
+            &figs,
+            &format!(
+                "No PR curves: <code>eval/{}_analysis.json</code> is missing.",
                 escape(split)
-            ));
+            ),
+        );
+        Ok(())
+    }
+
+    /// The figures in a row, or a note saying why there are none.
+    fn push_figs_or_note(&mut self, figs: &str, note: &str) {
+        if figs.is_empty() {
+            self.push(&format!("<p class=\"note\">{note}</p>\n"));
         } else {
             self.push(&format!("<div class=\"figs\">{figs}</div>\n"));
         }
-        Ok(())
     }
 
     fn confusions(&mut self, split: &str) -> Result<()> {
@@ -1038,14 +1046,13 @@ impl Report<'_> {
                 )?);
             }
         }
-        if figs.is_empty() {
-            self.push(&format!(
-                "<p class=\"note\">No confusion matrix: <code>eval/{}_analysis.json</code> is missing or has none.</p>\n",
+        self.push_figs_or_note(
+            &figs,
+            &format!(
+                "No confusion matrix: <code>eval/{}_analysis.json</code> is missing or has none.",
                 escape(split)
-            ));
-        } else {
-            self.push(&format!("<div class=\"figs\">{figs}</div>\n"));
-        }
+            ),
+        );
         Ok(())
     }
 

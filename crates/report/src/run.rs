@@ -14,23 +14,26 @@ use crate::error::{ReportError, Result};
 /// The two evaluation protocols, in the order reports show them (DESIGN.md "Metric names").
 pub const PROTOCOLS: [&str; 2] = ["prophesee", "unfiltered"];
 
-/// COCO's stats in their order, then the group and class-agnostic numbers.
-pub const STATS: [&str; 14] = [
-    "AP",
-    "AP50",
-    "AP75",
-    "AP_S",
-    "AP_M",
-    "AP_L",
-    "AR1",
-    "AR10",
-    "AR100",
-    "AR_S",
-    "AR_M",
-    "AR_L",
-    "AP_small_classes",
-    "agnostic/AP",
-];
+/// COCO's stats in their order (the eval crate's `STAT_NAMES`), then the group and class-agnostic numbers.
+pub const STATS: [&str; 14] = {
+    let s = evdet_eval::STAT_NAMES;
+    [
+        s[0],
+        s[1],
+        s[2],
+        s[3],
+        s[4],
+        s[5],
+        s[6],
+        s[7],
+        s[8],
+        s[9],
+        s[10],
+        s[11],
+        "AP_small_classes",
+        "agnostic/AP",
+    ]
+};
 
 /// One line of `metrics.jsonl`: its step and the numeric values it holds.
 #[derive(Debug, Clone, PartialEq)]

@@ -239,21 +239,10 @@ pub fn write_and_print(m: &BTreeMap<String, f64>, json: &Path) -> anyhow::Result
         .unwrap_or("test")
         .to_string();
     println!("{:<22} {:>10} {:>11}", "metric", "prophesee", "unfiltered");
-    let stats = [
-        "AP",
-        "AP50",
-        "AP75",
-        "AP_S",
-        "AP_M",
-        "AP_L",
-        "AR1",
-        "AR10",
-        "AR100",
-        "AR_S",
-        "AR_M",
-        "AR_L",
-        "AP_small_classes",
-    ];
+    let stats = evdet_eval::STAT_NAMES
+        .iter()
+        .copied()
+        .chain(["AP_small_classes", "agnostic/AP"]);
     let get = |p: &str, s: &str| {
         m.get(&format!("{split}/{p}/{s}"))
             .map_or("-".to_string(), |v| format!("{v:.4}"))
