@@ -256,11 +256,13 @@ pub fn simota_assign(
         let cls_cost = p
             .unsqueeze(0)
             .repeat([g, 1, 1])
-            .binary_cross_entropy::<Tensor>(
+            // Fallible: non-finite predictions (a diverging run) are an error the trainer counts,
+            // not a panic inside libtorch's range check.
+            .f_binary_cross_entropy::<Tensor>(
                 &onehot.unsqueeze(1).repeat([1, n_cand, 1]),
                 None,
                 Reduction::None,
-            )
+            )?
             .sum_dim_intlist(-1, false, None::<Kind>); // [G, Ac]
 
         // REFERENCE §3.4 step 4: total cost, 1e6 penalty outside the centre prior.

@@ -24,10 +24,13 @@ impl OneCycle {
         let end1 = self.pct_start * self.total_steps as f64 - 1.0;
         let end2 = self.total_steps as f64 - 1.0;
         let lin = |a: f64, b: f64, pct: f64| (b - a) * pct + a;
+        // A phase of zero length (pct_start · total_steps = 1, or a one-step run) is over at once;
+        // PyTorch divides by zero there (ZeroDivisionError), a NaN here would poison every weight.
+        let frac = |num: f64, den: f64| if den > 0.0 { num / den } else { 1.0 };
         if step <= end1 {
-            lin(initial, self.max_lr, step / end1)
+            lin(initial, self.max_lr, frac(step, end1))
         } else {
-            lin(self.max_lr, min, (step - end1) / (end2 - end1))
+            lin(self.max_lr, min, frac(step - end1, end2 - end1))
         }
     }
 }
@@ -187,6 +190,27 @@ mod tests {
         // halfway down the linear decay
         let mid = 499.0 + (99_999.0 - 499.0) / 2.0;
         assert!((s.lr(mid as u64) - (2e-4 + 2e-8) / 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn zero_length_phases_give_finite_rates() {
+        // pct_start · total_steps = 1: the warm-up phase has length 0 (PyTorch raises there).
+        let s = OneCycle {
+            max_lr: 2e-3,
+            total_steps: 20,
+            pct_start: 0.05,
+            div_factor: 25.0,
+            final_div_factor: 100.0,
+        };
+        assert_eq!(s.lr(0), 2e-3);
+        assert!((s.lr(19) - 2e-5).abs() < 1e-18);
+        assert!((0..20).all(|k| s.lr(k).is_finite() && s.lr(k) > 0.0));
+        // a one-step run: both phases are empty
+        let one = OneCycle {
+            total_steps: 1,
+            ..s
+        };
+        assert!(one.lr(0).is_finite());
     }
 
     #[test]

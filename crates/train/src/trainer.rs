@@ -345,6 +345,31 @@ impl Trainer {
         )))
     }
 
+    /// A step whose predictions or loss are not finite: no update; counted, and after
+    /// `training.max_nonfinite_in_row` in a row the run stops with a checkpoint and a message.
+    fn skip_nonfinite(
+        &mut self,
+        mut m: BTreeMap<String, f64>,
+    ) -> Result<BTreeMap<String, f64>, TrainError> {
+        self.state.nonfinite_in_row += 1;
+        self.state.nonfinite_total += 1;
+        m.insert(
+            "train/nonfinite_skipped".into(),
+            self.state.nonfinite_total as f64,
+        );
+        if self.state.nonfinite_in_row > self.cfg.training.max_nonfinite_in_row {
+            self.save_checkpoint("last")?;
+            return Err(TrainError::Other(format!(
+                "{} non-finite losses in a row at step {}: stopping (checkpoint saved in {}). Lower training.learning_rate or model.head.size_aware_weight, or raise training.max_nonfinite_in_row.",
+                self.state.nonfinite_in_row,
+                self.state.step + 1,
+                self.run_dir.join("checkpoints/last").display()
+            )));
+        }
+        self.opt.zero_grad();
+        Ok(m)
+    }
+
     /// One optimisation step on one batch; returns the logged scalars.
     pub fn train_step(&mut self, b: &Batch) -> Result<BTreeMap<String, f64>, TrainError> {
         let dev = self.device;
@@ -367,36 +392,26 @@ impl Trainer {
             return Ok(m);
         };
         let labels = batch::yolox_targets(&targets).to_device(dev);
+        let lr = self.lr();
+        let mut m = BTreeMap::new();
+        m.insert("train/lr".into(), lr);
+        // Non-finite predictions (a diverging run) can be neither assigned nor scored: the step is
+        // skipped and counted like a non-finite loss.
+        if outputs.isfinite().all().int64_value(&[]) == 0 {
+            m.insert("train/loss".into(), f64::NAN);
+            return self.skip_nonfinite(m);
+        }
         // The loss and SimOTA run in float32 outside autocast, as YOLOX does.
         let loss = yolox_loss(&outputs, Some(&raw_reg), &grid, &labels, &self.loss_cfg)?;
         let total = loss.loss.double_value(&[]);
-        let lr = self.lr();
-        let mut m = BTreeMap::new();
         m.insert("train/loss".into(), total);
         m.insert("train/iou_loss".into(), loss.iou_loss.double_value(&[]));
         m.insert("train/conf_loss".into(), loss.conf_loss.double_value(&[]));
         m.insert("train/cls_loss".into(), loss.cls_loss.double_value(&[]));
         m.insert("train/l1_loss".into(), loss.l1_loss.double_value(&[]));
         m.insert("train/num_fg".into(), loss.num_fg);
-        m.insert("train/lr".into(), lr);
         if !total.is_finite() {
-            self.state.nonfinite_in_row += 1;
-            self.state.nonfinite_total += 1;
-            m.insert(
-                "train/nonfinite_skipped".into(),
-                self.state.nonfinite_total as f64,
-            );
-            if self.state.nonfinite_in_row > self.cfg.training.max_nonfinite_in_row {
-                self.save_checkpoint("last")?;
-                return Err(TrainError::Other(format!(
-                    "{} non-finite losses in a row at step {}: stopping (checkpoint saved in {}). Lower training.learning_rate or model.head.size_aware_weight, or raise training.max_nonfinite_in_row.",
-                    self.state.nonfinite_in_row,
-                    self.state.step + 1,
-                    self.run_dir.join("checkpoints/last").display()
-                )));
-            }
-            self.opt.zero_grad();
-            return Ok(m);
+            return self.skip_nonfinite(m);
         }
         self.state.nonfinite_in_row = 0;
         self.opt.zero_grad();

@@ -264,3 +264,35 @@ fn mixed_precision_trains_and_keeps_its_loss_scale() {
         "{err}"
     );
 }
+
+/// A diverging run (an absurd learning rate): non-finite predictions and losses skip their steps, are
+/// counted, and enough of them in a row stop the run with a checkpoint and a message — never a panic
+/// inside the loss.
+#[test]
+fn a_diverging_run_stops_cleanly_with_a_checkpoint() {
+    let _serial = serial();
+    let runs = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(
+        runs.path(),
+        &[
+            "training.max_steps=40",
+            "training.learning_rate=100000",
+            "training.lr_scheduler.use=false",
+            "training.max_nonfinite_in_row=2",
+        ],
+    );
+    let data = cfg.dataset.path.clone();
+    let mut t = Trainer::new(cfg, Path::new(&data), tch::Device::Cpu, false).unwrap();
+    let err = t
+        .fit(None, |_| {}, |_| {})
+        .err()
+        .expect("the run must stop");
+    let msg = err.to_string();
+    assert!(msg.contains("non-finite losses in a row"), "{msg}");
+    assert_eq!(t.state.nonfinite_in_row, 3);
+    assert!(t.state.nonfinite_total >= 3);
+    let saved = evdet_train::checkpoint::load(&t.run_dir.join("checkpoints/last"))
+        .unwrap()
+        .state;
+    assert_eq!(saved.nonfinite_in_row, 3);
+}
