@@ -283,10 +283,7 @@ fn a_diverging_run_stops_cleanly_with_a_checkpoint() {
     );
     let data = cfg.dataset.path.clone();
     let mut t = Trainer::new(cfg, Path::new(&data), tch::Device::Cpu, false).unwrap();
-    let err = t
-        .fit(None, |_| {}, |_| {})
-        .err()
-        .expect("the run must stop");
+    let err = t.fit(None, |_| {}, |_| {}).expect_err("the run must stop");
     let msg = err.to_string();
     assert!(msg.contains("non-finite losses in a row"), "{msg}");
     assert_eq!(t.state.nonfinite_in_row, 3);
