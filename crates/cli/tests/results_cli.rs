@@ -263,3 +263,42 @@ fn report_of_one_run_and_of_a_comparison() {
     let html = std::fs::read_to_string(&cmp).unwrap();
     assert!(html.contains("base") && html.contains("other"));
 }
+
+#[test]
+fn raw_predictions_aligned_to_labels_equal_those_on_the_preprocessed_sequence() {
+    // The on-the-fly histograms of a raw recording, windowed where preprocessing windows it, are
+    // the stored ones: the two runs of the recurrent detector write byte-identical files.
+    let seq = std::fs::read_dir(workspace().join("pre/test"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.is_dir())
+        .unwrap();
+    let name = seq.file_name().unwrap().to_string_lossy().into_owned();
+    let raw = workspace().join("raw/test").join(format!("{name}_td.h5"));
+    let mut outs = Vec::new();
+    for (input, extra) in [(&raw, Some("--align-to-labels")), (&seq, None)] {
+        let out = workspace().join(format!("pred_cmp_{}", outs.len()));
+        run(evdet()
+            .arg("predict")
+            .arg("--checkpoint")
+            .arg(run_dir("base"))
+            .arg("--input")
+            .arg(input)
+            .arg("--out")
+            .arg(&out)
+            .args([
+                "--no-frames",
+                "--limit",
+                "12",
+                "--confidence-threshold",
+                "0.0001",
+            ])
+            .args(extra));
+        outs.push(std::fs::read(out.join(format!("{name}_bbox.npy"))).unwrap());
+    }
+    assert!(outs[0].len() > 128, "no detections written");
+    assert!(
+        outs[0] == outs[1],
+        "raw and preprocessed predictions differ"
+    );
+}

@@ -13,6 +13,7 @@ use evdet_events::h5_events::{RawEventFile, StreamCursor};
 use evdet_events::histogram::{HistogramSpec, StackedHistogram};
 use evdet_events::labels::{read_bbox_npy, write_bbox_npy, BBox};
 use evdet_events::layout::{self, SequenceIndex, SequencePaths};
+use evdet_events::preprocess::label_frames;
 use evdet_events::EventBatch;
 use evdet_model::detector::Detector;
 use evdet_report::picture::{self, DrawBox};
@@ -59,6 +60,11 @@ pub struct Args {
     /// Write a picture every N windows.
     #[arg(long, default_value_t = 1)]
     pub frame_every: usize,
+    /// Raw recordings: end the windows where `evdet preprocess` would (anchored on the label clock of
+    /// the `_bbox.npy` beside the file, val/test rules) instead of at multiples of dt, so predictions
+    /// line up with those on the preprocessed sequence.
+    #[arg(long)]
+    pub align_to_labels: bool,
     /// Stop after this many windows (0 = the whole recording).
     #[arg(long, default_value_t = 0)]
     pub limit: usize,
@@ -110,14 +116,16 @@ impl ReprParams {
 }
 
 /// Windows of a raw recording, computed on the fly: ends at every multiple of dt from the first
-/// event on, each window `[end − dt, end]` inclusive at both ends as preprocessing makes them.
+/// event on (or, aligned to labels, at the representation times preprocessing would choose), each
+/// window `[end − dt, end]` inclusive at both ends as preprocessing makes them.
 struct RawSource {
     file: RawEventFile,
     hist: StackedHistogram,
     buf: EventBatch,
     exhausted: bool,
-    next_end: i64,
-    last_end: i64,
+    /// Window end times, ascending, and the next one to compute.
+    ends: Vec<i64>,
+    pos: usize,
     dt: i64,
     labels: Vec<BBox>,
     label_scale: f32,
@@ -125,7 +133,12 @@ struct RawSource {
 }
 
 impl RawSource {
-    fn open(path: &Path, cfg: &ExperimentConfig, rp: &ReprParams) -> anyhow::Result<Self> {
+    fn open(
+        path: &Path,
+        cfg: &ExperimentConfig,
+        rp: &ReprParams,
+        align_to_labels: bool,
+    ) -> anyhow::Result<Self> {
         let file = RawEventFile::open(path)?;
         if file.is_empty() {
             bail!("{}: the recording has no events", path.display());
@@ -135,7 +148,7 @@ impl RawSource {
         let first = file.read_raw_range(0, 1)?[3][0];
         let last = file.read_raw_range(file.len() - 1, file.len())?[3][0];
         let dt = rp.dt_ms as i64 * 1000;
-        let next_end = (first.div_euclid(dt) + 1) * dt;
+        let first_end = (first.div_euclid(dt) + 1) * dt;
         let last_end = last.max(first).div_euclid(dt) * dt + dt;
         let spec = HistogramSpec {
             nbins: rp.nbins,
@@ -145,17 +158,43 @@ impl RawSource {
             downsample_by_2: rp.ds2,
         };
         let labels_path = bbox_path_for(path);
-        let labels = match labels_path {
-            Some(p) if p.exists() => read_bbox_npy(&p)?,
+        let labels = match &labels_path {
+            Some(p) if p.exists() => read_bbox_npy(p)?,
             _ => Vec::new(),
+        };
+        let ends = if align_to_labels {
+            let Some(lp) = labels_path.filter(|p| p.exists()) else {
+                bail!(
+                    "{}: --align-to-labels needs the recording's <seq>_bbox.npy beside it",
+                    path.display()
+                );
+            };
+            // Preprocessing's rules for a val/test recording with default filters, the label frame
+            // being the sensor (`--dataset auto`).
+            let frames = label_frames(
+                &labels,
+                &lp,
+                sensor_hw,
+                false,
+                None,
+                true,
+                &std::collections::BTreeMap::new(),
+            )?
+            .with_context(|| format!("{}: no label frame survives the filters", lp.display()))?;
+            frames.index.repr_timestamps_us
+        } else {
+            (0..)
+                .map(|k| first_end + k * dt)
+                .take_while(|&e| e <= last_end)
+                .collect()
         };
         Ok(Self {
             file,
             hist: StackedHistogram::new(spec),
             buf: EventBatch::default(),
             exhausted: false,
-            next_end,
-            last_end,
+            ends,
+            pos: 0,
             dt,
             labels,
             label_scale: rp.scale(),
@@ -164,14 +203,13 @@ impl RawSource {
     }
 
     fn num_windows(&self) -> u64 {
-        ((self.last_end - self.next_end) / self.dt + 1).max(0) as u64
+        (self.ends.len() - self.pos) as u64
     }
 
     fn next(&mut self) -> anyhow::Result<Option<Window>> {
-        if self.next_end > self.last_end {
+        let Some(&end) = self.ends.get(self.pos) else {
             return Ok(None);
-        }
-        let end = self.next_end;
+        };
         while !self.exhausted && self.buf.t.last().is_none_or(|&t| t <= end) {
             match self.cursor.next_chunk(&self.file)? {
                 Some(c) => self.buf.extend(&c),
@@ -181,10 +219,12 @@ impl RawSource {
         let a = self.buf.t.partition_point(|&e| e < end - self.dt);
         let b = self.buf.t.partition_point(|&e| e <= end);
         let hist = self.hist.compute(self.buf.slice(a..b)).to_vec();
-        // The next window starts at `end`: events before it are never needed again.
-        let keep = self.buf.t.partition_point(|&e| e < end);
-        self.buf.drain_front(keep);
-        self.next_end += self.dt;
+        self.pos += 1;
+        // Events before the next window's start are never needed again.
+        if let Some(&next) = self.ends.get(self.pos) {
+            let keep = self.buf.t.partition_point(|&e| e < next - self.dt);
+            self.buf.drain_front(keep);
+        }
         let gt = (!self.labels.is_empty()).then(|| {
             // The last label time stamp inside this window, if any.
             let lo = self.labels.partition_point(|l| l.t <= end - self.dt);
@@ -485,7 +525,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut source = if args.input.is_dir() {
         Source::Sequence(Box::new(SequenceSource::open(&args.input, &rp)?))
     } else if args.input.is_file() {
-        Source::Raw(Box::new(RawSource::open(&args.input, &cfg, &rp)?))
+        Source::Raw(Box::new(RawSource::open(
+            &args.input,
+            &cfg,
+            &rp,
+            args.align_to_labels,
+        )?))
     } else {
         bail!(
             "{}: no such file or folder (give a <seq>_td.h5 recording or a preprocessed sequence folder)",
