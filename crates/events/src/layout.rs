@@ -116,6 +116,15 @@ impl SequenceIndex {
         )
     }
 
+    /// Representation index → label frame index (the inverse of `objframe_idx_2_repr_idx`).
+    pub fn repr_to_frame(&self) -> std::collections::HashMap<usize, usize> {
+        self.objframe_idx_2_repr_idx
+            .iter()
+            .enumerate()
+            .map(|(f, &r)| (r as usize, f))
+            .collect()
+    }
+
     /// Boxes of label frame `k`.
     pub fn frame_labels(&self, k: usize) -> &[BBox] {
         let a = self.objframe_idx_2_label_idx[k] as usize;

@@ -167,6 +167,18 @@ pub struct DrawBox {
 }
 
 impl DrawBox {
+    /// A box given as top-left corner and size (the Prophesee / COCO layout).
+    pub fn from_xywh(x: f32, y: f32, w: f32, h: f32, class_id: usize, score: Option<f32>) -> Self {
+        DrawBox {
+            x1: x,
+            y1: y,
+            x2: x + w,
+            y2: y + h,
+            class_id,
+            score,
+        }
+    }
+
     /// The box in a picture scaled by `factor` (see [`scale`]).
     pub fn scaled(self, factor: f32) -> DrawBox {
         DrawBox {

@@ -183,26 +183,19 @@ pub fn write_analysis(
         let seq = &ev.data.sequences[f.seq];
         let (hist, shape) = layout::read_repr_range(&seq.paths.repr_h5, f.repr, f.repr + 1)?;
         let chw = (shape[1], shape[2], shape[3]);
-        let to_draw = |b: &[EvalBox]| -> Vec<DrawBox> {
+        let to_draw = |b: &[EvalBox], scored: bool| -> Vec<DrawBox> {
             b.iter()
-                .map(|b| DrawBox {
-                    x1: b.x,
-                    y1: b.y,
-                    x2: b.x + b.w,
-                    y2: b.y + b.h,
-                    class_id: b.class_id as usize,
-                    score: (!b.class_confidence.is_nan()).then_some(b.class_confidence),
+                .map(|b| {
+                    let score = scored.then_some(b.class_confidence);
+                    DrawBox::from_xywh(b.x, b.y, b.w, b.h, b.class_id as usize, score)
                 })
                 .collect()
         };
-        let gt: Vec<DrawBox> = to_draw(&f.gt)
-            .into_iter()
-            .map(|b| DrawBox { score: None, ..b })
-            .collect();
+        let gt = to_draw(&f.gt, false);
         let img = super::predict::frame_picture(
             &hist,
             chw,
-            &to_draw(&f.dt),
+            &to_draw(&f.dt, true),
             Some(&gt),
             &cfg.dataset.classes,
         )?;

@@ -286,12 +286,7 @@ impl SequenceSource {
         }
         let index = SequenceIndex::read(&paths)?;
         let shape = layout::repr_shape(&paths.repr_h5)?;
-        let repr_to_frame = index
-            .objframe_idx_2_repr_idx
-            .iter()
-            .enumerate()
-            .map(|(f, &r)| (r as usize, f))
-            .collect();
+        let repr_to_frame = index.repr_to_frame();
         Ok(Self {
             frame_len: shape[1] * shape[2] * shape[3],
             paths,
@@ -438,14 +433,7 @@ pub fn draw_boxes_of(dets: &[[f32; 7]], min_score: f32) -> Vec<DrawBox> {
 /// Ground-truth boxes for the picture of a frame.
 pub fn gt_boxes_of(gt: &[BBox]) -> Vec<DrawBox> {
     gt.iter()
-        .map(|g| DrawBox {
-            x1: g.x,
-            y1: g.y,
-            x2: g.x + g.w,
-            y2: g.y + g.h,
-            class_id: g.class_id as usize,
-            score: None,
-        })
+        .map(|g| DrawBox::from_xywh(g.x, g.y, g.w, g.h, g.class_id as usize, None))
         .collect()
 }
 

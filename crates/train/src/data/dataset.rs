@@ -123,12 +123,7 @@ impl SplitData {
                     ),
                 });
             }
-            let repr_to_frame = index
-                .objframe_idx_2_repr_idx
-                .iter()
-                .enumerate()
-                .map(|(f, &r)| (r as usize, f))
-                .collect();
+            let repr_to_frame = index.repr_to_frame();
             sequences.push(Sequence {
                 name,
                 paths,
