@@ -565,7 +565,7 @@ fn write_histograms(
             .zip(windows.par_chunks(per))
             .flat_map_iter(|(h, ws)| {
                 ws.iter()
-                    .map(|&(a, e)| layout::compress_chunk(h.compute(buf.slice(a..e))))
+                    .map(|&(a, e)| layout::compress_chunk(h.compute_sorted(buf.slice(a..e))))
                     .collect::<Vec<_>>()
             })
             .collect();

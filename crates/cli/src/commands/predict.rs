@@ -218,7 +218,8 @@ impl RawSource {
         }
         let a = self.buf.t.partition_point(|&e| e < end - self.dt);
         let b = self.buf.t.partition_point(|&e| e <= end);
-        let hist = self.hist.compute(self.buf.slice(a..b)).to_vec();
+        // The cursor repairs decreasing timestamps, so the buffer is sorted.
+        let hist = self.hist.compute_sorted(self.buf.slice(a..b)).to_vec();
         self.pos += 1;
         // Events before the next window's start are never needed again.
         if let Some(&next) = self.ends.get(self.pos) {
