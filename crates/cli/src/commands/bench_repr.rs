@@ -40,7 +40,7 @@ pub struct Args {
     skip_histogram: bool,
     /// Repetitions of each histogram measurement. The best is reported, and the median beside it: on a
     /// shared machine, neighbours' use of the L3 cache and memory moves single runs by ±30 %.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 9)]
     repeat: usize,
 }
 
