@@ -144,7 +144,6 @@ impl StackedHistogram {
         self.begin_window();
         let (t0, denom) = window_span(ev);
         let (n, nbins) = (ev.len(), self.spec.nbins);
-        let plane = self.spec.len() / self.spec.channels();
         // Bin b holds events [ends[b-1], ends[b]).
         let mut ends = Vec::with_capacity(nbins);
         let mut start = 0;
