@@ -96,3 +96,48 @@ fn bad_class_map_is_rejected() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--class-map"));
 }
+
+/// `evdet bench repr` on a small synthetic recording: every figure is there and positive, and the saved
+/// recording is reused with `--raw --skip-histogram`, which then measures preprocessing only.
+#[test]
+fn bench_repr_reports_histogram_and_preprocessing_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    let o = evdet()
+        .args(["bench", "repr", "--events", "300000", "--duration-s", "0.5"])
+        .args(["--repeat", "2", "--jobs", "2", "--save-raw"])
+        .arg(&raw)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in ["histogram_events_per_s", "histogram_median_events_per_s"] {
+        for threads in ["1_thread", "all_threads"] {
+            for pattern in ["clustered", "uniform"] {
+                let rate = v[key][threads][pattern].as_f64().unwrap_or(0.0);
+                assert!(rate > 1e5, "{key}/{threads}/{pattern} = {rate}");
+            }
+        }
+    }
+    assert!(
+        v["histogram_events_per_s"]["1_thread"]["clustered"].as_f64()
+            >= v["histogram_median_events_per_s"]["1_thread"]["clustered"].as_f64()
+    );
+    assert_eq!(v["events"], 300_000);
+    assert!(v["preprocess_events_per_s"].as_f64().unwrap_or(0.0) > 1e5);
+    assert!(raw.join("train/rec_0000_td.h5").is_file());
+
+    let o = evdet()
+        .args(["bench", "repr", "--skip-histogram", "--jobs", "2", "--raw"])
+        .arg(&raw)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["histogram_events_per_s"], serde_json::json!({}));
+    assert!(v["preprocess_events_per_s"].as_f64().unwrap_or(0.0) > 1e5);
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("generating"),
+        "nothing to generate"
+    );
+}

@@ -7,7 +7,7 @@
 
 use crate::error::{EventsError, Result};
 use crate::event::EventBatch;
-use crate::h5_events::{RawEventFile, ReadStats, GEN1_HW, GEN4_HW};
+use crate::h5_events::{EventStream, RawEventFile, ReadStats, GEN1_HW, GEN4_HW};
 use crate::histogram::{HistogramSpec, StackedHistogram};
 use crate::labels::{self, BBox};
 use crate::layout::{self, ReprWriter, SequenceIndex, SequencePaths};
@@ -542,14 +542,35 @@ fn write_histograms(
     let mut hists: Vec<StackedHistogram> =
         (0..threads).map(|_| StackedHistogram::new(spec)).collect();
     let mut reported = 0u64;
-    for (b, ts) in repr_ts.chunks(batch).enumerate() {
-        let last_t = *ts.last().unwrap_or(&0);
-        while !exhausted && buf.t.last().is_none_or(|&t| t <= last_t) {
+    let batches: Vec<&[i64]> = repr_ts.chunks(batch).collect();
+    // Events are read one batch ahead, on a thread of their own, while the pool computes and compresses
+    // the current batch: reading (HDF5 decompression) is serial and would otherwise idle the other cores.
+    // Reads chunks until one ends after `last_t` (or the file ends); `have` is the last time already read.
+    fn read_until(
+        stream: &mut EventStream<'_>,
+        exhausted: &mut bool,
+        last_t: i64,
+        mut have: i64,
+    ) -> Result<Vec<EventBatch>> {
+        let mut chunks = Vec::new();
+        while !*exhausted && have <= last_t {
             match stream.next_chunk()? {
-                Some(c) => buf.extend(&c),
-                None => exhausted = true,
+                Some(c) => {
+                    have = c.t.last().copied().unwrap_or(have);
+                    chunks.push(c);
+                }
+                None => *exhausted = true,
             }
         }
+        Ok(chunks)
+    }
+    if let Some(first) = batches.first() {
+        let last_t = *first.last().unwrap_or(&0);
+        for c in read_until(&mut stream, &mut exhausted, last_t, i64::MIN)? {
+            buf.extend(&c);
+        }
+    }
+    for (b, ts) in batches.iter().enumerate() {
         let windows: Vec<(usize, usize)> = ts
             .iter()
             .map(|&t| {
@@ -560,22 +581,38 @@ fn write_histograms(
             })
             .collect();
         let per = windows.len().div_ceil(hists.len()).max(1);
-        let chunks: Vec<Vec<u8>> = hists
-            .par_iter_mut()
-            .zip(windows.par_chunks(per))
-            .flat_map_iter(|(h, ws)| {
-                ws.iter()
-                    .map(|&(a, e)| layout::compress_chunk(h.compute_sorted(buf.slice(a..e))))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let next_last_t = batches.get(b + 1).and_then(|n| n.last().copied());
+        let have = buf.t.last().copied().unwrap_or(i64::MIN);
+        let (chunks, ahead) = std::thread::scope(|scope| {
+            let reader = next_last_t.map(|last_t| {
+                let (stream, exhausted) = (&mut stream, &mut exhausted);
+                scope.spawn(move || read_until(stream, exhausted, last_t, have))
+            });
+            let chunks: Vec<Vec<u8>> = hists
+                .par_iter_mut()
+                .zip(windows.par_chunks(per))
+                .flat_map_iter(|(h, ws)| {
+                    ws.iter()
+                        .map(|&(a, e)| layout::compress_chunk(h.compute_sorted(buf.slice(a..e))))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let ahead = match reader {
+                Some(r) => r.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                None => Ok(Vec::new()),
+            };
+            (chunks, ahead)
+        });
         for (i, c) in chunks.iter().enumerate() {
             writer.write_compressed(b * batch + i, c)?;
         }
-        // Keep only what later windows can still reach.
-        if let Some(&next) = repr_ts.get((b + 1) * batch) {
+        // Keep only what later windows can still reach, then append what was read ahead.
+        if let Some(&next) = batches.get(b + 1).and_then(|n| n.first()) {
             let keep_from = buf.t.partition_point(|&e| e < next - dt);
             buf.drain_front(keep_from);
+        }
+        for c in ahead? {
+            buf.extend(&c);
         }
         progress(stream.stats.events_read - reported);
         reported = stream.stats.events_read;
