@@ -453,13 +453,8 @@ mod tests {
             width: 10,
             downsample_by_2: false,
         };
-        let mut seed = 12345u64;
-        let mut rnd = |m: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % m
-        };
+        let mut rng = crate::rng::Rng::new(12345);
+        let mut rnd = |m: u64| rng.below(m);
         let mut ev: Vec<_> = (0..500)
             .map(|_| {
                 (
@@ -550,13 +545,8 @@ mod tests {
     /// window are zeroed per bin, whatever kind that window was.
     #[test]
     fn a_reused_buffer_equals_a_fresh_count_window_after_window() {
-        let mut seed = 99u64;
-        let mut rnd = |m: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % m
-        };
+        let mut rng = crate::rng::Rng::new(99);
+        let mut rnd = |m: u64| rng.below(m);
         for ds2 in [false, true] {
             let spec = HistogramSpec {
                 nbins: 4,
