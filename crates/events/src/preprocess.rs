@@ -520,6 +520,26 @@ pub fn process_sequence(
     result.map(|_| summary)
 }
 
+/// Reads chunks until one ends after `last_t` or the file ends; `have` is the last time already read.
+fn read_until(
+    stream: &mut EventStream<'_>,
+    exhausted: &mut bool,
+    last_t: i64,
+    mut have: i64,
+) -> Result<Vec<EventBatch>> {
+    let mut chunks = Vec::new();
+    while !*exhausted && have <= last_t {
+        match stream.next_chunk()? {
+            Some(c) => {
+                have = c.t.last().copied().unwrap_or(have);
+                chunks.push(c);
+            }
+            None => *exhausted = true,
+        }
+    }
+    Ok(chunks)
+}
+
 /// Streams the events once, computing the histogram of every window `[T − dt, T]` and writing it.
 fn write_histograms(
     file: &RawEventFile,
@@ -543,27 +563,6 @@ fn write_histograms(
         (0..threads).map(|_| StackedHistogram::new(spec)).collect();
     let mut reported = 0u64;
     let batches: Vec<&[i64]> = repr_ts.chunks(batch).collect();
-    // Events are read one batch ahead, on a thread of their own, while the pool computes and compresses
-    // the current batch: reading (HDF5 decompression) is serial and would otherwise idle the other cores.
-    // Reads chunks until one ends after `last_t` (or the file ends); `have` is the last time already read.
-    fn read_until(
-        stream: &mut EventStream<'_>,
-        exhausted: &mut bool,
-        last_t: i64,
-        mut have: i64,
-    ) -> Result<Vec<EventBatch>> {
-        let mut chunks = Vec::new();
-        while !*exhausted && have <= last_t {
-            match stream.next_chunk()? {
-                Some(c) => {
-                    have = c.t.last().copied().unwrap_or(have);
-                    chunks.push(c);
-                }
-                None => *exhausted = true,
-            }
-        }
-        Ok(chunks)
-    }
     if let Some(first) = batches.first() {
         let last_t = *first.last().unwrap_or(&0);
         for c in read_until(&mut stream, &mut exhausted, last_t, i64::MIN)? {
@@ -581,6 +580,8 @@ fn write_histograms(
             })
             .collect();
         let per = windows.len().div_ceil(hists.len()).max(1);
+        // The next batch's events are read on a thread of their own while the pool computes and
+        // compresses this one: reading (HDF5 decompression) is serial and would otherwise idle the cores.
         let next_last_t = batches.get(b + 1).and_then(|n| n.last().copied());
         let have = buf.t.last().copied().unwrap_or(i64::MIN);
         let (chunks, ahead) = std::thread::scope(|scope| {
