@@ -38,6 +38,25 @@ impl Report<'_> {
         run.eval.get(split)?.analysis.as_ref()?.protocol(p)
     }
 
+    /// One bar series per run, in run colours: `values` gets the run's final metrics and its analysis
+    /// of `split` under protocol `p`.
+    fn series_per_run(
+        &self,
+        split: &str,
+        p: &str,
+        values: impl Fn(&BTreeMap<String, f64>, Option<&SmallObjectAnalysis>) -> Vec<Option<f64>>,
+    ) -> Vec<(String, [u8; 3], Vec<Option<f64>>)> {
+        self.runs
+            .iter()
+            .enumerate()
+            .map(|(i, run)| {
+                let finals = run.final_metrics();
+                let v = values(&finals, Self::analysis(run, split, p));
+                (run.name.clone(), palette(i), v)
+            })
+            .collect()
+    }
+
     pub(super) fn small_objects(&mut self) -> Result<()> {
         let splits = self.splits();
         self.push("<h2>Small objects</h2>\n");
@@ -88,30 +107,20 @@ impl Report<'_> {
             }
             let mut bins: Vec<String> = bins.into_iter().collect();
             bins.sort_by(|a, b| bin_lo(a).total_cmp(&bin_lo(b)));
-            let series =
-                self.runs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, run)| {
-                        let finals = run.final_metrics();
-                        let a = Self::analysis(run, split, p);
-                        let values =
-                            bins.iter()
-                                .map(|label| {
-                                    defined(finals.get(&format!("{prefix}{label}")).copied())
-                                        .or_else(|| {
-                                            defined(
-                                                a?.size_bins
-                                                    .iter()
-                                                    .find(|b| &b.label == label)
-                                                    .map(|b| b.ap),
-                                            )
-                                        })
-                                })
-                                .collect();
-                        (run.name.clone(), palette(i), values)
+            let series = self.series_per_run(split, p, |finals, a| {
+                bins.iter()
+                    .map(|label| {
+                        defined(finals.get(&format!("{prefix}{label}")).copied()).or_else(|| {
+                            defined(
+                                a?.size_bins
+                                    .iter()
+                                    .find(|b| &b.label == label)
+                                    .map(|b| b.ap),
+                            )
+                        })
                     })
-                    .collect();
+                    .collect()
+            });
             let chart = BarChart {
                 title: format!("AP by size bin — {split}/{p}"),
                 x_label: "box side length bin (px; area = side²) in network-input pixels".into(),
@@ -190,28 +199,20 @@ impl Report<'_> {
         for p in PROTOCOLS {
             let mut categories = classes.clone();
             categories.push("small classes".into());
-            let series =
-                self.runs
+            let series = self.series_per_run(split, p, |finals, a| {
+                let mut values: Vec<Option<f64>> = classes
                     .iter()
-                    .enumerate()
-                    .map(|(i, run)| {
-                        let finals = run.final_metrics();
-                        let a = Self::analysis(run, split, p);
-                        let mut values: Vec<Option<f64>> = classes
-                            .iter()
-                            .map(|c| {
-                                defined(finals.get(&format!("{split}/{p}/AP/{c}")).copied())
-                                    .or_else(|| {
-                                        defined(a.and_then(|a| {
-                                            a.per_class.iter().find(|s| &s.name == c).map(|s| s.ap)
-                                        }))
-                                    })
-                            })
-                            .collect();
-                        values.push(small_classes_ap(&finals, split, p, a));
-                        (run.name.clone(), palette(i), values)
+                    .map(|c| {
+                        defined(finals.get(&format!("{split}/{p}/AP/{c}")).copied()).or_else(|| {
+                            defined(a.and_then(|a| {
+                                a.per_class.iter().find(|s| &s.name == c).map(|s| s.ap)
+                            }))
+                        })
                     })
                     .collect();
+                values.push(small_classes_ap(finals, split, p, a));
+                values
+            });
             let width = (110 + 86 * categories.len() as u32).max(640);
             let chart = BarChart {
                 title: format!("AP by class — {split}/{p}"),
