@@ -67,6 +67,12 @@ fn tiny_config(runs: &Path, extra: &[&str]) -> ExperimentConfig {
     .unwrap()
 }
 
+/// A trainer on the CPU for the config's own dataset, starting fresh (no resume).
+fn fresh_cpu_trainer(cfg: ExperimentConfig) -> Result<Trainer, evdet_train::trainer::TrainError> {
+    let data = cfg.dataset.path.clone();
+    Trainer::new(cfg, Path::new(&data), tch::Device::Cpu, false)
+}
+
 /// libtorch's intra-op thread pool and generator are process-wide: the runs of these tests must not
 /// overlap, or float reductions may split differently (resume exactness holds per thread count).
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -96,8 +102,7 @@ fn loss_decreases_and_validation_reports_both_protocols() {
             "training.lr_scheduler.use=false",
         ],
     );
-    let data = cfg.dataset.path.clone();
-    let mut t = Trainer::new(cfg, Path::new(&data), tch::Device::Cpu, false).unwrap();
+    let mut t = fresh_cpu_trainer(cfg).unwrap();
     let mut losses = Vec::new();
     t.fit(
         None,
@@ -211,8 +216,7 @@ fn mixed_precision_trains_and_keeps_its_loss_scale() {
         ];
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let cfg = tiny_config(runs.path(), &extra);
-        let data = cfg.dataset.path.clone();
-        let mut t = Trainer::new(cfg, Path::new(&data), tch::Device::Cpu, false).unwrap();
+        let mut t = fresh_cpu_trainer(cfg).unwrap();
         let mut losses = Vec::new();
         let mut scales = Vec::new();
         t.fit(
@@ -254,11 +258,7 @@ fn mixed_precision_trains_and_keeps_its_loss_scale() {
     }
     let runs = tempfile::tempdir().unwrap();
     let cfg = tiny_config(runs.path(), &["training.precision=fp8"]);
-    let data = cfg.dataset.path.clone();
-    let err = Trainer::new(cfg, Path::new(&data), tch::Device::Cpu, false)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = fresh_cpu_trainer(cfg).err().unwrap().to_string();
     assert!(
         err.contains("training.precision") && err.contains("fp8"),
         "{err}"
@@ -281,8 +281,7 @@ fn a_diverging_run_stops_cleanly_with_a_checkpoint() {
             "training.max_nonfinite_in_row=2",
         ],
     );
-    let data = cfg.dataset.path.clone();
-    let mut t = Trainer::new(cfg, Path::new(&data), tch::Device::Cpu, false).unwrap();
+    let mut t = fresh_cpu_trainer(cfg).unwrap();
     let err = t.fit(None, |_| {}, |_| {}).expect_err("the run must stop");
     let msg = err.to_string();
     assert!(msg.contains("non-finite losses in a row"), "{msg}");
