@@ -251,14 +251,14 @@ impl StackedHistogram {
         self.skipped += skipped;
     }
 
-    /// Pass 2: count the cells of `cells[list]` (uint8, wrapping), then clip those that passed the cutoff.
-    fn count(&mut self, list: usize) {
+    /// Pass 2: count the cells of bin `b` (uint8, wrapping), then clip those that passed the cutoff.
+    fn count(&mut self, b: usize) {
         let cutoff = self.spec.count_cutoff;
         // A cell reaching cutoff+1 may need clipping; with cutoff 255 nothing ever does.
         let trigger = cutoff as u16 + 1;
         let buf = &mut self.buf[..];
         let overflow = &mut self.overflow;
-        prefetched(&self.cells[list], buf.as_ptr(), |i| {
+        prefetched(&self.cells[b], buf.as_ptr(), |i| {
             let v = buf[i].wrapping_add(1);
             buf[i] = v;
             if v as u16 == trigger {
