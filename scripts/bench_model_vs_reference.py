@@ -4,11 +4,9 @@ Alternates the two, configuration by configuration, for several rounds (the mach
 interleaving keeps both under the same load) and reports the per-round numbers, the best (minimum)
 and the median over rounds, and ours / reference.
 
-The reference is RVT's own `YoloXDetector` (read from $RVT_ROOT, an exported copy of uzh-rpg/RVT
-that is never committed), built and driven exactly as `shared/bench/rvt_reference_speed.py` does
-(its `build`, `model_cfg`, warm-up and step code, repeated here so that each part is timed with two
-clocks); evdet by `evdet bench model` (release build) in a subprocess. Both use libtorch 2.11 from
-the same wheel and the same thread count. Two clocks: wall time (what the issue's numbers are), and
+The reference is RVT's own `YoloXDetector` (read from $RVT_ROOT, a checkout of uzh-rpg/RVT that is
+never committed), built and timed by scripts/rvt_reference.py; evdet by `evdet bench model` (release
+build) in a subprocess. Both use libtorch 2.11 from the same wheel and the same thread count. Two clocks: wall time (what the issue's numbers are), and
 the process CPU time (all threads), which a machine shared with other work inflates far less.
 
 usage: RVT_ROOT=/tmp/rvt /root/.evdet/venv/bin/python scripts/bench_model_vs_reference.py \
@@ -22,11 +20,10 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "bench"))
-import rvt_reference_speed as ref  # noqa: E402
+sys.path.insert(0, HERE)
+import rvt_reference as ref  # noqa: E402
 import torch  # noqa: E402
 
 
@@ -35,78 +32,6 @@ def ours(evdet, args, extra):
            "--reps", str(args.reps), "--attention", args.attention] + extra
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out)
-
-
-def now():
-    return time.perf_counter(), time.process_time()
-
-
-def ref_forward(preset, in_hw, reps):
-    """`rvt_reference_speed.forward_latency`, timed with both clocks."""
-    m = ref.build(preset, in_hw).eval()
-    x = torch.randint(0, 11, (1, 20, *in_hw)).float()
-    wall = {k: [] for k in ("backbone_ms", "fpn_ms", "head_ms")}
-    cpu = {k: [] for k in ("backbone_ms", "fpn_ms", "head_ms")}
-    with torch.inference_mode():
-        states = None
-        for _ in range(2):
-            feats, states = m.forward_backbone(x, states)
-            m.forward_detect(feats)
-        for _ in range(reps):
-            t0 = now()
-            feats, states = m.forward_backbone(x, states)
-            t1 = now()
-            fpn = m.fpn(feats)
-            t2 = now()
-            m.yolox_head(fpn)
-            t3 = now()
-            for i, k in enumerate(("backbone_ms", "fpn_ms", "head_ms")):
-                a, b = (t0, t1, t2, t3)[i], (t0, t1, t2, t3)[i + 1]
-                wall[k].append(1e3 * (b[0] - a[0]))
-                cpu[k].append(1e3 * (b[1] - a[1]))
-    out = {k: ref.med(v) for k, v in wall.items()}
-    out["total_ms"] = sum(out.values())
-    out["cpu"] = {k: ref.med(v) for k, v in cpu.items()}
-    out["cpu"]["total_ms"] = sum(out["cpu"].values())
-    return out
-
-
-def ref_train(preset, in_hw, batch, seq_len, reps):
-    """`rvt_reference_speed.train_step`, timed with both clocks."""
-    torch.manual_seed(0)
-    m = ref.build(preset, in_hw).train()
-    opt = torch.optim.AdamW(m.parameters(), lr=2e-4, weight_decay=0)
-    xs = torch.randint(0, 11, (seq_len, batch, 20, *in_hw)).float()
-    labels = torch.zeros(seq_len * batch, 6, 5)
-    g = torch.Generator().manual_seed(1)
-    for i in range(seq_len * batch):
-        for j in range(4):
-            w, h = 8 + 120 * torch.rand(1, generator=g).item(), 8 + 80 * torch.rand(1, generator=g).item()
-            labels[i, j] = torch.tensor([j % 8, 40 + (in_hw[1] - 80) * torch.rand(1, generator=g).item(),
-                                          40 + (in_hw[0] - 80) * torch.rand(1, generator=g).item(), w, h])
-
-    def step():
-        states = None
-        feats_all = {}
-        for t in range(seq_len):
-            feats, states = m.forward_backbone(xs[t], states)
-            for k, v in feats.items():
-                feats_all.setdefault(k, []).append(v)
-        stacked = {k: torch.cat(v, 0) for k, v in feats_all.items()}
-        _, losses = m.forward_detect(stacked, labels)
-        opt.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_value_(m.parameters(), 1.0)
-        opt.step()
-    step()
-    wall, cpu = [], []
-    for _ in range(reps):
-        t0 = now()
-        step()
-        t1 = now()
-        wall.append(1e3 * (t1[0] - t0[0]))
-        cpu.append(1e3 * (t1[1] - t0[1]))
-    return {"step_ms": ref.med(wall), "step_cpu_ms": ref.med(cpu)}
 
 
 def summary(values):
@@ -136,7 +61,7 @@ def main():
     for r in range(a.rounds):
         for p in presets:
             o = ours(a.evdet, a, ["--presets", p, "--scales", "3", "--no-train"])["forward"]["3scale"][p]
-            t = ref_forward(p, (384, 640), a.reps)
+            t = ref.forward(p, (384, 640), a.reps)
             for side, d in (("ours", o), ("reference", t)):
                 for k in keys:
                     fwd[p][side][k].append(d[k])
@@ -146,7 +71,7 @@ def main():
         if a.train:
             o = ours(a.evdet, a, ["--no-forward", "--train-presets", "tiny",
                                   "--train-reps", str(a.train_reps)])["train_step"]["tiny"]
-            t = ref_train("tiny", (192, 320), 2, 5, a.train_reps)
+            t = ref.train_step("tiny", (192, 320), 2, 5, a.train_reps)
             trn["ours"].append(o["step_ms"])
             trn["ours_cpu"].append(o["step_cpu_ms"])
             trn["ours_peak_mib"].append(o.get("peak_memory_mib"))

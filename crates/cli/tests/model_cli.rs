@@ -2,7 +2,7 @@
 //! model fixtures pass with the JSON report, a broken fixture exits 1 naming the failing outputs,
 //! the Lightning checkpoint imports, and the bench prints its JSON.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 fn evdet() -> Command {
@@ -10,9 +10,7 @@ fn evdet() -> Command {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures")
-        .join(name)
+    evdet_fixtures::file(name)
 }
 
 fn run(cmd: &mut Command) -> (bool, String, String) {

@@ -1,6 +1,5 @@
 //! `evdet preprocess` end to end through the binary: the reference fixture, the summary, and errors.
 
-use std::path::Path;
 use std::process::Command;
 
 fn evdet() -> Command {
@@ -8,7 +7,7 @@ fn evdet() -> Command {
 }
 
 fn fixture_raw() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/representation/raw")
+    evdet_fixtures::file("representation/raw")
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Deterministic event streams for benchmarks and tests: "clustered" (60 moving blobs carry 85 % of the
-//! events, the rest is background noise, like `shared/bench/rvt_reference_preprocess_speed.py`) and
-//! "uniform" (every event at a random pixel: the cache worst case).
+//! events, the rest is background noise; `evdet bench repr --save-raw` writes it as the recording that
+//! scripts/bench_preprocess_vs_reference.py times the reference on) and "uniform" (every event at a
+//! random pixel: the cache worst case).
 
 use crate::event::EventBatch;
 use crate::labels::BBox;

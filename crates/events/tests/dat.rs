@@ -1,11 +1,10 @@
-//! Prophesee `.dat` decoding against `shared/fixtures/dat`.
+//! Prophesee `.dat` decoding against `tests/fixtures/dat`.
 
 use evdet_events::dat::read_dat;
 use safetensors::SafeTensors;
-use std::path::Path;
 
 fn fixtures() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/dat")
+    evdet_fixtures::dir("dat")
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Bit-exactness of the stacked histogram and the preprocessing pipeline against the PyTorch reference
-//! fixtures in `shared/fixtures/representation` (REFERENCE §5.2–5.4).
+//! fixtures in `tests/fixtures/representation` (REFERENCE §5.2–5.4).
 
 use evdet_events::event::EventBatch;
 use evdet_events::h5_events::RawEventFile;
@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/representation")
+    evdet_fixtures::dir("representation")
 }
 
 fn load(name: &str) -> Vec<u8> {

@@ -1,5 +1,5 @@
 //! Compares the detector with a reference fixture folder of the `model_*` layout
-//! (`shared/fixtures/model_3scale`, `model_4scale_sizeaware`; their README describes the files):
+//! (`tests/fixtures/model_3scale`, `model_4scale_sizeaware`; their README describes the files):
 //! loads `config.json` and `weights.safetensors`, runs the eval-mode sequence (states carried over
 //! the T steps from zero) and the train-mode pass (backbone over all steps, head + losses on the
 //! last step, backward), and compares every tensor of `outputs.safetensors` and

@@ -141,11 +141,8 @@ fn parameters_are_created_in_rvt_registration_order() {
 }
 
 fn fixture_config() -> ModelConfig {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/model_3scale/config.json"
-    );
-    evdet_model::import::read_model_config(std::path::Path::new(path)).unwrap()
+    let path = evdet_fixtures::file("model_3scale/config.json");
+    evdet_model::import::read_model_config(&path).unwrap()
 }
 
 #[test]

@@ -13,11 +13,7 @@ use evdet_model::import::{
 use tch::Tensor;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures"
-    ))
-    .join(name)
+    evdet_fixtures::file(name)
 }
 
 fn as_map(v: Vec<(String, Tensor)>) -> HashMap<String, Tensor> {

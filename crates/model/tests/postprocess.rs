@@ -3,15 +3,13 @@
 //! hand-made cases.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use evdet_model::postprocess::{batched_nms, nms_sorted, postprocess, PostprocessConfig};
 use tch::{Kind, Tensor};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures")
-        .join(name)
+    evdet_fixtures::file(name)
 }
 
 fn load(path: PathBuf) -> HashMap<String, Tensor> {

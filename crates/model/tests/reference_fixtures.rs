@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use evdet_model::reference_check::{check_reference, CheckOptions, CheckReport};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures")
-        .join(name)
+    evdet_fixtures::file(name)
 }
 
 fn print(report: &CheckReport) {

@@ -3,7 +3,7 @@
 //! Pass rule (issue 5): max|a−b| / max(max|b|, 1) ≤ 1e-3 for every tensor and scalar.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use evdet_model::boxes::paired_iou_giou_cxcywh;
 use evdet_model::losses::{
@@ -14,7 +14,7 @@ use tch::{Kind, Tensor};
 const TOL: f64 = 1e-3;
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/size_aware_loss")
+    evdet_fixtures::dir("size_aware_loss")
 }
 
 fn load(name: &str) -> HashMap<String, Tensor> {

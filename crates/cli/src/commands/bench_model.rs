@@ -18,13 +18,13 @@ use serde_json::{json, Map, Value};
 /// --seq-len at --train-hw: backbone over the sequence, FPN + head + SimOTA + losses on all frames
 /// at once, backward, gradient clipping by value 1.0, AdamW (as RVT trains); peak memory is the
 /// process's resident-set high-water mark on CPU. The same measurements of the PyTorch reference
-/// come from `shared/bench/rvt_reference_speed.py --json REF.json`; --reference REF.json adds its
+/// come from `scripts/rvt_reference.py --json REF.json`; --reference REF.json adds its
 /// numbers and our/reference ratios (below 1 = faster than the reference).
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
   evdet bench model --threads 2
   evdet bench model --presets tiny --scales 3 --no-train
-  RVT_ROOT=/tmp/rvt python3 shared/bench/rvt_reference_speed.py --threads 2 --json /tmp/ref.json
+  RVT_ROOT=/tmp/rvt ~/.evdet/venv/bin/python scripts/rvt_reference.py --threads 2 --json /tmp/ref.json
   evdet bench model --threads 2 --reference /tmp/ref.json > bench_model.json")]
 pub struct Args {
     /// Presets to time the forward pass of (tiny, small, base).
@@ -71,7 +71,7 @@ pub struct Args {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     device: String,
-    /// JSON written by rvt_reference_speed.py, to compare against.
+    /// JSON written by scripts/rvt_reference.py, to compare against.
     #[arg(long, value_name = "REF.json")]
     reference: Option<PathBuf>,
 }

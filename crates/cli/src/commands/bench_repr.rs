@@ -16,7 +16,7 @@ use std::time::Instant;
 ///
 /// Example:
 ///   evdet bench repr --events 20000000 --jobs 2
-///   evdet bench repr --raw /tmp/ref_bench/raw   # the recording shared/bench/rvt_reference_preprocess_speed.py wrote
+///   evdet bench repr --raw /tmp/ref_bench/raw   # a recording kept by an earlier --save-raw
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {

@@ -19,8 +19,8 @@ use evdet_model::reference_check::{check_reference, group_of, CheckOptions, Chec
 /// detections match as sets; assignments are identical. Exits with status 1 on any failure.
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
-  evdet check-reference ../shared/fixtures/model_3scale
-  evdet check-reference ../shared/fixtures/model_4scale_sizeaware --json report.json")]
+  evdet check-reference tests/fixtures/model_3scale
+  evdet check-reference tests/fixtures/model_4scale_sizeaware --json report.json")]
 pub struct Args {
     /// The fixture folder.
     #[arg(value_name = "DIR")]

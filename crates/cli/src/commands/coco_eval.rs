@@ -296,10 +296,11 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    const FIXTURES: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/coco_eval"
-    );
+    fn fixture(name: &str) -> String {
+        evdet_fixtures::file(&format!("coco_eval/{name}"))
+            .display()
+            .to_string()
+    }
 
     #[derive(Parser)]
     struct Cli {
@@ -323,8 +324,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.json");
         let (gt, dt) = (
-            format!("{FIXTURES}/case2_gt.json"),
-            format!("{FIXTURES}/case2_dt.json"),
+            fixture("case2_gt.json"),
+            fixture("case2_dt.json"),
         );
         run(parse(&[
             "--gt",
@@ -336,7 +337,7 @@ mod tests {
         ]))
         .unwrap();
         let got = read(&out);
-        let want = read(Path::new(&format!("{FIXTURES}/case2_expected.json")));
+        let want = read(Path::new(&fixture("case2_expected.json")));
         assert_eq!(got["stats"], want["stats"]);
         assert_eq!(got["stat_names"][3], "AP_S");
         // Category 1 is `pedestrian`; 6 and 7 (truck, tram) have no ground truth: -1.
@@ -356,7 +357,7 @@ mod tests {
     fn prophesee_files_reproduce_the_reference() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.json");
-        let p = |f: &str| format!("{FIXTURES}/prophesee/{f}");
+        let p = |f: &str| fixture(&format!("prophesee/{f}"));
         let (g0, g1, d0, d1) = (
             p("seq0_gt_bbox.npy"),
             p("seq1_gt_bbox.npy"),
@@ -403,7 +404,7 @@ mod tests {
             r#"[{"image_id": 4242, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}]"#,
         )
         .unwrap();
-        let gt = format!("{FIXTURES}/case1_gt.json");
+        let gt = fixture("case1_gt.json");
         let err = format!(
             "{:#}",
             run(parse(&["--gt", &gt, "--dt", dt.to_str().unwrap()])).unwrap_err()
@@ -413,7 +414,7 @@ mod tests {
             "{err}"
         );
 
-        let npy = format!("{FIXTURES}/prophesee/seq0_gt_bbox.npy");
+        let npy = fixture("prophesee/seq0_gt_bbox.npy");
         let err = format!(
             "{:#}",
             run(parse(&["--prophesee", "--gt", &npy, "--dt", &npy])).unwrap_err()

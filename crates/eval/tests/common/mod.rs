@@ -5,13 +5,9 @@
 use evdet_eval::BBox;
 use std::path::{Path, PathBuf};
 
-/// `../shared/fixtures` relative to the repository root.
+/// The repository's reference fixtures (`tests/fixtures`).
 pub fn fixtures() -> PathBuf {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures"
-    ))
-    .to_path_buf()
+    evdet_fixtures::root()
 }
 
 pub fn coco_dir() -> PathBuf {

@@ -1,4 +1,4 @@
-//! Speed of the detector, measured the way `shared/bench/rvt_reference_speed.py` measures the
+//! Speed of the detector, measured the way `scripts/rvt_reference.py` measures the
 //! PyTorch reference, so the two can be compared side by side: per-frame forward latency at batch 1
 //! in eval mode without autograd (states carried, 2 warm-up steps, median of the repetitions)
 //! split into backbone / FPN / head (head = convs + eval decoding), and one training step (batch B,
