@@ -2,6 +2,9 @@
 //! This file only parses the command line and hands over to `commands/`.
 
 mod commands;
+mod configs;
+mod device;
+mod evaluation;
 mod progress;
 
 use clap::{Parser, Subcommand};

@@ -302,3 +302,105 @@ fn raw_predictions_aligned_to_labels_equal_those_on_the_preprocessed_sequence() 
         "raw and preprocessed predictions differ"
     );
 }
+
+/// The user flow of a researcher with a published checkpoint: `import-rvt` a Lightning `.ckpt`, then
+/// `eval` and `predict` with the imported folder on data of another sensor, then fine-tune from it.
+#[test]
+fn an_imported_rvt_checkpoint_evaluates_predicts_and_fine_tunes() {
+    let d = tempfile::tempdir().unwrap();
+    let ckpt = d.path().join("rvt3");
+    let fixture = evdet_fixtures::dir("model_3scale");
+    let (out, _) = run(evdet()
+        .arg("import-rvt")
+        .arg(fixture.join("lightning.ckpt"))
+        .arg("--out")
+        .arg(&ckpt)
+        .arg("--config")
+        .arg(fixture.join("config.json"))
+        .arg("--config-dir")
+        .arg(config_dir()));
+    assert!(out.contains("loaded"), "{out}");
+
+    // eval: the checkpoint's config is eTraM's; the data is the mini sample's (192×320, no ds2).
+    let json = d.path().join("test_metrics.json");
+    let (_, err) = run(evdet()
+        .args(["eval", "--device", "cpu", "--split", "test", "--checkpoint"])
+        .arg(&ckpt)
+        .arg("--data")
+        .arg(workspace().join("pre"))
+        .arg("--json")
+        .arg(&json));
+    assert!(err.contains("the data's histograms are 192×320"), "{err}");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for k in [
+        "test/prophesee/AP",
+        "test/unfiltered/AP",
+        "test/unfiltered/AP_S",
+    ] {
+        let v = m[k].as_f64().unwrap_or(f64::NAN);
+        assert!((0.0..=1.0).contains(&v), "{k} = {v}");
+    }
+    assert!(d.path().join("test_analysis.json").exists());
+
+    // predict on the preprocessed test sequence and on the raw recording.
+    let seq = workspace().join("pre/test/mini_test_000");
+    let pred = d.path().join("pred_seq");
+    run(evdet()
+        .args(["predict", "--device", "cpu", "--no-frames", "--checkpoint"])
+        .arg(&ckpt)
+        .arg("--input")
+        .arg(&seq)
+        .arg("--out")
+        .arg(&pred));
+    let boxes = read_bbox_npy(&pred.join("mini_test_000_bbox.npy")).unwrap();
+    assert!(boxes.iter().all(|b| b.class_id < 8 && b.w >= 0.0));
+    let pred_raw = d.path().join("pred_raw");
+    run(evdet()
+        .args(["predict", "--device", "cpu", "--limit", "3", "--checkpoint"])
+        .arg(&ckpt)
+        .arg("--input")
+        .arg(workspace().join("raw/test/mini_test_000_td.h5"))
+        .arg("--out")
+        .arg(&pred_raw));
+    assert_eq!(
+        std::fs::read_dir(pred_raw.join("frames")).unwrap().count(),
+        3
+    );
+
+    // fine-tune from the import: same architecture on the mini sample, every tensor loaded.
+    let (_, err) = run(evdet()
+        .arg("train")
+        .arg("--no-test")
+        .arg("--config-dir")
+        .arg(config_dir())
+        .arg(format!(
+            "dataset.path={}",
+            workspace().join("pre").display()
+        ))
+        .arg(format!(
+            "logging.runs_dir={}",
+            d.path().join("runs").display()
+        ))
+        .arg(format!("model.init_from={}", ckpt.display()))
+        .args([
+            "logging.experiment_id=finetune",
+            "training.max_steps=2",
+            "model.backbone.embed_dim=16",
+            "model.backbone.stage.attention.dim_head=8",
+            "model.backbone.partition_split_32=1",
+            "model.fpn.in_stages=[2,3,4]",
+            "model.head.size_aware_loss=false",
+            "batch_size.train=2",
+            "batch_size.eval=2",
+            "dataset.sequence_length=2",
+            "validation.val_check_interval=100",
+            "hardware.cpu_threads=1",
+        ]));
+    assert!(err.contains("model.init_from"), "{err}");
+    let run_dir = d.path().join("runs/synthetic/mini/finetune");
+    let init: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("init_from.json")).unwrap()).unwrap();
+    assert_eq!(init["report"]["missing"].as_array().map(Vec::len), Some(0));
+    assert!(init["report"]["loaded"].as_u64().unwrap() > 100);
+    assert!(run_dir.join("checkpoints/last/model.safetensors").exists());
+}

@@ -14,6 +14,7 @@ pub mod preprocess;
 pub mod rng;
 pub mod synth;
 pub mod testdata;
+pub mod windows;
 
 pub use error::{EventsError, Result};
 pub use event::{EventBatch, EventSlice};

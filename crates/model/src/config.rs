@@ -43,6 +43,11 @@ pub struct ModelConfig {
     pub head: HeadConfig,
     #[serde(default)]
     pub postprocess: PostprocessConfig,
+    /// Weights to start training from (fine-tuning): an evdet checkpoint or run folder, or an RVT /
+    /// eTraM `.ckpt`, a state dict or a `.safetensors` file. Empty: random initialisation. Variables
+    /// whose shape differs (a head with another class count) keep their initialisation.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub init_from: String,
 }
 
 fn default_model_name() -> String {
@@ -524,6 +529,7 @@ impl ModelConfig {
                 focal_alpha: 0.25,
             },
             postprocess: PostprocessConfig::default(),
+            init_from: String::new(),
         };
         cfg.set_input_hw(data_hw);
         cfg

@@ -1,13 +1,12 @@
-//! Reference weights in and evdet checkpoints out.
+//! Reference weights in: what `evdet import-rvt` reads and checks before `evdet-train`'s checkpoint
+//! module writes the folder.
 //!
 //! Reads an RVT / eTraM PyTorch-Lightning `.ckpt` (its `state_dict`, keys prefixed `mdl.`), a plain
 //! `torch.save(state_dict)` file, or a safetensors file — the pickle is parsed by the
 //! `pytorch-reader` crate, which never executes pickled code (omegaconf objects and dates beside
 //! the tensors are skipped). Loads the tensors into a [`Detector`]'s `VarStore` by name (the module
-//! paths are RVT's state-dict names), reporting missing, unexpected and mismatched keys, and writes
-//! the checkpoint folder of DESIGN.md "Checkpoints": `model.safetensors` (RVT names, so PyTorch can
-//! `load_state_dict` it back), `optimizer.safetensors` (only when the source has Adam moments),
-//! `state.json` and `config.yaml` — into a temporary folder first, then renamed into place.
+//! paths are RVT's state-dict names), reporting missing, unexpected and mismatched keys, and names the
+//! optimizer's moments after their parameters ([`prepare`]).
 //!
 //! A Lightning checkpoint indexes its optimizer state by parameter position; positions map to names
 //! through RVT's `parameters()` order, which is the creation order of our modules (they are built
@@ -49,8 +48,6 @@ pub enum ImportError {
     Infer(String),
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("writing checkpoint {path}: {msg}")]
-    Write { path: PathBuf, msg: String },
     #[error("{path}: {msg}")]
     BadCheckpoint { path: PathBuf, msg: String },
 }
@@ -287,6 +284,10 @@ pub struct LoadReport {
     pub missing: Vec<String>,
     /// Source tensors the model has no variable for.
     pub unexpected: Vec<String>,
+    /// Variables whose source tensor has another shape (`name: model [..], file [..]`); they keep
+    /// their initial values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shape_mismatched: Vec<String>,
 }
 
 /// Copies `tensors` into the variables of `vs` with the same names (converted to each variable's
@@ -295,16 +296,25 @@ pub fn load_named(
     vs: &nn::VarStore,
     tensors: &[(String, Tensor)],
 ) -> Result<LoadReport, ImportError> {
+    let report = load_matching(vs, tensors);
+    if !report.shape_mismatched.is_empty() {
+        return Err(ImportError::Mismatch(report.shape_mismatched.join("; ")));
+    }
+    Ok(report)
+}
+
+/// Like [`load_named`], but a variable whose source tensor has another shape keeps its value and is
+/// reported in `shape_mismatched` (fine-tuning a head with another class count).
+pub fn load_matching(vs: &nn::VarStore, tensors: &[(String, Tensor)]) -> LoadReport {
     let vars = vs.variables();
     let mut report = LoadReport::default();
     let mut seen = HashSet::new();
-    let mut mismatched = Vec::new();
     for (name, src) in tensors {
         match vars.get(name) {
             Some(var) => {
                 seen.insert(name.as_str());
                 if var.size() != src.size() {
-                    mismatched.push(format!(
+                    report.shape_mismatched.push(format!(
                         "`{name}`: model {:?}, file {:?}",
                         var.size(),
                         src.size()
@@ -320,9 +330,6 @@ pub fn load_named(
             None => report.unexpected.push(name.clone()),
         }
     }
-    if !mismatched.is_empty() {
-        return Err(ImportError::Mismatch(mismatched.join("; ")));
-    }
     report.missing = vars
         .keys()
         .filter(|k| !seen.contains(k.as_str()))
@@ -330,7 +337,8 @@ pub fn load_named(
         .collect();
     report.missing.sort();
     report.unexpected.sort();
-    Ok(report)
+    report.shape_mismatched.sort();
+    report
 }
 
 /// Names of the trainable parameters in creation order — RVT's `model.parameters()` order, since
@@ -417,100 +425,6 @@ pub fn infer_config(
     Ok(cfg)
 }
 
-/// `state.json` of an imported checkpoint: the keys of the training loop's state (`evdet-train`
-/// `TrainState`: step, optimizer_step, lr, counters, seed, stream slots, loss scale), so training
-/// can resume from an import, plus `epoch` and an `imported_from` report.
-pub fn import_state(
-    step: i64,
-    optimizer_step: i64,
-    lr: f64,
-    epoch: Option<i64>,
-    report: serde_json::Value,
-) -> serde_json::Value {
-    serde_json::json!({
-        "step": step.max(0),
-        "optimizer_step": optimizer_step.max(0),
-        "lr": lr,
-        "nonfinite_in_row": 0,
-        "nonfinite_total": 0,
-        "best_metric": null,
-        "best_step": null,
-        "seed": 0,
-        "stream_slots": 0,
-        "loss_scale": 1.0,
-        "epoch": epoch,
-        "imported_from": report,
-    })
-}
-
-/// Writes a checkpoint folder atomically (a temporary sibling folder renamed into place; an
-/// existing folder is replaced only after the new one is complete).
-/// `optimizer`: AdamW moments named `exp_avg.<parameter>` / `exp_avg_sq.<parameter>` (the
-/// training loop's names).
-pub fn write_checkpoint(
-    dir: &Path,
-    model: &[(String, Tensor)],
-    optimizer: Option<&[(String, Tensor)]>,
-    state: &serde_json::Value,
-    config: &ModelConfig,
-) -> Result<(), ImportError> {
-    let werr = |msg: String| ImportError::Write {
-        path: dir.to_path_buf(),
-        msg,
-    };
-    let name = dir
-        .file_name()
-        .ok_or_else(|| werr("the output path has no folder name".into()))?
-        .to_string_lossy()
-        .to_string();
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(io_err(&parent))?;
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
-    let result = (|| {
-        Tensor::write_safetensors(model, tmp.join("model.safetensors"))
-            .map_err(|e| werr(format!("model.safetensors: {e}")))?;
-        if let Some(opt) = optimizer {
-            Tensor::write_safetensors(opt, tmp.join("optimizer.safetensors"))
-                .map_err(|e| werr(format!("optimizer.safetensors: {e}")))?;
-        }
-        let json = serde_json::to_string_pretty(state).map_err(|e| werr(e.to_string()))?;
-        std::fs::write(tmp.join("state.json"), json + "\n").map_err(io_err(&tmp))?;
-        let yaml = config_yaml(config).map_err(werr)?;
-        std::fs::write(tmp.join("config.yaml"), yaml).map_err(io_err(&tmp))?;
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    if dir.exists() {
-        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-        std::fs::rename(dir, &old).map_err(io_err(dir))?;
-        std::fs::rename(&tmp, dir).map_err(io_err(dir))?;
-        let _ = std::fs::remove_dir_all(&old);
-    } else {
-        std::fs::rename(&tmp, dir).map_err(io_err(dir))?;
-    }
-    Ok(())
-}
-
-/// `config.yaml`: the resolved model configuration under the `model` key, as in an experiment
-/// configuration.
-pub fn config_yaml(config: &ModelConfig) -> Result<String, String> {
-    #[derive(Serialize)]
-    struct Doc<'a> {
-        model: &'a ModelConfig,
-    }
-    serde_yaml::to_string(&Doc { model: config }).map_err(|e| e.to_string())
-}
-
 /// Reads the model configuration from a YAML or JSON file: a bare model config, or one under a
 /// `model` key (an experiment / checkpoint `config.yaml`) or under `rvt_model_config` (a fixture's
 /// `config.json`).
@@ -535,46 +449,12 @@ pub fn read_model_config(path: &Path) -> Result<ModelConfig, ImportError> {
     Ok(cfg)
 }
 
-/// A loaded checkpoint folder: the model built from its `config.yaml` with its weights.
-pub struct LoadedCheckpoint {
-    pub vs: nn::VarStore,
-    pub detector: Detector,
-    /// `state.json` as written (`step`, `optimizer_step`, … see [`import_state`]).
-    pub state: serde_json::Value,
-}
-
-/// Opens a checkpoint folder written by [`write_checkpoint`] on `device`.
-pub fn load_checkpoint(dir: &Path, device: tch::Device) -> Result<LoadedCheckpoint, ImportError> {
-    let cfg = read_model_config(&dir.join("config.yaml"))?;
-    let (vs, detector) = Detector::build(&cfg, device)?;
-    let weights = read_safetensors(&dir.join("model.safetensors"))?;
-    let report = load_named(&vs, &weights)?;
-    if !report.missing.is_empty() {
-        return Err(ImportError::Mismatch(format!(
-            "{} has no value for {}",
-            dir.join("model.safetensors").display(),
-            report.missing.join(", ")
-        )));
-    }
-    let state_path = dir.join("state.json");
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&state_path).map_err(io_err(&state_path))?)
-            .map_err(|e| ImportError::BadCheckpoint {
-            path: state_path.clone(),
-            msg: e.to_string(),
-        })?;
-    Ok(LoadedCheckpoint {
-        vs,
-        detector,
-        state,
-    })
-}
-
-/// Summary of [`import_rvt`].
+/// Summary of an import.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportSummary {
     pub source: PathBuf,
     pub format: SourceFormat,
+    /// The checkpoint folder written (set by the writer).
     pub out: PathBuf,
     pub report: LoadReport,
     pub optimizer_params: usize,
@@ -585,16 +465,32 @@ pub struct ImportSummary {
     pub epoch: Option<i64>,
 }
 
+/// Weights read and checked against the model, ready to be written as a checkpoint folder.
+pub struct Prepared {
+    pub config: ModelConfig,
+    /// Whether `config` was inferred from the weights (else given).
+    pub config_inferred: bool,
+    /// Every model variable by RVT name (CPU).
+    pub model: Vec<(String, Tensor)>,
+    /// AdamW moments named `exp_avg.<parameter>` / `exp_avg_sq.<parameter>` (the training loop's
+    /// names); empty when the source has none or they could not be matched.
+    pub optimizer: Vec<(String, Tensor)>,
+    /// Adam's own step count (else Lightning's global step).
+    pub optimizer_step: i64,
+    pub lr: f64,
+    pub summary: ImportSummary,
+    /// What loaded and what did not, the optimizer's parameter order: for `state.json`.
+    pub report_json: serde_json::Value,
+}
+
 /// Reads `source`, loads it into a detector built from `config` (inferred from the weights when
-/// `None`, with `data_hw` for the partition size), and writes the checkpoint folder `out`.
-/// Missing keys are an error unless `allow_missing`.
-pub fn import_rvt(
+/// `None`, with `data_hw` for the partition size). Missing keys are an error unless `allow_missing`.
+pub fn prepare(
     source: &Path,
-    out: &Path,
     config: Option<ModelConfig>,
     data_hw: [usize; 2],
     allow_missing: bool,
-) -> Result<ImportSummary, ImportError> {
+) -> Result<Prepared, ImportError> {
     let src = read_weights(source)?;
     if !src
         .tensors
@@ -605,6 +501,7 @@ pub fn import_rvt(
             path: source.into(),
         });
     }
+    let config_inferred = config.is_none();
     let cfg = match config {
         Some(c) => c,
         None => infer_config(&src.tensors, data_hw)?,
@@ -660,23 +557,24 @@ pub fn import_rvt(
         })),
         "optimizer_note": optimizer_note,
     });
-    let state = import_state(step, adam_step, lr, src.epoch, report_json);
-    write_checkpoint(
-        out,
-        &named_tensors(&vs),
-        (!opt_tensors.is_empty()).then_some(opt_tensors.as_slice()),
-        &state,
-        &cfg,
-    )?;
-    Ok(ImportSummary {
-        source: source.into(),
-        format: src.format,
-        out: out.into(),
-        report,
-        optimizer_params,
-        optimizer_note,
-        step,
-        epoch: src.epoch,
+    Ok(Prepared {
+        model: named_tensors(&vs),
+        config: cfg,
+        config_inferred,
+        optimizer: opt_tensors,
+        optimizer_step: adam_step,
+        lr,
+        report_json,
+        summary: ImportSummary {
+            source: source.into(),
+            format: src.format,
+            out: PathBuf::new(),
+            report,
+            optimizer_params,
+            optimizer_note,
+            step,
+            epoch: src.epoch,
+        },
     })
 }
 

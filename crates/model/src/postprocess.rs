@@ -281,3 +281,63 @@ pub fn postprocess(
         Ok(out)
     })
 }
+
+/// One detection of [`postprocess`]: a `(x1, y1, x2, y2, obj_conf, class_conf, class_id)` row by name.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    /// Corners in network-input pixels.
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+    /// Objectness (sigmoid).
+    pub obj_conf: f32,
+    /// Probability of the best class (sigmoid).
+    pub class_conf: f32,
+    pub class_id: u32,
+}
+
+impl Detection {
+    /// `obj_conf × class_conf`: what the confidence threshold is applied to and pictures show.
+    pub fn score(&self) -> f32 {
+        self.obj_conf * self.class_conf
+    }
+
+    pub fn width(&self) -> f32 {
+        self.x2 - self.x1
+    }
+
+    pub fn height(&self) -> f32 {
+        self.y2 - self.y1
+    }
+
+    /// The rows of one image's `[n, 7]` postprocess output. A tensor of another shape, or one that
+    /// cannot be read back, is an error (never an empty list that would look like "no detections").
+    pub fn from_tensor(t: &Tensor) -> Result<Vec<Detection>, PostprocessError> {
+        let shape = t.size();
+        if shape.len() != 2 || shape[1] != 7 {
+            return Err(PostprocessError::Shape {
+                what: "a detection tensor",
+                shape,
+                expected: "[n, 7]".into(),
+            });
+        }
+        let flat = t
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous()
+            .view([-1]);
+        let v = Vec::<f32>::try_from(&flat)?;
+        Ok(v.chunks_exact(7)
+            .map(|r| Detection {
+                x1: r[0],
+                y1: r[1],
+                x2: r[2],
+                y2: r[3],
+                obj_conf: r[4],
+                class_conf: r[5],
+                class_id: r[6] as u32,
+            })
+            .collect())
+    }
+}

@@ -397,8 +397,18 @@ impl Checker {
             );
             return;
         };
-        let counts: Vec<i64> =
-            Vec::<i64>::try_from(counts.to_kind(Kind::Int64)).unwrap_or_default();
+        // A count tensor that cannot be read is a failed check, never an empty list that would
+        // compare equal to "no detections".
+        let counts: Vec<i64> = match Vec::<i64>::try_from(counts.to_kind(Kind::Int64)) {
+            Ok(c) => c,
+            Err(e) => {
+                let why =
+                    format!("cannot read the reference counts (expected [images] int64): {e}");
+                self.fail(&count_name, Rule::Exact, &why);
+                self.fail(&name, Rule::Set, &why);
+                return;
+            }
+        };
         let exp = exp.to_kind(Kind::Double);
         let (mut max_abs, mut max_b) = (0.0f64, 0.0f64);
         let mut problems = Vec::new();
@@ -414,12 +424,16 @@ impl Checker {
                 continue;
             }
             let Some(mine) = mine else { continue };
-            let rows_ref: Vec<Vec<f64>> = (0..n)
-                .map(|i| Vec::<f64>::try_from(exp.get(b as i64).get(i)).unwrap_or_default())
-                .collect();
-            let rows_mine: Vec<Vec<f64>> = (0..n)
-                .map(|i| Vec::<f64>::try_from(mine.get(i)).unwrap_or_default())
-                .collect();
+            let rows = |t: &Tensor| -> Result<Vec<Vec<f64>>, tch::TchError> {
+                (0..n).map(|i| Vec::<f64>::try_from(t.get(i))).collect()
+            };
+            let (rows_ref, rows_mine) = match (rows(&exp.get(b as i64)), rows(&mine)) {
+                (Ok(r), Ok(m)) => (r, m),
+                (Err(e), _) | (_, Err(e)) => {
+                    problems.push(format!("image {b}: rows cannot be read: {e}"));
+                    continue;
+                }
+            };
             let mut taken = vec![false; rows_mine.len()];
             for (i, r) in rows_ref.iter().enumerate() {
                 max_b = r.iter().fold(max_b, |m, x| m.max(x.abs()));

@@ -1,15 +1,11 @@
 //! Weight import: the model_3scale fixture's Lightning checkpoint (pickled omegaconf objects beside
-//! the tensors) gives exactly the weights of its `weights.safetensors`; the checkpoint folder
-//! round-trips; missing and unexpected keys are reported.
+//! the tensors) gives exactly the weights of its `weights.safetensors`. (Writing the checkpoint folder
+//! and the missing / unexpected key reports are tested in evdet-train's `tests/import.rs`.)
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use evdet_model::detector::Detector;
-use evdet_model::import::{
-    import_rvt, infer_config, load_checkpoint, load_named, read_model_config, read_safetensors,
-    read_weights, SourceFormat,
-};
+use evdet_model::import::{read_safetensors, read_weights, SourceFormat};
 use tch::Tensor;
 
 fn fixture(name: &str) -> PathBuf {
@@ -47,120 +43,4 @@ fn lightning_ckpt_equals_weights_safetensors() {
         .per_param
         .values()
         .all(|f| f.contains_key("exp_avg") && f.contains_key("exp_avg_sq")));
-}
-
-#[test]
-fn import_writes_a_checkpoint_that_loads_back() {
-    let dir = fixture("model_3scale");
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("ckpt");
-    let cfg = read_model_config(&dir.join("config.json")).unwrap();
-    let summary = import_rvt(
-        &dir.join("lightning.ckpt"),
-        &out,
-        Some(cfg.clone()),
-        [64, 96],
-        false,
-    )
-    .expect("import");
-    assert!(
-        summary.report.missing.is_empty(),
-        "{:?}",
-        summary.report.missing
-    );
-    assert!(
-        summary.report.unexpected.is_empty(),
-        "{:?}",
-        summary.report.unexpected
-    );
-    assert_eq!(summary.step, 1234);
-    for f in [
-        "model.safetensors",
-        "optimizer.safetensors",
-        "state.json",
-        "config.yaml",
-    ] {
-        assert!(out.join(f).exists(), "{f} missing");
-    }
-    // model.safetensors holds exactly the reference state dict (RVT names, BN buffers included).
-    let written = as_map(read_safetensors(&out.join("model.safetensors")).unwrap());
-    let reference = as_map(read_safetensors(&dir.join("weights.safetensors")).unwrap());
-    assert_same(&written, &reference);
-    // Every parameter has its Adam moments, under its own name and with its own shape.
-    let opt = as_map(read_safetensors(&out.join("optimizer.safetensors")).unwrap());
-    let params: Vec<&String> = reference
-        .keys()
-        .filter(|k| !k.contains("running_") && !k.contains("num_batches"))
-        .collect();
-    assert_eq!(summary.optimizer_params, params.len());
-    for p in params {
-        let m = &opt[&format!("exp_avg.{p}")];
-        assert_eq!(
-            opt[&format!("exp_avg_sq.{p}")].size(),
-            reference[p].size(),
-            "{p}"
-        );
-        assert_eq!(m.size(), reference[p].size(), "{p}");
-    }
-    let loaded = load_checkpoint(&out, tch::Device::Cpu).expect("load back");
-    assert_eq!(loaded.state["step"], 1234);
-    assert_eq!(loaded.state["optimizer_step"], 1234);
-    assert_eq!(loaded.state["lr"], 2e-4);
-    assert_eq!(loaded.detector.config(), &cfg);
-    // The inferred configuration of these weights is the fixture's, up to what weights cannot
-    // tell (dim_head, partition size).
-    let inferred = infer_config(
-        &read_safetensors(&dir.join("weights.safetensors")).unwrap(),
-        [64, 96],
-    )
-    .unwrap();
-    assert_eq!(inferred.backbone.embed_dim, 16);
-    assert_eq!(inferred.fpn.in_stages, vec![2, 3, 4]);
-    assert_eq!(inferred.head.num_classes, 8);
-    assert!((inferred.fpn.depth - 0.33).abs() < 1e-9);
-}
-
-#[test]
-fn safetensors_import_reports_missing_and_unexpected_keys() {
-    let dir = fixture("model_3scale");
-    let cfg = read_model_config(&dir.join("config.json")).unwrap();
-    let mut tensors = read_safetensors(&dir.join("weights.safetensors")).unwrap();
-    tensors.retain(|(k, _)| k != "yolox_head.obj_preds.0.bias");
-    tensors.push((
-        "fpn.extra.weight".into(),
-        Tensor::zeros([2], (tch::Kind::Float, tch::Device::Cpu)),
-    ));
-    let (vs, _det) = Detector::build(&cfg, tch::Device::Cpu).unwrap();
-    let report = load_named(&vs, &tensors).unwrap();
-    assert_eq!(
-        report.missing,
-        vec!["yolox_head.obj_preds.0.bias".to_string()]
-    );
-    assert_eq!(report.unexpected, vec!["fpn.extra.weight".to_string()]);
-    // A wrong shape is an error naming the key.
-    tensors.push((
-        "yolox_head.obj_preds.0.bias".into(),
-        Tensor::zeros([3], (tch::Kind::Float, tch::Device::Cpu)),
-    ));
-    let err = load_named(&vs, &tensors).unwrap_err().to_string();
-    assert!(err.contains("yolox_head.obj_preds.0.bias"), "{err}");
-
-    // Importing such a file without --allow-missing fails and names the key.
-    let tmp = tempfile::tempdir().unwrap();
-    let st = tmp.path().join("w.safetensors");
-    tensors.pop();
-    Tensor::write_safetensors(&tensors, &st).unwrap();
-    let err = import_rvt(
-        &st,
-        &tmp.path().join("out"),
-        Some(cfg.clone()),
-        [64, 96],
-        false,
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(err.contains("yolox_head.obj_preds.0.bias"), "{err}");
-    let ok = import_rvt(&st, &tmp.path().join("out"), Some(cfg), [64, 96], true).unwrap();
-    assert_eq!(ok.report.unexpected, vec!["fpn.extra.weight".to_string()]);
-    assert!(!tmp.path().join("out/optimizer.safetensors").exists());
 }

@@ -213,3 +213,31 @@ fn half_precision_outputs_are_accepted() {
         assert_eq!(out[0].kind(), kind);
     }
 }
+
+/// Detections read back by name; a tensor that is not `[n, 7]` is an error (evaluation used to
+/// drop such a frame's detections silently).
+#[test]
+fn detections_read_back_by_name_and_bad_shapes_are_errors() {
+    use evdet_model::postprocess::Detection;
+    let rows = Tensor::from_slice(&[
+        1.0f32, 2.0, 11.0, 8.0, 0.5, 0.8, 3.0, 0.0, 0.0, 4.0, 4.0, 0.9, 0.1, 0.0,
+    ])
+    .view([2, 7]);
+    let d = Detection::from_tensor(&rows).unwrap();
+    assert_eq!(d.len(), 2);
+    assert_eq!(
+        (d[0].x1, d[0].y1, d[0].width(), d[0].height()),
+        (1.0, 2.0, 10.0, 6.0)
+    );
+    assert_eq!(d[0].class_id, 3);
+    assert!((d[0].score() - 0.4).abs() < 1e-6);
+    assert!(
+        Detection::from_tensor(&Tensor::zeros([0, 7], (Kind::Float, tch::Device::Cpu)))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        Detection::from_tensor(&Tensor::zeros([2, 6], (Kind::Float, tch::Device::Cpu))).is_err()
+    );
+    assert!(Detection::from_tensor(&Tensor::zeros([7], (Kind::Float, tch::Device::Cpu))).is_err());
+}

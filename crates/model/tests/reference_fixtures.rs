@@ -44,3 +44,48 @@ fn model_3scale_matches_reference() {
 fn model_4scale_sizeaware_matches_reference() {
     check("model_4scale_sizeaware");
 }
+
+/// A broken reference (detection counts that cannot be read as one count per image) fails the check
+/// instead of comparing equal to an empty list.
+#[test]
+fn unreadable_reference_detection_counts_fail_the_check() {
+    let src = fixture("model_3scale");
+    let tmp = tempfile::tempdir().unwrap();
+    for f in [
+        "config.json",
+        "expected.json",
+        "inputs.safetensors",
+        "weights.safetensors",
+        "train_outputs.safetensors",
+    ] {
+        std::fs::copy(src.join(f), tmp.path().join(f)).unwrap();
+    }
+    let outputs = tch::Tensor::read_safetensors(src.join("outputs.safetensors")).unwrap();
+    let mut broken = 0;
+    let outputs: Vec<(String, tch::Tensor)> = outputs
+        .into_iter()
+        .map(|(k, t)| {
+            if k.ends_with(".detections_count") {
+                broken += 1;
+                let n = t.numel() as i64;
+                (k, t.reshape([1, n]).repeat([2, 1]))
+            } else {
+                (k, t)
+            }
+        })
+        .collect();
+    assert!(broken > 0, "the fixture has detection counts");
+    tch::Tensor::write_safetensors(&outputs, tmp.path().join("outputs.safetensors")).unwrap();
+    let report = check_reference(tmp.path(), CheckOptions::default()).expect("readable");
+    let failed: Vec<&String> = report
+        .outputs
+        .iter()
+        .filter(|(_, c)| !c.ok)
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        failed.iter().any(|n| n.ends_with(".detections_count")),
+        "{failed:?}"
+    );
+    assert!(!report.ok());
+}

@@ -447,6 +447,34 @@ pub fn side_by_side(
     out
 }
 
+/// The picture of one network window as `evdet predict` and `evdet eval` draw it: the event image of
+/// histogram `hist` (`chw` = channels, height, width) with the predicted boxes and, when `gt` is given,
+/// a second panel with the ground truth. Sensors narrower than 480 pixels (the synthetic `mini`
+/// sample is 320 wide) are enlarged ×2 so labels stay readable; boxes are in histogram pixels.
+pub fn frame_picture(
+    hist: &[u8],
+    chw: (usize, usize, usize),
+    dets: &[DrawBox],
+    gt: Option<&[DrawBox]>,
+    classes: &[String],
+) -> Result<RgbImage> {
+    let (c, h, w) = chw;
+    let zoom = if w < 480 { 2 } else { 1 };
+    let scaled =
+        |b: &[DrawBox]| -> Vec<DrawBox> { b.iter().map(|d| d.scaled(zoom as f32)).collect() };
+    let base = scale(&event_image(hist, c, h, w)?, zoom);
+    let mut pred = base.clone();
+    draw_boxes(&mut pred, &scaled(dets), classes, &BoxStyle::prediction());
+    Ok(match gt {
+        Some(g) => {
+            let mut truth = base;
+            draw_boxes(&mut truth, &scaled(g), classes, &BoxStyle::ground_truth());
+            side_by_side(&pred, &truth, "prediction", "ground truth")
+        }
+        None => pred,
+    })
+}
+
 /// Nearest-neighbour upscaling by an integer `factor` (tiny sensors read better ×2 or ×3).
 /// `factor` 0 or 1 returns a copy.
 pub fn scale(img: &RgbImage, factor: usize) -> RgbImage {

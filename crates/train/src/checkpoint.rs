@@ -1,22 +1,59 @@
-//! Checkpoint folders (DESIGN.md "Checkpoints"): `model.safetensors` with RVT's parameter names,
-//! `optimizer.safetensors`, `recurrent.safetensors` (the per-slot LSTM states of the training streams),
-//! `state.json` (step, schedule position, counters, best metric, data position) and the resolved
-//! `config.yaml`. Written into a temporary folder and renamed, so a crash never leaves half a checkpoint.
+//! The checkpoint folder (DESIGN.md "Checkpoints"), written and read here and nowhere else: by
+//! training, `import-rvt`, `eval`, `predict`, `report` and every later command. Its files:
+//! `model.safetensors` (RVT's parameter names, so PyTorch RVT can `load_state_dict` it back),
+//! `optimizer.safetensors` (AdamW moments `exp_avg.<name>` / `exp_avg_sq.<name>`),
+//! `recurrent.safetensors` (the per-slot LSTM states of the training streams), `state.json` (step,
+//! schedule position, counters, best metric, data position; for an import, where it came from) and
+//! the complete resolved experiment `config.yaml`, whatever produced the folder.
+//!
+//! Writing builds the folder under a temporary name and swaps it in whole (`evdet-atomic`), so a crash
+//! never leaves half a checkpoint. Reading is strict: a missing or unreadable `state.json` or
+//! `config.yaml` is an error naming the file, never a silent default.
 
+use crate::config::ExperimentConfig;
+use evdet_model::detector::Detector;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::{nn, Tensor};
+
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub const RECURRENT_FILE: &str = "recurrent.safetensors";
+pub const STATE_FILE: &str = "state.json";
+pub const CONFIG_FILE: &str = "config.yaml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("{path}: {message}")]
     Io { path: PathBuf, message: String },
+    /// The folder exists but one of its files cannot be used.
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    NotFound { path: PathBuf, message: String },
+    /// Writing the folder failed (the message names the path).
+    #[error("writing a checkpoint: {0}")]
+    Write(String),
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> CheckpointError {
     CheckpointError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
+    }
+}
+
+fn invalid(path: &Path, e: impl std::fmt::Display) -> CheckpointError {
+    CheckpointError::Invalid {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+impl From<std::io::Error> for CheckpointError {
+    fn from(e: std::io::Error) -> Self {
+        // evdet-atomic's errors already carry the path in their message.
+        CheckpointError::Write(e.to_string())
     }
 }
 
@@ -43,101 +80,166 @@ pub struct TrainState {
     /// fp16 steps skipped because the scaled gradients overflowed.
     #[serde(default)]
     pub amp_skipped: u64,
+    /// Lightning's epoch counter of an imported checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
+    /// For a folder written by `import-rvt`: the source file, what loaded and what did not, and where
+    /// each part of `config.yaml` came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<serde_json::Value>,
 }
 
-/// A loaded checkpoint.
+/// What goes into a checkpoint folder.
+pub struct Contents<'a> {
+    /// Every model variable (parameters and BatchNorm buffers) by RVT name, e.g.
+    /// `evdet_model::import::named_tensors(&vs)`.
+    pub model: &'a [(String, Tensor)],
+    /// Optimizer tensors (none: no file).
+    pub optimizer: &'a [(String, Tensor)],
+    /// Recurrent stream states (none: no file).
+    pub recurrent: &'a [(String, Tensor)],
+    pub state: &'a TrainState,
+    pub config: &'a ExperimentConfig,
+}
+
+/// Writes the checkpoint folder `dir` atomically (an existing one is replaced only once the new one
+/// is complete).
+pub fn save(dir: &Path, c: &Contents) -> Result<(), CheckpointError> {
+    evdet_atomic::replace_dir(dir, |tmp| {
+        let write = |file: &str, t: &[(String, Tensor)]| -> Result<(), CheckpointError> {
+            let p = tmp.join(file);
+            let cpu: Vec<(&str, Tensor)> = t
+                .iter()
+                .map(|(n, t)| (n.as_str(), t.to_device(tch::Device::Cpu).contiguous()))
+                .collect();
+            Tensor::write_safetensors(&cpu, &p).map_err(|e| io(&p, e))
+        };
+        write(MODEL_FILE, c.model)?;
+        if !c.optimizer.is_empty() {
+            write(OPTIMIZER_FILE, c.optimizer)?;
+        }
+        if !c.recurrent.is_empty() {
+            write(RECURRENT_FILE, c.recurrent)?;
+        }
+        let json = serde_json::to_string_pretty(c.state).map_err(|e| io(tmp, e))?;
+        let p = tmp.join(STATE_FILE);
+        std::fs::write(&p, json).map_err(|e| io(&p, e))?;
+        let p = tmp.join(CONFIG_FILE);
+        std::fs::write(&p, c.config.to_yaml()).map_err(|e| io(&p, e))
+    })
+}
+
+/// A checkpoint folder's state, configuration and training tensors (the model weights are loaded
+/// into a `VarStore` by [`load_weights`] or [`open`]).
 pub struct Checkpoint {
     pub dir: PathBuf,
     pub state: TrainState,
-    pub config_yaml: String,
+    pub config: ExperimentConfig,
     pub optimizer: Vec<(String, Tensor)>,
     pub recurrent: Vec<(String, Tensor)>,
 }
 
-/// Writes a checkpoint folder atomically (`dir` is replaced when complete).
-pub fn save(
-    dir: &Path,
-    vs: &nn::VarStore,
-    optimizer: &[(String, Tensor)],
-    recurrent: &[(String, Tensor)],
-    state: &TrainState,
-    config_yaml: &str,
-) -> Result<(), CheckpointError> {
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!(".{name}.tmp"));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-    vs.save(tmp.join("model.safetensors"))
-        .map_err(|e| io(&tmp.join("model.safetensors"), e))?;
-    let write = |file: &str, t: &[(String, Tensor)]| -> Result<(), CheckpointError> {
-        let p = tmp.join(file);
-        let refs: Vec<(&str, Tensor)> = t
-            .iter()
-            .map(|(n, t)| (n.as_str(), t.to_device(tch::Device::Cpu).contiguous()))
-            .collect();
-        Tensor::write_safetensors(&refs, &p).map_err(|e| io(&p, e))
-    };
-    if !optimizer.is_empty() {
-        write("optimizer.safetensors", optimizer)?;
-    }
-    if !recurrent.is_empty() {
-        write("recurrent.safetensors", recurrent)?;
-    }
-    let json = serde_json::to_string_pretty(state).map_err(|e| io(&tmp, e))?;
-    std::fs::write(tmp.join("state.json"), json).map_err(|e| io(&tmp, e))?;
-    std::fs::write(tmp.join("config.yaml"), config_yaml).map_err(|e| io(&tmp, e))?;
-    // Swap in: the old checkpoint stays until the new one is complete.
-    let old = parent.join(format!(".{name}.old"));
-    if dir.exists() {
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
-        }
-        std::fs::rename(dir, &old).map_err(|e| io(dir, e))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| io(dir, e))?;
-    if old.exists() {
-        let _ = std::fs::remove_dir_all(&old);
-    }
-    Ok(())
-}
-
-/// Reads a checkpoint folder (the model weights are loaded separately into a `VarStore`).
+/// Reads a checkpoint folder; every file it names must be readable.
 pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
-    let state_path = dir.join("state.json");
-    let state: TrainState = match std::fs::read_to_string(&state_path) {
-        Ok(s) => serde_json::from_str(&s).map_err(|e| io(&state_path, e))?,
-        Err(_) => TrainState::default(),
-    };
-    let config_yaml = std::fs::read_to_string(dir.join("config.yaml")).unwrap_or_default();
+    if !dir.join(MODEL_FILE).is_file() {
+        return Err(CheckpointError::NotFound {
+            path: dir.to_path_buf(),
+            message: format!("no {MODEL_FILE}: not a checkpoint folder"),
+        });
+    }
+    let state_path = dir.join(STATE_FILE);
+    let text = std::fs::read_to_string(&state_path).map_err(|e| io(&state_path, e))?;
+    let state: TrainState = serde_json::from_str(&text).map_err(|e| invalid(&state_path, e))?;
+    let config = read_config(&dir.join(CONFIG_FILE))?;
     let read = |file: &str| -> Result<Vec<(String, Tensor)>, CheckpointError> {
         let p = dir.join(file);
         if !p.exists() {
             return Ok(Vec::new());
         }
-        Tensor::read_safetensors(&p).map_err(|e| io(&p, e))
+        Tensor::read_safetensors(&p).map_err(|e| invalid(&p, e))
     };
     Ok(Checkpoint {
         dir: dir.to_path_buf(),
         state,
-        config_yaml,
-        optimizer: read("optimizer.safetensors")?,
-        recurrent: read("recurrent.safetensors")?,
+        config,
+        optimizer: read(OPTIMIZER_FILE)?,
+        recurrent: read(RECURRENT_FILE)?,
     })
 }
 
-/// Loads `model.safetensors` of a checkpoint folder (or a `.safetensors` file) into `vs`.
+/// The complete experiment configuration of a checkpoint (or run) folder's `config.yaml`.
+pub fn read_config(path: &Path) -> Result<ExperimentConfig, CheckpointError> {
+    let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
+    let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| invalid(path, e))?;
+    ExperimentConfig::from_value(value).map_err(|e| invalid(path, e))
+}
+
+/// Loads `model.safetensors` of a checkpoint folder (or a `.safetensors` file) into `vs`; every
+/// variable of `vs` must be in the file with its shape.
 pub fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<(), CheckpointError> {
     let file = if path.is_dir() {
-        path.join("model.safetensors")
+        path.join(MODEL_FILE)
     } else {
         path.to_path_buf()
     };
-    vs.load(&file).map_err(|e| io(&file, e))
+    vs.load(&file).map_err(|e| invalid(&file, e))
+}
+
+/// A run folder (its `checkpoints/best`, else `checkpoints/last`), a checkpoint folder, or a
+/// checkpoint's `model.safetensors` → the checkpoint folder.
+pub fn resolve(p: &Path) -> Result<PathBuf, CheckpointError> {
+    if p.is_file() {
+        let dir = p.parent().unwrap_or(Path::new("."));
+        if dir.join(CONFIG_FILE).exists() {
+            return Ok(dir.to_path_buf());
+        }
+        return Err(CheckpointError::NotFound {
+            path: p.to_path_buf(),
+            message: format!("no {CONFIG_FILE} beside this file (give a run or checkpoint folder)"),
+        });
+    }
+    if p.join(MODEL_FILE).exists() {
+        return Ok(p.to_path_buf());
+    }
+    ["best", "last"]
+        .iter()
+        .map(|n| p.join("checkpoints").join(n))
+        .find(|c| c.join(MODEL_FILE).exists())
+        .ok_or_else(|| CheckpointError::NotFound {
+            path: p.to_path_buf(),
+            message: format!("neither a checkpoint folder ({MODEL_FILE}) nor a run folder with checkpoints/best or checkpoints/last"),
+        })
+}
+
+/// A checkpoint ready for inference: its configuration, state and the detector with its weights.
+pub struct Opened {
+    pub dir: PathBuf,
+    pub config: ExperimentConfig,
+    pub state: TrainState,
+    pub vs: nn::VarStore,
+    pub detector: Detector,
+}
+
+/// Resolves `path` ([`resolve`]), reads the folder and builds its detector on `device`. `adapt` may
+/// change the configuration first (e.g. fit the input size to the data it will see).
+pub fn open<E: From<CheckpointError>>(
+    path: &Path,
+    device: tch::Device,
+    adapt: impl FnOnce(&mut ExperimentConfig) -> Result<(), E>,
+) -> Result<Opened, E> {
+    let dir = resolve(path)?;
+    let ck = load(&dir)?;
+    let mut config = ck.config;
+    adapt(&mut config)?;
+    let bad_config = |e: &dyn std::fmt::Display| invalid(&dir.join(CONFIG_FILE), e);
+    let mcfg = crate::model_setup::model_config(&config).map_err(|e| bad_config(&e))?;
+    let (mut vs, detector) = Detector::build(&mcfg, device).map_err(|e| bad_config(&e))?;
+    load_weights(&mut vs, &dir)?;
+    Ok(Opened {
+        dir,
+        config,
+        state: ck.state,
+        vs,
+        detector,
+    })
 }

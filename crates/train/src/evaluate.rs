@@ -10,6 +10,7 @@ use crate::data::sampling::EvalPlan;
 use crate::data::SplitData;
 use evdet_eval::{BBox as EvalBox, Camera, EvalConfig, EvalReport, Evaluator};
 use evdet_model::detector::Detector;
+use evdet_model::postprocess::Detection;
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
@@ -21,6 +22,8 @@ pub enum EvaluateError {
     Eval(#[from] evdet_eval::EvalError),
     #[error("postprocess: {0}")]
     Postprocess(String),
+    #[error("{0}")]
+    Classes(String),
 }
 
 /// The evaluator settings of an experiment's dataset.
@@ -125,25 +128,24 @@ pub fn run_stream(
                         .iter()
                         .map(|g| EvalBox::gt(tstamp, g.x, g.y, g.w, g.h, g.class_id as u32))
                         .collect();
-                    let d = dets[k].to_device(Device::Cpu).to_kind(Kind::Float);
-                    let rows_f: Vec<f32> =
-                        Vec::<f32>::try_from(d.flatten(0, -1)).unwrap_or_default();
-                    // REFERENCE §6: score = class confidence only (column 5), class = column 6
-                    let dt = rows_f
-                        .chunks_exact(7)
-                        .map(|r| {
+                    let found = Detection::from_tensor(&dets[k])
+                        .map_err(|e| EvaluateError::Postprocess(e.to_string()))?;
+                    // REFERENCE §6: the COCO score is the class confidence alone
+                    let dt = found
+                        .iter()
+                        .map(|d| {
                             EvalBox::det(
                                 tstamp,
-                                r[0],
-                                r[1],
-                                r[2] - r[0],
-                                r[3] - r[1],
-                                r[6] as u32,
-                                r[5],
+                                d.x1,
+                                d.y1,
+                                d.width(),
+                                d.height(),
+                                d.class_id,
+                                d.class_conf,
                             )
                         })
                         .collect();
-                    let dt_score = rows_f.chunks_exact(7).map(|r| r[4] * r[5]).collect();
+                    let dt_score = found.iter().map(Detection::score).collect();
                     on_frame(FrameResult {
                         seq,
                         repr,
@@ -184,4 +186,281 @@ pub fn evaluate(
         on_batch,
     )?;
     Ok(ev.summarize()?)
+}
+
+/// Makes `cfg`'s dataset geometry that of the preprocessed `data` (`[C, H, W]` of its histograms and
+/// whether they were downsampled by 2), as RVT's config modifier derives the input size from the
+/// dataset: a checkpoint trained or imported for one sensor can then be run on another's data. Returns
+/// a sentence saying what changed, or `None` when the data already had the configured geometry.
+pub fn fit_to_split(cfg: &mut ExperimentConfig, data: &SplitData) -> Option<String> {
+    fit_geometry(cfg, (data.chw.1, data.chw.2), data.downsampled_by_2())
+}
+
+/// [`fit_to_split`] for one preprocessed sequence folder (`evdet predict` on a sequence).
+pub fn fit_to_sequence(
+    cfg: &mut ExperimentConfig,
+    dir: &std::path::Path,
+) -> Result<Option<String>, EvaluateError> {
+    let (nbins, dt) =
+        crate::data::dataset::parse_repr_name(&cfg.dataset.ev_repr_name).ok_or_else(|| {
+            EvaluateError::Classes(format!(
+                "dataset.ev_repr_name '{}' is not stacked_histogram_dt=<ms>_nbins=<n>",
+                cfg.dataset.ev_repr_name
+            ))
+        })?;
+    let Some(paths) = [true, false]
+        .into_iter()
+        .map(|ds2| evdet_events::layout::SequencePaths::new(dir, dt, nbins, ds2))
+        .find(|p| p.repr_h5.exists())
+    else {
+        // Not a sequence of this representation: the reader says so with the path.
+        return Ok(None);
+    };
+    let shape =
+        evdet_events::layout::repr_shape(&paths.repr_h5).map_err(crate::data::DataError::from)?;
+    let ds2 = paths.repr_h5.file_name()
+        == Some(std::ffi::OsStr::new(evdet_events::layout::repr_file_name(
+            true,
+        )));
+    Ok(fit_geometry(cfg, (shape[2], shape[3]), ds2))
+}
+
+fn fit_geometry(cfg: &mut ExperimentConfig, (h, w): (usize, usize), ds2: bool) -> Option<String> {
+    if cfg.dataset.input_hw() == (h, w) && cfg.dataset.downsample_by_factor_2 == ds2 {
+        return None;
+    }
+    let before = (
+        cfg.dataset.resolution_hw,
+        cfg.dataset.downsample_by_factor_2,
+    );
+    let factor = if ds2 { 2 } else { 1 };
+    cfg.dataset.resolution_hw = [h * factor, w * factor];
+    cfg.dataset.downsample_by_factor_2 = ds2;
+    Some(format!(
+        "the data's histograms are {h}×{w}{}: dataset.resolution_hw {:?} → {:?}, downsample_by_factor_2 {} → {} (the checkpoint's config said otherwise)",
+        if ds2 { " (downsampled by 2)" } else { "" },
+        before.0,
+        cfg.dataset.resolution_hw,
+        before.1,
+        ds2
+    ))
+}
+
+/// Opens `split` of the preprocessed dataset at `root` for evaluating a checkpoint configured by
+/// `cfg`: the dataset geometry is fitted to the data ([`fit_to_split`]; the note, if any, is
+/// returned), and labels of a class the head does not predict are an error, not silently unmatched
+/// ground truth.
+pub fn open_for_checkpoint(
+    cfg: &mut ExperimentConfig,
+    root: &std::path::Path,
+    split: &str,
+) -> Result<(SplitData, Option<String>), EvaluateError> {
+    let geometry = |cfg: &ExperimentConfig| crate::data::LabelGeometry {
+        frame_hw: (cfg.dataset.resolution_hw[0], cfg.dataset.resolution_hw[1]),
+        downsample_by_2: cfg.dataset.downsample_by_factor_2,
+    };
+    let mut data = SplitData::open(root, split, &cfg.dataset.ev_repr_name, geometry(cfg))?;
+    let note = fit_to_split(cfg, &data);
+    data.geometry = geometry(cfg);
+    let n = cfg.dataset.classes.len();
+    if let Some(max) = data
+        .sequences
+        .iter()
+        .flat_map(|s| s.index.labels.iter().map(|b| b.class_id))
+        .max()
+        .filter(|&c| c as usize >= n)
+    {
+        return Err(EvaluateError::Classes(format!(
+            "{}: the labels have class ids up to {max} but the checkpoint's head predicts {n} classes ({}); \
+             preprocess the data with a class map that fits (e.g. `evdet preprocess --class-map etram8to3` for a 3-class eTraM model)",
+            data.root.display(),
+            cfg.dataset.classes.join(", ")
+        )));
+    }
+    Ok((data, note))
+}
+
+/// A labelled frame kept as a picture: its place, ground truth and confident detections.
+pub struct SampleFrame {
+    pub seq: usize,
+    pub repr: usize,
+    pub t: i64,
+    pub gt: Vec<EvalBox>,
+    pub dt: Vec<EvalBox>,
+}
+
+/// Detections whose objectness × class confidence is below this are not drawn in the sample pictures.
+const SAMPLE_DRAW_THRESHOLD: f32 = 0.3;
+/// Sample pictures per evaluation.
+const NUM_SAMPLES: usize = 6;
+
+/// The outcome of evaluating one split.
+pub struct SplitEvaluation {
+    pub split: String,
+    pub metrics: std::collections::BTreeMap<String, f64>,
+    pub report: EvalReport,
+    pub data: Arc<SplitData>,
+    /// Labelled frames with ground truth (detections above the drawing threshold only, their
+    /// `class_confidence` replaced by objectness × class confidence, the score drawn).
+    pub frames: Vec<SampleFrame>,
+}
+
+/// Streams `data` (one split) through the detector and summarises both protocols (`conf`: the
+/// postprocess threshold); `on_batch(done, total)` reports progress.
+pub fn evaluate_split(
+    det: &Detector,
+    cfg: &ExperimentConfig,
+    data: Arc<SplitData>,
+    split: &str,
+    device: Device,
+    conf: f64,
+    on_batch: impl FnMut(usize, usize),
+) -> Result<SplitEvaluation, EvaluateError> {
+    let mut ev = Evaluator::new(eval_config(cfg))?;
+    let mut frames = Vec::new();
+    run_stream(
+        det,
+        data.clone(),
+        cfg,
+        device,
+        conf,
+        0,
+        |f| {
+            ev.add_frame(&f.gt, &f.dt);
+            if !f.gt.is_empty() {
+                frames.push(SampleFrame {
+                    seq: f.seq,
+                    repr: f.repr,
+                    t: f.t,
+                    gt: f.gt,
+                    dt: f
+                        .dt
+                        .into_iter()
+                        .zip(f.dt_score)
+                        .filter(|(_, s)| *s >= SAMPLE_DRAW_THRESHOLD)
+                        .map(|(d, s)| EvalBox {
+                            class_confidence: s,
+                            ..d
+                        })
+                        .collect(),
+                });
+            }
+        },
+        on_batch,
+    )?;
+    let report = ev.summarize()?;
+    frames.sort_by_key(|f| (f.seq, f.repr));
+    Ok(SplitEvaluation {
+        split: split.to_string(),
+        metrics: report.metrics(split),
+        report,
+        data,
+        frames,
+    })
+}
+
+/// Errors of writing what an evaluation produced, with the path at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{path}: {message}")]
+    Other {
+        path: std::path::PathBuf,
+        message: String,
+    },
+}
+
+/// Writes `value` as pretty JSON to `path`, atomically, creating its folder.
+pub fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> Result<(), WriteError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", parent.display())))?;
+    }
+    let text = serde_json::to_string_pretty(value).map_err(|e| WriteError::Other {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(evdet_atomic::write(path, text.as_bytes())?)
+}
+
+/// Writes what the plots of a report are drawn from: `<split>_analysis.json` (per protocol: AP by
+/// class and size bin, the small-class group, PR curves, confusion matrix) and sample pictures
+/// (prediction beside ground truth) with their index `samples/<split>_samples.json`.
+pub fn write_analysis(
+    ev: &SplitEvaluation,
+    cfg: &ExperimentConfig,
+    eval_dir: &std::path::Path,
+) -> Result<(), WriteError> {
+    use evdet_report::picture::{self, DrawBox};
+    let (h, w) = cfg.dataset.input_hw();
+    let analysis = serde_json::json!({
+        "split": ev.split,
+        "frame_hw": [h, w],
+        "prophesee": ev.report.prophesee.analysis,
+        "unfiltered": ev.report.unfiltered.analysis,
+    });
+    write_json(
+        &eval_dir.join(format!("{}_analysis.json", ev.split)),
+        &analysis,
+    )?;
+
+    let samples_dir = eval_dir.join("samples");
+    std::fs::create_dir_all(&samples_dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", samples_dir.display())))?;
+    let n = ev.frames.len();
+    let picks: Vec<usize> = if n <= NUM_SAMPLES {
+        (0..n).collect()
+    } else {
+        // Evenly spread over the split (frames are in sequence order).
+        (0..NUM_SAMPLES)
+            .map(|i| i * (n - 1) / (NUM_SAMPLES - 1))
+            .collect()
+    };
+    let mut index = Vec::new();
+    for (k, &i) in picks.iter().enumerate() {
+        let f = &ev.frames[i];
+        let seq = &ev.data.sequences[f.seq];
+        let (hist, shape) =
+            evdet_events::layout::read_repr_range(&seq.paths.repr_h5, f.repr, f.repr + 1).map_err(
+                |e| WriteError::Other {
+                    path: seq.paths.repr_h5.clone(),
+                    message: e.to_string(),
+                },
+            )?;
+        let to_draw = |b: &[EvalBox], scored: bool| -> Vec<DrawBox> {
+            b.iter()
+                .map(|b| {
+                    let score = scored.then_some(b.class_confidence);
+                    DrawBox::from_xywh(b.x, b.y, b.w, b.h, b.class_id as usize, score)
+                })
+                .collect()
+        };
+        let file = format!("{}_{k:03}.png", ev.split);
+        let path = samples_dir.join(&file);
+        let picture_err = |e: evdet_report::ReportError| WriteError::Other {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let img = picture::frame_picture(
+            &hist,
+            (shape[1], shape[2], shape[3]),
+            &to_draw(&f.dt, true),
+            Some(&to_draw(&f.gt, false)),
+            &cfg.dataset.classes,
+        )
+        .map_err(picture_err)?;
+        picture::save_png(&img, &path).map_err(picture_err)?;
+        index.push(serde_json::json!({
+            "file": file,
+            "sequence": seq.name,
+            "t_us": f.t,
+            "num_gt": f.gt.len(),
+            "num_dt": f.dt.len(),
+        }));
+    }
+    write_json(
+        &samples_dir.join(format!("{}_samples.json", ev.split)),
+        &serde_json::Value::Array(index),
+    )
 }

@@ -5,6 +5,8 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod evaluate;
+pub mod import;
+pub mod infer;
 pub mod logs;
 pub mod model_setup;
 pub mod optim;

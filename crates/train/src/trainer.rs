@@ -103,6 +103,8 @@ pub struct Trainer {
     pub state: TrainState,
     pub run_dir: PathBuf,
     log: MetricLog,
+    /// What `model.init_from` loaded, when the run started from other weights.
+    pub init_report: Option<evdet_model::import::LoadReport>,
 }
 
 impl Trainer {
@@ -154,7 +156,8 @@ impl Trainer {
         };
         let mut stream_states = None;
         let last = run_dir.join("checkpoints/last");
-        if resume && last.join("model.safetensors").exists() {
+        let mut init_report = None;
+        if resume && last.join(checkpoint::MODEL_FILE).exists() {
             checkpoint::load_weights(&mut vs, &last)?;
             let ck = checkpoint::load(&last)?;
             opt.load_state(&ck.optimizer, ck.state.optimizer_step)
@@ -163,6 +166,17 @@ impl Trainer {
                 stream_states = Some(states_from_named(&ck.recurrent, device)?);
             }
             state = ck.state;
+        } else if !model_cfg.init_from.is_empty() {
+            // Fine-tuning: weights from elsewhere, optimizer fresh, step 0.
+            let report =
+                crate::import::init_from(&vs, Path::new(&model_cfg.init_from)).map_err(|e| {
+                    TrainError::Other(format!("model.init_from {}: {e}", model_cfg.init_from))
+                })?;
+            let path = run_dir.join("init_from.json");
+            let json = serde_json::json!({"init_from": model_cfg.init_from, "report": report});
+            evdet_atomic::write(&path, json.to_string().as_bytes())
+                .map_err(|e| TrainError::Other(e.to_string()))?;
+            init_report = Some(report);
         }
         let config_path = run_dir.join("config.yaml");
         std::fs::write(&config_path, cfg.to_yaml()).map_err(|e| TrainError::Io {
@@ -189,6 +203,7 @@ impl Trainer {
             state,
             run_dir,
             log,
+            init_report,
         })
     }
 
@@ -478,11 +493,13 @@ impl Trainer {
         state.stream_slots = self.plan.bs_stream;
         checkpoint::save(
             &self.run_dir.join("checkpoints").join(name),
-            &self.vs,
-            &self.opt.state_tensors(),
-            &recurrent,
-            &state,
-            &self.cfg.to_yaml(),
+            &checkpoint::Contents {
+                model: &evdet_model::import::named_tensors(&self.vs),
+                optimizer: &self.opt.state_tensors(),
+                recurrent: &recurrent,
+                state: &state,
+                config: &self.cfg,
+            },
         )?;
         Ok(())
     }

@@ -7,7 +7,6 @@ use anyhow::{bail, Context, Result};
 use evdet_model::backbone::AttentionImpl;
 use evdet_model::config::{ModelConfig, RvtPreset};
 use evdet_model::detector::bench::{forward_latency, set_threads, train_step};
-use evdet_model::device::DeviceChoice;
 use serde_json::{json, Map, Value};
 
 /// Time the detector: forward latency per frame at batch 1 and one training step.
@@ -68,9 +67,8 @@ pub struct Args {
     /// Classes of the head.
     #[arg(long, default_value_t = 8)]
     num_classes: usize,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    device: crate::device::DeviceArg,
     /// JSON written by scripts/rvt_reference.py, to compare against.
     #[arg(long, value_name = "REF.json")]
     reference: Option<PathBuf>,
@@ -96,11 +94,7 @@ fn model(preset: &str, scales: usize, hw: [i64; 2], num_classes: usize) -> Resul
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let device = args
-        .device
-        .parse::<DeviceChoice>()
-        .and_then(|d| d.resolve())
-        .with_context(|| format!("--device {}", args.device))?;
+    let device = args.device.resolve()?;
     let hw = pair(&args.hw, "--hw")?;
     let train_hw = pair(&args.train_hw, "--train-hw")?;
     set_threads(args.threads);

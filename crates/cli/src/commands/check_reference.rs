@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use evdet_model::backbone::AttentionImpl;
-use evdet_model::device::DeviceChoice;
 use evdet_model::reference_check::{check_reference, group_of, CheckOptions, CheckReport};
 
 /// Compare the detector with a PyTorch reference fixture folder, output by output.
@@ -28,9 +27,8 @@ pub struct Args {
     /// Also write `{"ok", "outputs": {name: {max_abs, max_rel, ok}}}` to this file.
     #[arg(long, value_name = "OUT")]
     json: Option<PathBuf>,
-    /// cpu, cuda or cuda:N (default: cpu, the fixtures' device).
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    device: crate::device::DeviceArg,
     /// Attention kernel: `reference` (RVT's explicit ops, bit-identical to PyTorch on the same
     /// machine) or `fused` (scaled_dot_product_attention, the fast default of training and
     /// inference; same values up to float32 rounding).
@@ -39,11 +37,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let device = args
-        .device
-        .parse::<DeviceChoice>()
-        .and_then(|d| d.resolve())
-        .with_context(|| format!("--device {}", args.device))?;
+    let device = args.device.resolve_or("cpu")?;
     let attention = if args.attention == "fused" {
         AttentionImpl::Fused
     } else {

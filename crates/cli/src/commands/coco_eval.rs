@@ -323,10 +323,7 @@ mod tests {
     fn json_files_give_pycocotools_stats_and_per_class_json() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.json");
-        let (gt, dt) = (
-            fixture("case2_gt.json"),
-            fixture("case2_dt.json"),
-        );
+        let (gt, dt) = (fixture("case2_gt.json"), fixture("case2_dt.json"));
         run(parse(&[
             "--gt",
             &gt,

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use evdet_model::import::{import_rvt, read_model_config};
+use evdet_model::import::read_model_config;
+use evdet_train::import::{import_rvt, ImportOptions};
 
 /// Import RVT or eTraM weights into an evdet checkpoint folder.
 ///
@@ -15,12 +16,17 @@ use evdet_model::import::{import_rvt, read_model_config};
 /// reported, and the folder OUT gets `model.safetensors` (RVT names), `state.json`, `config.yaml`
 /// and, when the file has Adam moments, `optimizer.safetensors`. The model configuration is read
 /// from --config, or inferred from the weights' shapes (sizes, FPN stages and depth, classes) with
-/// the partition size from --data-hw.
+/// the partition size from --data-hw. `config.yaml` is a complete experiment (--experiment's
+/// defaults with that model section and input size), so `evdet eval`, `predict` and fine-tuning
+/// (`evdet train model.init_from=OUT`) take the folder as it is; `state.json` says where each part
+/// came from.
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
   evdet import-rvt rvt-b.ckpt --out checkpoints/rvt-b
   evdet import-rvt etram_rvt.ckpt --out ckpt/etram --data-hw 360,640
-  evdet import-rvt weights.safetensors --out ckpt/fx --config fixtures/model_3scale/config.json")]
+  evdet import-rvt weights.safetensors --out ckpt/fx --config tests/fixtures/model_3scale/config.json
+  evdet eval --checkpoint ckpt/etram --data /data/etram_pre --split test
+  evdet train --config experiment/gen4/default.yaml model.init_from=ckpt/etram   # fine-tune")]
 pub struct Args {
     /// The weights: a Lightning `.ckpt`, a `torch.save`d state dict, or a `.safetensors` file.
     #[arg(value_name = "FILE")]
@@ -45,6 +51,21 @@ pub struct Args {
     /// initial values).
     #[arg(long)]
     allow_missing: bool,
+    /// The experiment whose settings complete the checkpoint's config.yaml (dataset, schedule,
+    /// evaluation; its model section is replaced by the weights').
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "experiment/gen4/default.yaml"
+    )]
+    experiment: PathBuf,
+    /// Config folder the experiment is read from (default: ./config, else the repository's).
+    #[arg(long, value_name = "DIR")]
+    config_dir: Option<PathBuf>,
+    /// Class names of the head, comma-separated (default: the experiment's when their number fits,
+    /// else class0, class1, …).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    classes: Option<Vec<String>>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -63,8 +84,24 @@ pub fn run(args: Args) -> Result<()> {
         ),
         None => None,
     };
-    let summary = import_rvt(&args.file, &args.out, config, [h, w], args.allow_missing)
-        .with_context(|| format!("importing {}", args.file.display()))?;
+    let experiment =
+        crate::configs::load_config(&args.experiment, args.config_dir.as_deref(), &[])?;
+    let (summary, notes) = import_rvt(
+        &args.file,
+        &args.out,
+        ImportOptions {
+            experiment,
+            experiment_source: args.experiment.display().to_string(),
+            model: config,
+            data_hw: [h, w],
+            classes: args.classes.clone(),
+            allow_missing: args.allow_missing,
+        },
+    )
+    .with_context(|| format!("importing {}", args.file.display()))?;
+    for note in &notes {
+        eprintln!("note: {note}");
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());

@@ -1,10 +1,12 @@
 //! `evdet train`: trains an experiment into `runs/<project>/<group>/<experiment_id>/`, resuming from its
 //! `last` checkpoint when there is one, then evaluates on the test split and prints the metric table.
 
+use crate::evaluation::{evaluate_split, write_all};
 use anyhow::Context;
-use evdet_train::config::{self, ExperimentConfig};
+use evdet_train::config::ExperimentConfig;
 use evdet_train::trainer::Trainer;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Train an experiment (default: the CPU-sized synthetic `mini` experiment).
 ///
@@ -24,9 +26,8 @@ pub struct Args {
     /// The config folder (default: ./config, else the one shipped next to the binary's repository).
     #[arg(long)]
     pub config_dir: Option<PathBuf>,
-    /// cpu, cuda, cuda:N or auto (default: the config's hardware.device).
-    #[arg(long)]
-    pub device: Option<String>,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArg,
     /// Start over even if the run folder holds a checkpoint.
     #[arg(long)]
     pub fresh: bool,
@@ -35,34 +36,6 @@ pub struct Args {
     pub no_test: bool,
     /// `dotted.key=value` overrides.
     pub overrides: Vec<String>,
-}
-
-/// `./config`, or the repository's `config/` next to the binary (`target/release/evdet`).
-pub fn config_dir(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(d) = explicit {
-        return Ok(d.to_path_buf());
-    }
-    let here = PathBuf::from("config");
-    if here.join("general.yaml").exists() {
-        return Ok(here);
-    }
-    let exe = std::env::current_exe()?;
-    for anc in exe.ancestors().skip(1).take(4) {
-        if anc.join("config/general.yaml").exists() {
-            return Ok(anc.join("config"));
-        }
-    }
-    anyhow::bail!("no config folder found: run from the evdet repository or pass --config-dir")
-}
-
-pub fn load_config(
-    args_config: &Path,
-    dir: Option<&Path>,
-    overrides: &[String],
-) -> anyhow::Result<ExperimentConfig> {
-    let dir = config_dir(dir)?;
-    config::load(&dir, args_config, overrides)
-        .with_context(|| format!("loading {}", args_config.display()))
 }
 
 /// Generates and preprocesses a synthetic dataset the config asks for, when it is not there yet.
@@ -111,15 +84,11 @@ pub fn ensure_dataset(cfg: &ExperimentConfig) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-pub fn device(choice: Option<&str>, cfg: &ExperimentConfig) -> anyhow::Result<tch::Device> {
-    let c: evdet_model::device::DeviceChoice = choice.unwrap_or(&cfg.hardware.device).parse()?;
-    Ok(c.resolve()?)
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = load_config(&args.config, args.config_dir.as_deref(), &args.overrides)?;
+    let cfg =
+        crate::configs::load_config(&args.config, args.config_dir.as_deref(), &args.overrides)?;
     let data = ensure_dataset(&cfg)?;
-    let dev = device(args.device.as_deref(), &cfg)?;
+    let dev = args.device.resolve_or(&cfg.hardware.device)?;
     let run_dir = evdet_train::trainer::run_dir(&cfg);
     if args.fresh && run_dir.exists() {
         std::fs::remove_dir_all(&run_dir)
@@ -127,6 +96,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut trainer = Trainer::new(cfg.clone(), &data, dev, true)?;
     let start_step = trainer.state.step;
+    if let Some(r) = &trainer.init_report {
+        eprintln!(
+            "model.init_from {}: loaded {} tensors; kept the initialisation of {} missing and {} shape-mismatched variables{}; ignored {} unexpected tensors (details in {})",
+            cfg.model["init_from"].as_str().unwrap_or_default(),
+            r.loaded,
+            r.missing.len(),
+            r.shape_mismatched.len(),
+            if r.shape_mismatched.is_empty() { String::new() } else { format!(" ({})", r.shape_mismatched.join("; ")) },
+            r.unexpected.len(),
+            run_dir.join("init_from.json").display()
+        );
+    }
     eprintln!(
         "training {} on {} ({} train sequences) on {:?} -> {}{}",
         args.config.display(),
@@ -174,11 +155,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         run_dir.display()
     );
     if !args.no_test {
-        let ev =
-            super::eval::evaluate_split(&trainer.det, &trainer.cfg, &data, "test", dev, 0.001)?;
-        let eval_dir = run_dir.join("eval");
-        super::eval::write_and_print(&ev.metrics, &eval_dir.join("test_metrics.json"))?;
-        super::eval::write_analysis(&ev, &trainer.cfg, &eval_dir)?;
+        let test = Arc::new(evdet_train::trainer::open_split(
+            &trainer.cfg,
+            &data,
+            "test",
+        )?);
+        let ev = evaluate_split(&trainer.det, &trainer.cfg, test, "test", dev, 0.001)?;
+        write_all(
+            &ev,
+            &trainer.cfg,
+            &run_dir.join("eval").join("test_metrics.json"),
+        )?;
         let report = run_dir.join("report.html");
         let summary = evdet_report::build_report(std::slice::from_ref(&run_dir), &report)
             .with_context(|| format!("building {}", report.display()))?;

@@ -150,6 +150,13 @@ impl SplitData {
         ))
     }
 
+    /// Whether the histograms were downsampled by 2 (RVT's `_ds2_nearest` file name).
+    pub fn downsampled_by_2(&self) -> bool {
+        self.sequences.first().is_some_and(|s| {
+            s.paths.repr_h5.file_name() == Some(std::ffi::OsStr::new(layout::repr_file_name(true)))
+        })
+    }
+
     /// Histograms `[start, end)` of a sequence, uint8 `[end − start, C, H, W]`.
     pub fn histograms(&self, seq: usize, start: usize, end: usize) -> Result<Vec<u8>, DataError> {
         Ok(layout::read_repr_range(&self.sequences[seq].paths.repr_h5, start, end)?.0)

@@ -1,0 +1,123 @@
+//! Files and folders that appear whole or not at all. Every writer of evdet output (event files,
+//! label files, checkpoints, metrics, reports) goes through here: the content is written under a
+//! hidden temporary name in the destination folder (same file system, so the final `rename` is
+//! atomic), and only a complete file or folder ever carries its final name. A crash or a full disk
+//! leaves at most a `.<name>.tmp` behind, which the next write replaces.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// `dir/.name.tmp` beside `path`: where `path` is built before it is renamed into place.
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp"))
+}
+
+/// Writes `bytes` to `path` through a temporary file, then renames it into place. On failure the
+/// temporary file is removed and `path` is untouched; the error names the path it concerns.
+pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = tmp_path(path);
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| at(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| at(&tmp, e))?;
+        f.flush().map_err(|e| at(&tmp, e))?;
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(|e| at(path, e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Builds the folder `dir` by calling `fill` on an empty temporary folder beside it, then swaps it in:
+/// an existing `dir` is moved aside first and deleted only once the new one has its name, so at every
+/// moment either the old or the new folder is complete. If `fill` fails, the temporary folder is
+/// removed and `dir` is left as it was.
+pub fn replace_dir<E: From<std::io::Error>>(
+    dir: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| at(&parent, e))?;
+    let tmp = tmp_path(dir);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| at(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| at(&tmp, e))?;
+    if let Err(e) = fill(&tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let old = parent.join(format!(".{name}.old"));
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| at(&old, e))?;
+        }
+        std::fs::rename(dir, &old).map_err(|e| at(dir, e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| at(dir, e))?;
+    if old.exists() {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    Ok(())
+}
+
+/// An I/O error that names the path it happened on.
+fn at(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_replaced_whole_and_no_temporary_is_left() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("m.json");
+        write(&p, b"old").unwrap();
+        write(&p, b"new").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_failed_write_names_the_path_and_leaves_the_old_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("missing_folder").join("x");
+        let err = write(&p, b"x").unwrap_err().to_string();
+        assert!(err.contains("missing_folder"), "{err}");
+    }
+
+    #[test]
+    fn a_folder_is_swapped_in_only_when_complete() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("last");
+        replace_dir(&dir, |t| std::fs::write(t.join("a"), b"1")).unwrap();
+        let failed: std::io::Result<()> = replace_dir(&dir, |t| {
+            std::fs::write(t.join("a"), b"2")?;
+            Err(std::io::Error::other("disk full"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read(dir.join("a")).unwrap(), b"1");
+        replace_dir(&dir, |t| std::fs::write(t.join("b"), b"3")).unwrap();
+        assert!(!dir.join("a").exists() && dir.join("b").exists());
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("last")]);
+    }
+}
