@@ -16,21 +16,37 @@ pub fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp"))
 }
 
-/// Writes `bytes` to `path` through a temporary file, then renames it into place. On failure the
-/// temporary file is removed and `path` is untouched; the error names the path it concerns.
+/// Writes `bytes` to `path` through a temporary file, then renames it into place; the folder is
+/// created when missing. On failure the temporary file is removed and `path` is untouched; the error
+/// names the path it concerns.
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    create_parent(path)?;
     let tmp = tmp_path(path);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp).map_err(|e| at(&tmp, e))?;
         f.write_all(bytes).map_err(|e| at(&tmp, e))?;
         f.flush().map_err(|e| at(&tmp, e))?;
         drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| at(path, e))
+        commit(&tmp, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// For writers that stream into [`tmp_path`] themselves (HDF5 files, videos): gives the finished
+/// temporary file its final name.
+pub fn commit(tmp: &Path, path: &Path) -> std::io::Result<()> {
+    std::fs::rename(tmp, path).map_err(|e| at(path, e))
+}
+
+/// Creates the folder `path` will be written in, when it is missing.
+pub fn create_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => std::fs::create_dir_all(p).map_err(|e| at(p, e)),
+        _ => Ok(()),
+    }
 }
 
 /// Builds the folder `dir` by calling `fill` on an empty temporary folder beside it, then swaps it in:
@@ -95,9 +111,15 @@ mod tests {
     #[test]
     fn a_failed_write_names_the_path_and_leaves_the_old_file() {
         let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("missing_folder").join("x");
-        let err = write(&p, b"x").unwrap_err().to_string();
-        assert!(err.contains("missing_folder"), "{err}");
+        let p = d.path().join("new_folder").join("x");
+        write(&p, b"x").unwrap();
+        // A folder where the file should be: the rename fails, naming the path, and nothing is left.
+        let blocked = d.path().join("new_folder").join("sub");
+        std::fs::create_dir_all(blocked.join("inside")).unwrap();
+        let err = write(&blocked, b"y").unwrap_err().to_string();
+        assert!(err.contains("sub"), "{err}");
+        assert!(!tmp_path(&blocked).exists());
+        assert_eq!(std::fs::read(&p).unwrap(), b"x");
     }
 
     #[test]

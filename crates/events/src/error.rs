@@ -10,6 +10,9 @@ pub enum EventsError {
         #[source]
         source: std::io::Error,
     },
+    /// Writing a file into place failed (the message names the path).
+    #[error("{0}")]
+    Write(std::io::Error),
     #[error("{path}: HDF5: {message}")]
     Hdf5 { path: PathBuf, message: String },
     #[error("{path}: {message}")]
@@ -47,6 +50,13 @@ impl EventsError {
             field: field.to_string(),
             message: message.into(),
         }
+    }
+}
+
+impl From<std::io::Error> for EventsError {
+    /// `evdet-atomic`'s errors, whose messages name the path.
+    fn from(e: std::io::Error) -> Self {
+        EventsError::Write(e)
     }
 }
 

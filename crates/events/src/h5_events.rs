@@ -441,7 +441,7 @@ impl RawEventWriter {
         sensor_hw: (usize, usize),
         compression: Compression,
     ) -> Result<Self> {
-        let tmp = crate::npy::tmp_path(path);
+        let tmp = evdet_atomic::tmp_path(path);
         let file = hdf5::File::create(&tmp)
             .map_err(|e| EventsError::hdf5(&tmp, format!("cannot create: {e}")))?;
         let h5 = |e: hdf5::Error| EventsError::hdf5(&tmp, e);
@@ -510,7 +510,7 @@ impl RawEventWriter {
         } = self;
         drop(datasets);
         file.close().map_err(|e| EventsError::hdf5(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| EventsError::io(&path, e))
+        evdet_atomic::commit(&tmp, &path).map_err(EventsError::Write)
     }
 }
 

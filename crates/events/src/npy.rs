@@ -361,20 +361,7 @@ pub fn npy_bytes_i64(values: &[i64]) -> Vec<u8> {
 
 /// Writes `bytes` to `path` through a temporary file in the same folder, then renames it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_path(path);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| EventsError::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| EventsError::io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| EventsError::io(path, e))
-}
-
-/// `dir/.name.tmp` next to `path`.
-pub fn tmp_path(path: &Path) -> std::path::PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp"))
+    evdet_atomic::write(path, bytes).map_err(EventsError::Write)
 }
 
 /// Writes an `.npz` archive (stored, uncompressed, like `numpy.savez`) atomically.

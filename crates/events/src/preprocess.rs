@@ -425,10 +425,6 @@ pub fn process_sequence(
         summary.skipped_existing = true;
         return Ok(summary);
     }
-    let tmp_dir = split_dir.join(format!(".{}.in_progress", seq.name));
-    if tmp_dir.exists() {
-        std::fs::remove_dir_all(&tmp_dir).map_err(|e| EventsError::io(&tmp_dir, e))?;
-    }
     std::fs::create_dir_all(&split_dir).map_err(|e| EventsError::io(&split_dir, e))?;
 
     let events = RawEventFile::open(&seq.h5)?;
@@ -493,8 +489,10 @@ pub fn process_sequence(
     summary.label_frames = frames.index.label_timestamps_us.len();
     summary.representations = frames.index.repr_timestamps_us.len();
 
-    let result = (|| {
-        let paths = SequencePaths::new(&tmp_dir, cfg.dt_ms, cfg.nbins, ds2);
+    // The sequence folder appears under its name only when complete; a killed run leaves a hidden
+    // temporary folder that the next run replaces.
+    evdet_atomic::replace_dir(&final_dir, |tmp_dir| {
+        let paths = SequencePaths::new(tmp_dir, cfg.dt_ms, cfg.nbins, ds2);
         paths.create_dirs()?;
         frames.index.write(&paths)?;
         let spec = HistogramSpec {
@@ -512,12 +510,9 @@ pub fn process_sequence(
             spec,
             progress,
         )?;
-        std::fs::rename(&tmp_dir, &final_dir).map_err(|e| EventsError::io(&final_dir, e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp_dir);
-    }
-    result.map(|_| summary)
+        Ok::<_, EventsError>(())
+    })?;
+    Ok(summary)
 }
 
 /// Reads chunks until one ends after `last_t` or the file ends; `have` is the last time already read.

@@ -1,5 +1,6 @@
-//! `import-rvt` into a checkpoint folder: the model_3scale fixture's Lightning checkpoint imports into
-//! a folder whose weights are exactly the reference state dict, with every Adam moment under its
+//! `import-rvt` into a checkpoint folder: the model_3scale fixture's Lightning checkpoint (pickled
+//! omegaconf objects beside the tensors) gives exactly the weights of its `weights.safetensors` and
+//! imports into a folder whose weights are exactly the reference state dict, with every Adam moment under its
 //! parameter's name, and which loads back through the one checkpoint module with a complete
 //! experiment configuration; missing and unexpected keys are reported.
 
@@ -9,7 +10,8 @@ use std::path::{Path, PathBuf};
 use evdet_model::config::ModelConfig;
 use evdet_model::detector::Detector;
 use evdet_model::import::{
-    infer_config, load_named, read_model_config, read_safetensors, ImportSummary,
+    infer_config, load_named, read_model_config, read_safetensors, read_weights, ImportSummary,
+    SourceFormat,
 };
 use evdet_train::checkpoint;
 use evdet_train::import::{import_rvt as import, ImportOptions, ImportRvtError};
@@ -58,6 +60,22 @@ fn import_rvt(
         allow_missing,
     };
     Ok(import(source, out, opts)?.0)
+}
+
+#[test]
+fn lightning_ckpt_equals_weights_safetensors() {
+    let dir = fixture("model_3scale");
+    let src = read_weights(&dir.join("lightning.ckpt")).expect("read ckpt");
+    assert_eq!(src.format, SourceFormat::Lightning);
+    assert_eq!(src.epoch, Some(3));
+    assert_eq!(src.global_step, Some(1234));
+    let reference = as_map(read_safetensors(&dir.join("weights.safetensors")).unwrap());
+    assert_same(&as_map(src.tensors), &reference);
+    let opt = src.optimizer.expect("Adam moments");
+    assert!(opt
+        .per_param
+        .values()
+        .all(|f| f.contains_key("exp_avg") && f.contains_key("exp_avg_sq")));
 }
 
 #[test]
