@@ -1,6 +1,7 @@
 //! Build script shared by the crates that link libtorch: gives every binary and test an rpath to the
 //! wheel's `torch/lib` (so nothing needs LD_LIBRARY_PATH) and links `libtorch_cuda.so` explicitly, which
-//! as-needed linking would otherwise drop, leaving CUDA silently unavailable.
+//! as-needed linking would otherwise drop, leaving CUDA silently unavailable. In the command-line
+//! package only `evdet-torch` links libtorch: the `evdet` front end must start without loading it.
 use std::path::PathBuf;
 
 fn main() {
@@ -10,9 +11,17 @@ fn main() {
     };
     let lib = PathBuf::from(&lib);
     let lib = lib.canonicalize().unwrap_or(lib);
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    let cli = std::env::var("CARGO_PKG_NAME").as_deref() == Ok("evdet-cli");
+    let arg = |a: String| {
+        if cli {
+            println!("cargo:rustc-link-arg-bin=evdet-torch={a}");
+        } else {
+            println!("cargo:rustc-link-arg={a}");
+        }
+    };
+    arg(format!("-Wl,-rpath,{}", lib.display()));
     if lib.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-search=native={}", lib.display());
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+        arg("-Wl,--no-as-needed,-ltorch_cuda,--as-needed".into());
     }
 }

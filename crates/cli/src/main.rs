@@ -1,13 +1,11 @@
 //! `evdet`: train, evaluate and run recurrent event-camera detectors (RVT family) on eTraM/Prophesee data.
-//! This file only parses the command line and hands over to `commands/`.
+//! This executable parses the command line, runs the commands that need no tensor engine, and hands
+//! the others over to `evdet-torch` (see `torch_commands`), so that `--help`, `--version`,
+//! `coco-eval`, `synth`, `preprocess` and `report` start without loading libtorch.
 
-mod commands;
-mod configs;
-mod device;
-mod evaluation;
-mod progress;
-
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use evdet_cli::commands;
+use evdet_cli::torch_commands;
 
 #[derive(Parser)]
 #[command(
@@ -27,29 +25,58 @@ struct Cli {
 enum Command {
     Synth(commands::synth::Args),
     Preprocess(commands::preprocess::Args),
-    Train(commands::train::Args),
-    Eval(commands::eval::Args),
-    Predict(commands::predict::Args),
     Report(commands::report::Args),
     CocoEval(commands::coco_eval::Args),
-    ImportRvt(commands::import_rvt::Args),
-    CheckReference(commands::check_reference::Args),
     Bench(commands::bench::Args),
 }
 
+/// The order of `evdet --help`: the workflow's order.
+const HELP_ORDER: &[&str] = &[
+    "synth",
+    "preprocess",
+    "train",
+    "eval",
+    "predict",
+    "report",
+    "coco-eval",
+    "import-rvt",
+    "check-reference",
+    "bench",
+];
+
+/// The full command tree for `--help`: this executable's commands plus those `evdet-torch` runs.
+fn command_tree() -> clap::Command {
+    let mut cmd = Cli::command();
+    for (name, about) in torch_commands::COMMANDS {
+        cmd = cmd.subcommand(clap::Command::new(*name).about(*about));
+    }
+    for (i, name) in HELP_ORDER.iter().enumerate() {
+        cmd = cmd.mut_subcommand(*name, |c| c.display_order(i));
+    }
+    let (model, about) = torch_commands::BENCH_MODEL;
+    cmd.mut_subcommand("bench", |b| {
+        b.subcommand(clap::Command::new(model).about(about))
+    })
+}
+
 fn main() {
-    keep_freed_memory();
-    let cli = Cli::parse();
+    evdet_cli::memory::keep_freed_memory();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if torch_commands::wants_torch(&args) {
+        let e = torch_commands::hand_over(&args);
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+    let matches = command_tree().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Command::Synth(a) => commands::synth::run(a),
         Command::Preprocess(a) => commands::preprocess::run(a),
-        Command::Train(a) => commands::train::run(a),
-        Command::Eval(a) => commands::eval::run(a),
-        Command::Predict(a) => commands::predict::run(a),
         Command::Report(a) => commands::report::run(a),
         Command::CocoEval(a) => commands::coco_eval::run(a),
-        Command::ImportRvt(a) => commands::import_rvt::run(a),
-        Command::CheckReference(a) => commands::check_reference::run(a),
         Command::Bench(a) => commands::bench::run(a),
     };
     if let Err(e) = result {
@@ -58,16 +85,14 @@ fn main() {
     }
 }
 
-/// glibc hands every large block back to the kernel when it is freed (blocks over the mmap threshold are
-/// unmapped, the worker threads' heaps are trimmed), so the next window's buffers of the same size come
-/// back as fresh pages that fault in one by one: preprocessing spent about 30 % of its CPU time in page
-/// faults. Keeping freed memory in the process turns those into reuse.
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tunables; called before any thread exists.
-    unsafe {
-        // 32 MB is glibc's largest mmap threshold on 64-bit; 18 MB histogram windows stay below it.
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every flag and positional argument of every command has a sentence of help.
+    #[test]
+    fn every_argument_is_documented() {
+        let missing = evdet_cli::undocumented_args(&command_tree());
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
     }
 }

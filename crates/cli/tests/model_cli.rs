@@ -168,3 +168,48 @@ fn bench_model_prints_json() {
     );
     assert!(v["train_step"]["tiny"]["step_ms"].as_f64().unwrap() > 0.0);
 }
+
+/// `evdet` answers `--version`, `--help` and the tensor-free commands without loading libtorch (which
+/// costs ~0.5 s and ~500 MB): their peak memory stays far below what libtorch alone maps.
+#[test]
+fn tensor_free_commands_do_not_load_libtorch() {
+    let fixture = evdet_fixtures::dir("coco_eval");
+    let runs: [Vec<std::ffi::OsString>; 4] = [
+        vec!["--version".into()],
+        vec!["--help".into()],
+        vec!["bench".into(), "--help".into()],
+        vec![
+            "coco-eval".into(),
+            "--gt".into(),
+            fixture.join("case1_gt.json").into(),
+            "--dt".into(),
+            fixture.join("case1_dt.json").into(),
+        ],
+    ];
+    for args in runs {
+        #[allow(clippy::zombie_processes)] // reaped by wait4 below
+        let child = evdet()
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // wait4 gives this child's own peak memory (other tests' children run in parallel).
+        // SAFETY: wait4 on our own child's pid; it only fills the status and rusage given.
+        let (status, peak_kib) = unsafe {
+            let mut st = 0;
+            let mut u: libc::rusage = std::mem::zeroed();
+            let r = libc::wait4(child.id() as libc::pid_t, &mut st, 0, &mut u);
+            assert_eq!(r, child.id() as libc::pid_t);
+            (st, u.ru_maxrss)
+        };
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{args:?}"
+        );
+        assert!(peak_kib < 60 * 1024, "{args:?}: peak RSS {peak_kib} KiB");
+    }
+    // The commands that need the network still work through the hand-over.
+    let o = evdet().args(["train", "--help"]).output().unwrap();
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Usage: evdet train"));
+}

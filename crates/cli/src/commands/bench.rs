@@ -1,4 +1,5 @@
-//! `evdet bench …`: throughput, latency and memory figures as JSON on stdout.
+//! `evdet bench …`: throughput, latency and memory figures as JSON on stdout. `bench model` times the
+//! network and is run by `evdet-torch` (see `torch_commands`).
 
 /// Measure speed; every subcommand prints one JSON object on stdout.
 #[derive(clap::Args)]
@@ -15,8 +16,6 @@ enum What {
     Eval(super::bench_eval::Args),
     /// Synthetic data generator throughput.
     Synth(super::bench_synth::Args),
-    /// Detector latency per frame and training-step time / memory.
-    Model(super::bench_model::Args),
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -24,6 +23,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         What::Repr(a) => super::bench_repr::run(a),
         What::Eval(a) => super::bench_eval::run(a),
         What::Synth(a) => super::bench_synth::run(a),
-        What::Model(a) => super::bench_model::run(a),
     }
 }

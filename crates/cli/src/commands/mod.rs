@@ -1,16 +1,11 @@
-//! One module per `evdet` subcommand.
+//! The subcommands `evdet` runs itself: those that need no tensor engine, so they start in a few
+//! milliseconds. One module per subcommand.
 
 pub mod bench;
 pub mod bench_eval;
-pub mod bench_model;
 pub mod bench_repr;
 pub mod bench_synth;
-pub mod check_reference;
 pub mod coco_eval;
-pub mod eval;
-pub mod import_rvt;
-pub mod predict;
 pub mod preprocess;
 pub mod report;
 pub mod synth;
-pub mod train;

@@ -7,23 +7,29 @@ use evdet_train::evaluate;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Evaluate a trained checkpoint (both protocols, AP by size and class).
+/// Evaluate a trained or imported checkpoint (both protocols, AP by size and class).
+///
+/// The checkpoint's config.yaml says how the data is read; when the preprocessed data has another
+/// input size (another sensor, with or without downsampling), the size is taken from the data and a
+/// note says so. Labels of a class the head does not predict are an error.
 ///
 /// Examples:
 ///   evdet eval --run runs/synthetic/mini/4scale_sizeaware_tiny --split test
 ///   evdet eval --checkpoint runs/etram/size_aware/4scale_sizeaware_100k/checkpoints/best --data /data/etram_pre
+///   evdet import-rvt rvt-etram.ckpt --out ckpt/rvt && evdet eval --checkpoint ckpt/rvt --data /data/etram_pre
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// Run folder (uses checkpoints/best, else checkpoints/last).
     #[arg(long, conflicts_with = "checkpoint")]
     pub run: Option<PathBuf>,
-    /// Checkpoint folder (with config.yaml).
+    /// Checkpoint folder (trained, or written by import-rvt), or its model.safetensors.
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
     /// Preprocessed dataset root (default: the config's dataset.path).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// The split to evaluate.
     #[arg(long, default_value = "test", value_parser = ["val", "test"])]
     pub split: String,
     /// Post-process confidence threshold (0.001 for reported numbers, as the reference).

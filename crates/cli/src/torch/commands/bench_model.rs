@@ -44,8 +44,10 @@ pub struct Args {
     /// Training input height,width.
     #[arg(long, value_delimiter = ',', default_value = "192,320")]
     train_hw: Vec<i64>,
+    /// Training batch size.
     #[arg(long, default_value_t = 2)]
     train_batch: i64,
+    /// Training sequence length (frames through the recurrent backbone per step).
     #[arg(long, default_value_t = 5)]
     seq_len: i64,
     /// Timed training steps (median reported; default max(3, reps / 2) as the reference script).

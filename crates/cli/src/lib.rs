@@ -1,0 +1,30 @@
+//! The `evdet` command line. Two executables share it: `evdet`, which users run, and `evdet-torch`
+//! beside it. `evdet` answers `--help` and `--version` and runs every command that needs no tensor
+//! engine itself (synth, preprocess, coco-eval, report, bench repr|eval|synth), so those start without
+//! loading libtorch; the commands that run the network (train, eval, predict, import-rvt,
+//! check-reference, bench model) it hands over to `evdet-torch` with the same arguments
+//! ([`torch_commands`]). No domain logic lives here: each command is argument parsing plus calls
+//! into the library crates.
+
+pub mod commands;
+pub mod memory;
+pub mod progress;
+pub mod torch_commands;
+
+/// `command path: --flag` of every argument (of `cmd` and its subcommands) without a help text.
+pub fn undocumented_args(cmd: &clap::Command) -> Vec<String> {
+    fn walk(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            let builtin = matches!(a.get_id().as_str(), "help" | "version");
+            if !builtin && a.get_help().is_none() && a.get_long_help().is_none() {
+                out.push(format!("{path}: {}", a.get_id()));
+            }
+        }
+        for s in cmd.get_subcommands() {
+            walk(s, &format!("{path} {}", s.get_name()), out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(cmd, cmd.get_name(), &mut out);
+    out
+}
