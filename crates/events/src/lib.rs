@@ -12,7 +12,6 @@ pub mod layout;
 pub mod npy;
 pub mod preprocess;
 pub mod rng;
-pub mod synth;
 pub mod testdata;
 pub mod windows;
 

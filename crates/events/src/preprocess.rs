@@ -619,3 +619,38 @@ fn write_histograms(
     writer.finish()?;
     Ok(stream.stats)
 }
+
+/// eTraM's 8 classes onto its 3 (DESIGN.md "Classes"): pedestrian → pedestrian; car, bus, truck,
+/// tram → vehicle; bicycle, motorbike, wheelchair → micromobility.
+pub const ETRAM_8_TO_3: [(u32, u32); 8] = [
+    (0, 0),
+    (1, 1),
+    (2, 2),
+    (3, 1),
+    (4, 2),
+    (5, 1),
+    (6, 1),
+    (7, 2),
+];
+
+/// A class map as the `--class-map` flag writes it: `etram8to3`, or `FROM:TO` pairs separated by
+/// commas (`0:0,1:1,3:1`). Errors name the pair at fault.
+pub fn parse_class_map(s: &str) -> std::result::Result<BTreeMap<u32, u32>, String> {
+    if s == "etram8to3" {
+        return Ok(ETRAM_8_TO_3.into_iter().collect());
+    }
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|pair| {
+            let (a, b) = pair
+                .split_once(':')
+                .ok_or_else(|| format!("--class-map: '{pair}' is not FROM:TO"))?;
+            let id = |v: &str| {
+                v.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("--class-map: bad class id '{v}'"))
+            };
+            Ok((id(a)?, id(b)?))
+        })
+        .collect()
+}

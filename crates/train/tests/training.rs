@@ -3,7 +3,7 @@
 //! uninterrupted one.
 
 use evdet_events::preprocess::{self, PreprocessConfig};
-use evdet_events::synth::{self, Preset, SynthConfig};
+use evdet_synth::{self as synth, Preset, SynthConfig};
 use evdet_train::config::{self, ExperimentConfig};
 use evdet_train::trainer::Trainer;
 use std::path::{Path, PathBuf};

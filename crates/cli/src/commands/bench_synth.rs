@@ -2,7 +2,7 @@
 //! rates, per preset, as JSON on stdout.
 
 use anyhow::Context;
-use evdet_events::synth::{self, Preset, SplitCounts, SynthConfig};
+use evdet_synth::{self as synth, Preset, SplitCounts, SynthConfig};
 use std::time::Instant;
 
 /// Time the synthetic data generator; prints JSON.

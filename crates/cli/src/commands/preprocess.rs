@@ -59,40 +59,6 @@ fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// eTraM's 8 classes onto its 3 (DESIGN.md "Classes").
-pub const ETRAM_8_TO_3: [(u32, u32); 8] = [
-    (0, 0),
-    (1, 1),
-    (2, 2),
-    (3, 1),
-    (4, 2),
-    (5, 1),
-    (6, 1),
-    (7, 2),
-];
-
-pub fn parse_class_map(s: &str) -> anyhow::Result<BTreeMap<u32, u32>> {
-    if s == "etram8to3" {
-        return Ok(ETRAM_8_TO_3.into_iter().collect());
-    }
-    s.split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(|pair| {
-            let (a, b) = pair
-                .split_once(':')
-                .with_context(|| format!("--class-map: '{pair}' is not FROM:TO"))?;
-            Ok((
-                a.trim()
-                    .parse()
-                    .with_context(|| format!("--class-map: bad class id '{a}'"))?,
-                b.trim()
-                    .parse()
-                    .with_context(|| format!("--class-map: bad class id '{b}'"))?,
-            ))
-        })
-        .collect()
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     let dataset: DatasetKind = args.dataset.parse().map_err(anyhow::Error::msg)?;
     if args.nbins == 0 {
@@ -110,7 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         class_map: args
             .class_map
             .as_deref()
-            .map(parse_class_map)
+            .map(|m| preprocess::parse_class_map(m).map_err(anyhow::Error::msg))
             .transpose()?
             .unwrap_or_default(),
         ..Default::default()

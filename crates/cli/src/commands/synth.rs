@@ -1,8 +1,8 @@
 //! `evdet synth`: writes a synthetic eTraM-like raw dataset, or (`--describe`) summarises any raw dataset.
 
 use anyhow::{bail, Context};
-use evdet_events::synth::{
-    self, Description, Preset, SplitCounts, SynthConfig, SynthSummary, CLASS_NAMES,
+use evdet_synth::{
+    self as synth, Description, Preset, SplitCounts, SynthConfig, SynthSummary, CLASS_NAMES,
 };
 use std::path::PathBuf;
 

@@ -6,5 +6,6 @@ pub mod dataset;
 pub mod labels;
 pub mod loader;
 pub mod sampling;
+pub mod synthetic;
 
 pub use dataset::{DataError, LabelGeometry, SplitData};

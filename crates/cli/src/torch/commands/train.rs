@@ -3,7 +3,6 @@
 
 use crate::evaluation::{evaluate_split, write_all};
 use anyhow::Context;
-use evdet_train::config::ExperimentConfig;
 use evdet_train::trainer::Trainer;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,56 +37,10 @@ pub struct Args {
     pub overrides: Vec<String>,
 }
 
-/// Generates and preprocesses a synthetic dataset the config asks for, when it is not there yet.
-pub fn ensure_dataset(cfg: &ExperimentConfig) -> anyhow::Result<PathBuf> {
-    let path = PathBuf::from(&cfg.dataset.path);
-    if path.join("train").is_dir() {
-        return Ok(path);
-    }
-    let syn = &cfg.dataset.synthesize;
-    if syn.preset.is_empty() {
-        anyhow::bail!("dataset.path {} has no train/ folder: preprocess the dataset first (evdet preprocess --raw RAW --out {})", path.display(), path.display());
-    }
-    let raw = PathBuf::from(&syn.raw_path);
-    if !raw.join("test").is_dir() {
-        eprintln!(
-            "first use: generating the synthetic '{}' sample in {} (evdet synth) ...",
-            syn.preset,
-            raw.display()
-        );
-        let preset: evdet_events::synth::Preset = syn.preset.parse().map_err(anyhow::Error::msg)?;
-        let mut sc = evdet_events::synth::SynthConfig::preset(preset);
-        sc.seed = syn.seed;
-        evdet_events::synth::generate(&raw, &sc, &|_| {})
-            .with_context(|| format!("generating {}", raw.display()))?;
-    }
-    eprintln!(
-        "first use: preprocessing {} into {} ...",
-        raw.display(),
-        path.display()
-    );
-    let pcfg = evdet_events::preprocess::PreprocessConfig {
-        downsample: Some(if cfg.dataset.downsample_by_factor_2 {
-            2
-        } else {
-            1
-        }),
-        ..Default::default()
-    };
-    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let splits: Vec<String> = ["train", "val", "test"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    evdet_events::preprocess::preprocess(&raw, &path, &splits, &pcfg, jobs, &|_| {})
-        .with_context(|| format!("preprocessing {}", raw.display()))?;
-    Ok(path)
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg =
         crate::configs::load_config(&args.config, args.config_dir.as_deref(), &args.overrides)?;
-    let data = ensure_dataset(&cfg)?;
+    let data = evdet_train::data::synthetic::ensure(&cfg, |step| eprintln!("first use: {step}"))?;
     let dev = args.device.resolve_or(&cfg.hardware.device)?;
     let run_dir = evdet_train::trainer::run_dir(&cfg);
     if args.fresh && run_dir.exists() {

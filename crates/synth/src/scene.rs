@@ -10,7 +10,7 @@
 
 use super::objects::{Class, NUM_CLASSES};
 use super::paint::{fractal_noise, hash01, sd_circle, sd_ellipse, sd_rect, value_noise, Canvas};
-use crate::testdata::Rng;
+use evdet_events::rng::Rng;
 
 /// Scene luminance → log intensity: `ln(gain · lum + dark)`. The dark term (dark current, stray light)
 /// compresses contrast when the gain is low, which is what makes night scenes low-contrast.

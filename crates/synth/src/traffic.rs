@@ -10,7 +10,7 @@
 use super::objects::{self, Class, Style};
 use super::scene::{Lane, LaneKind, Layout, Light, Signal};
 use super::sprite::{Facing, Rect, SpriteSet};
-use crate::testdata::Rng;
+use evdet_events::rng::Rng;
 use std::sync::Arc;
 
 /// A polyline path of axis-parallel segments.

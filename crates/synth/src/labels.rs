@@ -3,7 +3,7 @@
 //! street furniture. The box is the whole object's extent (amodal), as in eTraM, not only its visible part.
 
 use super::render::Drawable;
-use crate::labels::BBox;
+use evdet_events::labels::BBox;
 
 /// The label clock: 30 Hz at integer µs, `k · 33 333` for k ≥ 1 — what RVT's preprocessing expects.
 pub const LABEL_PERIOD_US: i64 = 33_333;

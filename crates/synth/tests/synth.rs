@@ -5,11 +5,12 @@
 use evdet_events::h5_events::RawEventFile;
 use evdet_events::labels::{read_bbox_npy, BBox};
 use evdet_events::preprocess::{self, PreprocessConfig};
-use evdet_events::synth::scene::Layout;
-use evdet_events::synth::traffic::Traffic;
-use evdet_events::synth::{self, Class, Preset, SplitCounts, SynthConfig, NUM_CLASSES};
-use evdet_events::testdata::Rng;
+use evdet_events::rng::Rng;
 use evdet_events::EventBatch;
+use evdet_synth as synth;
+use evdet_synth::scene::Layout;
+use evdet_synth::traffic::Traffic;
+use evdet_synth::{Class, Preset, SplitCounts, SynthConfig, NUM_CLASSES};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

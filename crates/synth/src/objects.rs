@@ -9,7 +9,7 @@
 use super::paint::{
     bounds_of, fractal_noise, sd_capsule, sd_circle, sd_convex, sd_ellipse, sd_rect, Canvas,
 };
-use crate::testdata::Rng;
+use evdet_events::rng::Rng;
 use std::f32::consts::PI;
 
 /// Number of eTraM classes.

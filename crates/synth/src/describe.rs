@@ -6,10 +6,10 @@
 //! < 32², medium < 96² px²). Only file headers and the first and last events are read, so describing
 //! hours of recordings takes seconds.
 
-use crate::error::{EventsError, Result};
-use crate::h5_events::{RawEventFile, GEN4_HW};
-use crate::labels::read_bbox_npy;
-use crate::preprocess;
+use evdet_events::error::{EventsError, Result};
+use evdet_events::h5_events::{RawEventFile, GEN4_HW};
+use evdet_events::labels::read_bbox_npy;
+use evdet_events::preprocess;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

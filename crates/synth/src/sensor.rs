@@ -7,7 +7,7 @@
 //! Poisson processes.
 
 use super::paint::mix64;
-use crate::testdata::Rng;
+use evdet_events::rng::Rng;
 
 /// Sensor parameters of a preset.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]

@@ -27,7 +27,7 @@ pub use objects::{Class, CLASS_NAMES, NUM_CLASSES};
 pub use sensor::SensorParams;
 pub use sequence::SequenceReport;
 
-use crate::error::{EventsError, Result};
+use evdet_events::error::{EventsError, Result};
 use rayon::prelude::*;
 use std::path::Path;
 use std::time::Instant;
