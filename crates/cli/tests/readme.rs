@@ -131,8 +131,8 @@ fn every_readme_command_runs_on_tiny_data() {
         d,
         &owned(&[
             "preprocess",
-            "--downsample",
-            "1",
+            "--downsample-by-factor-2",
+            "false",
             "--raw",
             "data/mini_raw",
             "--out",

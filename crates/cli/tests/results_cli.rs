@@ -46,7 +46,7 @@ fn workspace() -> &'static Path {
             .args(["--sequences", "train=1,val=1,test=1", "--out"])
             .arg(d.join("raw")));
         run(evdet()
-            .args(["preprocess", "--downsample", "1", "--raw"])
+            .args(["preprocess", "--downsample-by-factor-2", "false", "--raw"])
             .arg(d.join("raw"))
             .arg("--out")
             .arg(d.join("pre")));

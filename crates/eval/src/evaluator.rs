@@ -31,7 +31,7 @@ pub struct EvalConfig {
     /// Sets the filter thresholds of the `prophesee` protocol.
     pub camera: Camera,
     /// Boxes are in the downsampled-by-2 frame: filter thresholds halved (eTraM: always).
-    pub downsampled_by_2: bool,
+    pub filter_downsampled_by_2: bool,
     /// Detection window half-width around each ground-truth time stamp, µs.
     pub time_tol_us: i64,
     /// Interior side-length edges of the fine size bins.
@@ -50,7 +50,7 @@ impl EvalConfig {
             class_names,
             small_classes: Vec::new(),
             camera: Camera::Gen4,
-            downsampled_by_2: true,
+            filter_downsampled_by_2: true,
             time_tol_us: TIME_TOL_US,
             size_edges: DEFAULT_SIZE_EDGES.to_vec(),
             detailed: true,
@@ -68,7 +68,10 @@ impl EvalConfig {
     /// The box filter of `protocol` (`None`: every box is kept).
     pub fn filter(&self, protocol: Protocol) -> Option<BoxFilter> {
         match protocol {
-            Protocol::Prophesee => Some(BoxFilter::for_camera(self.camera, self.downsampled_by_2)),
+            Protocol::Prophesee => Some(BoxFilter::for_camera(
+                self.camera,
+                self.filter_downsampled_by_2,
+            )),
             Protocol::Unfiltered => None,
         }
     }

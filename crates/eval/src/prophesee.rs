@@ -45,12 +45,12 @@ pub struct BoxFilter {
 impl BoxFilter {
     /// The reference thresholds for `camera`, halved when boxes are in the downsampled-by-2 frame
     /// (always so for eTraM, whose labels live in the 640×360 network input).
-    pub fn for_camera(camera: Camera, downsampled_by_2: bool) -> Self {
+    pub fn for_camera(camera: Camera, filter_downsampled_by_2: bool) -> Self {
         let (diag, side) = match camera {
             Camera::Gen1 => (30.0, 10.0),
             Camera::Gen4 => (60.0, 20.0),
         };
-        let div = if downsampled_by_2 { 2.0 } else { 1.0 };
+        let div = if filter_downsampled_by_2 { 2.0 } else { 1.0 };
         BoxFilter {
             skip_us: SKIP_US,
             min_diag: diag / div,

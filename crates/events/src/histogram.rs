@@ -27,18 +27,18 @@ pub struct HistogramSpec {
     pub height: usize,
     pub width: usize,
     /// Keep odd rows and columns only (RVT's ds2 "nearest-exact" downsampling).
-    pub downsample_by_2: bool,
+    pub downsample_by_factor_2: bool,
 }
 
 impl HistogramSpec {
     /// RVT's preprocessing defaults: 10 bins, cutoff 10.
-    pub fn rvt(height: usize, width: usize, downsample_by_2: bool) -> Self {
+    pub fn rvt(height: usize, width: usize, downsample_by_factor_2: bool) -> Self {
         Self {
             nbins: 10,
             count_cutoff: 10,
             height,
             width,
-            downsample_by_2,
+            downsample_by_factor_2,
         }
     }
     pub fn channels(&self) -> usize {
@@ -46,7 +46,7 @@ impl HistogramSpec {
     }
     /// Output height and width (halved, rounding down, for ds2).
     pub fn out_hw(&self) -> (usize, usize) {
-        if self.downsample_by_2 {
+        if self.downsample_by_factor_2 {
             (self.height / 2, self.width / 2)
         } else {
             (self.height, self.width)
@@ -194,7 +194,7 @@ impl StackedHistogram {
 
     /// Pass 1: appends the cell of every event inside the sensor to its bin's list.
     fn cell_indices(&mut self, ev: EventSlice<'_>, bin: Bin) {
-        match (self.spec.downsample_by_2, bin) {
+        match (self.spec.downsample_by_factor_2, bin) {
             (false, Bin::Fixed(b)) => {
                 let plane = self.spec.len() / self.spec.channels();
                 let layout = InsideLayout {
@@ -432,7 +432,7 @@ mod tests {
             count_cutoff: 10,
             height: 2,
             width: 2,
-            downsample_by_2: false,
+            downsample_by_factor_2: false,
         };
         let mut ev = vec![(1u16, 1u16, 1u8, 0i64); 300];
         ev.extend(vec![(0, 0, 0, 0); 257]);
@@ -451,7 +451,7 @@ mod tests {
             count_cutoff: 10,
             height: 8,
             width: 10,
-            downsample_by_2: false,
+            downsample_by_factor_2: false,
         };
         let mut rng = crate::rng::Rng::new(12345);
         let mut rnd = |m: u64| rng.below(m);
@@ -501,7 +501,7 @@ mod tests {
             count_cutoff: 5,
             height: 6,
             width: 8,
-            downsample_by_2: false,
+            downsample_by_factor_2: false,
         };
         let ev: Vec<_> = (0..48u16)
             .map(|i| (i % 8, i / 8, (i % 2) as u8, i as i64 * 10))
@@ -511,7 +511,7 @@ mod tests {
         let d = stacked_histogram(
             b.as_slice(),
             HistogramSpec {
-                downsample_by_2: true,
+                downsample_by_factor_2: true,
                 ..full
             },
         );
@@ -530,7 +530,7 @@ mod tests {
             count_cutoff: 10,
             height: 2,
             width: 2,
-            downsample_by_2: false,
+            downsample_by_factor_2: false,
         };
         let mut h = StackedHistogram::new(spec);
         let out = h
@@ -553,7 +553,7 @@ mod tests {
                 count_cutoff: 3,
                 height: 6,
                 width: 9,
-                downsample_by_2: ds2,
+                downsample_by_factor_2: ds2,
             };
             let mut h = StackedHistogram::new(spec);
             // Sparse windows (under 1/16 of the 432 cells) keep the cell lists; the mix of sorted and

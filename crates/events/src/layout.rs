@@ -17,8 +17,8 @@ pub fn repr_dir_name(dt_ms: u32, nbins: usize) -> String {
 }
 
 /// File name of the histogram h5: `event_representations_ds2_nearest.h5` or `event_representations.h5`.
-pub fn repr_file_name(downsample_by_2: bool) -> &'static str {
-    if downsample_by_2 {
+pub fn repr_file_name(downsample_by_factor_2: bool) -> &'static str {
+    if downsample_by_factor_2 {
         "event_representations_ds2_nearest.h5"
     } else {
         "event_representations.h5"
@@ -38,14 +38,14 @@ pub struct SequencePaths {
 }
 
 impl SequencePaths {
-    pub fn new(root: &Path, dt_ms: u32, nbins: usize, downsample_by_2: bool) -> Self {
+    pub fn new(root: &Path, dt_ms: u32, nbins: usize, downsample_by_factor_2: bool) -> Self {
         let repr_dir = root
             .join("event_representations_v2")
             .join(repr_dir_name(dt_ms, nbins));
         let labels_dir = root.join("labels_v2");
         Self {
             root: root.to_path_buf(),
-            repr_h5: repr_dir.join(repr_file_name(downsample_by_2)),
+            repr_h5: repr_dir.join(repr_file_name(downsample_by_factor_2)),
             repr_timestamps: repr_dir.join("timestamps_us.npy"),
             objframe_idx_2_repr_idx: repr_dir.join("objframe_idx_2_repr_idx.npy"),
             repr_dir,

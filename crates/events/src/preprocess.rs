@@ -48,8 +48,9 @@ pub struct PreprocessConfig {
     pub dt_ms: u32,
     pub nbins: usize,
     pub count_cutoff: u8,
-    /// `None`: 2 for gen4 and for `auto` sensors at least 1280 wide, else 1.
-    pub downsample: Option<u8>,
+    /// RVT's ds2 (keep odd rows and columns). `None`: yes for gen4 and for `auto` sensors at least
+    /// 1280 wide, else no.
+    pub downsample_by_factor_2: Option<bool>,
     /// Raw class id → new class id; ids not in the map are dropped. Empty: keep all.
     pub class_map: BTreeMap<u32, u32>,
     /// Prophesee's min diagonal/side filter instead of RVT's conservative 5 px one (default: gen1 only).
@@ -66,7 +67,7 @@ impl Default for PreprocessConfig {
             dt_ms: 50,
             nbins: 10,
             count_cutoff: 10,
-            downsample: None,
+            downsample_by_factor_2: None,
             class_map: BTreeMap::new(),
             psee_filter: None,
             apply_faulty_bbox_filter: true,
@@ -177,17 +178,46 @@ pub struct LabelFrames {
     pub drops: BoxDrops,
 }
 
+/// How raw boxes become label frames: RVT's label filters for one sequence.
+#[derive(Debug, Clone, Copy)]
+pub struct LabelRules<'a> {
+    /// The label frame boxes are clipped to (gen4 720×1280, gen1 240×304, or the sensor).
+    pub frame_hw: (usize, usize),
+    /// A train-split sequence (RVT drops boxes wider than 90 % of the frame there only).
+    pub train_split: bool,
+    /// Prophesee's filter: minimum (diagonal, side) in pixels of the frame; `None`: off.
+    pub psee_filter: Option<(f32, f32)>,
+    /// RVT's faulty-box filter (boxes of at least 5 pixels a side; wide boxes on train).
+    pub faulty_filter: bool,
+    /// Class ids renumbered (`from → to`; ids absent from a non-empty map are dropped).
+    pub class_map: &'a BTreeMap<u32, u32>,
+}
+
+/// No class renumbering.
+const NO_CLASS_MAP: &BTreeMap<u32, u32> = &BTreeMap::new();
+
+impl LabelRules<'static> {
+    /// What preprocessing applies to a val/test sequence by default: the faulty-box filter only.
+    pub fn evaluation(frame_hw: (usize, usize)) -> Self {
+        LabelRules {
+            frame_hw,
+            train_split: false,
+            psee_filter: None,
+            faulty_filter: true,
+            class_map: NO_CLASS_MAP,
+        }
+    }
+}
+
 /// Filters the raw boxes and builds label frames and representation timestamps.
-/// `frame_hw` is the label frame (gen4 720×1280, gen1 240×304, or the sensor).
-pub fn label_frames(
-    raw: &[BBox],
-    path: &Path,
-    frame_hw: (usize, usize),
-    is_train: bool,
-    psee_filter: Option<(f32, f32)>,
-    faulty_filter: bool,
-    class_map: &BTreeMap<u32, u32>,
-) -> Result<Option<LabelFrames>> {
+pub fn label_frames(raw: &[BBox], path: &Path, rules: &LabelRules) -> Result<Option<LabelFrames>> {
+    let LabelRules {
+        frame_hw,
+        train_split: is_train,
+        psee_filter,
+        faulty_filter,
+        class_map,
+    } = *rules;
     let mut drops = BoxDrops::default();
     let (fh, fw) = (frame_hw.0 as f32, frame_hw.1 as f32);
     let max_w = ((9 * frame_hw.1) / 10) as f32;
@@ -443,9 +473,8 @@ pub fn process_sequence(
         DatasetKind::Gen1 => GEN1_HW,
         DatasetKind::Auto => sensor_hw,
     };
-    let ds2 = match cfg.downsample {
-        Some(2) => true,
-        Some(_) => false,
+    let ds2 = match cfg.downsample_by_factor_2 {
+        Some(ds2) => ds2,
         None => match cfg.dataset {
             DatasetKind::Gen4 => true,
             DatasetKind::Gen1 => false,
@@ -468,16 +497,14 @@ pub fn process_sequence(
             "the label file holds no boxes",
         ));
     }
-    let Some(frames) = label_frames(
-        &raw_boxes,
-        &seq.bbox,
+    let rules = LabelRules {
         frame_hw,
-        seq.split == "train",
-        psee,
-        cfg.apply_faulty_bbox_filter,
-        &cfg.class_map,
-    )?
-    else {
+        train_split: seq.split == "train",
+        psee_filter: psee,
+        faulty_filter: cfg.apply_faulty_bbox_filter,
+        class_map: &cfg.class_map,
+    };
+    let Some(frames) = label_frames(&raw_boxes, &seq.bbox, &rules)? else {
         summary.no_labels_left = true;
         summary.box_drops.outside_frame = raw_boxes.len() as u64;
         return Ok(summary);
@@ -500,7 +527,7 @@ pub fn process_sequence(
             count_cutoff: cfg.count_cutoff,
             height: sensor_hw.0,
             width: sensor_hw.1,
-            downsample_by_2: ds2,
+            downsample_by_factor_2: ds2,
         };
         summary.events = write_histograms(
             &events,

@@ -9,7 +9,7 @@ use crate::h5_events::{RawEventFile, StreamCursor};
 use crate::histogram::{HistogramSpec, StackedHistogram};
 use crate::labels::{read_bbox_npy, BBox};
 use crate::layout::{self, SequenceIndex, SequencePaths};
-use crate::preprocess::label_frames;
+use crate::preprocess::{label_frames, LabelRules};
 use crate::EventBatch;
 use std::path::{Path, PathBuf};
 
@@ -30,13 +30,13 @@ pub struct WindowParams {
     pub dt_ms: u32,
     pub nbins: usize,
     /// Whether histograms are downsampled by 2 (RVT's `downsample_by_factor_2`).
-    pub downsample_by_2: bool,
+    pub downsample_by_factor_2: bool,
 }
 
 impl WindowParams {
     /// Factor from histogram pixels to sensor pixels.
     pub fn scale(&self) -> f32 {
-        if self.downsample_by_2 {
+        if self.downsample_by_factor_2 {
             2.0
         } else {
             1.0
@@ -84,7 +84,7 @@ impl RawWindows {
             count_cutoff: 10,
             height: sensor_hw.0,
             width: sensor_hw.1,
-            downsample_by_2: rp.downsample_by_2,
+            downsample_by_factor_2: rp.downsample_by_factor_2,
         };
         let labels_path = bbox_path_for(path);
         let labels = match &labels_path {
@@ -100,16 +100,8 @@ impl RawWindows {
             };
             // Preprocessing's rules for a val/test recording with default filters, the label frame
             // being the sensor (`--dataset auto`).
-            let frames = label_frames(
-                &labels,
-                &lp,
-                sensor_hw,
-                false,
-                None,
-                true,
-                &std::collections::BTreeMap::new(),
-            )?
-            .ok_or_else(|| EventsError::format(&lp, "no label frame survives the filters"))?;
+            let frames = label_frames(&labels, &lp, &LabelRules::evaluation(sensor_hw))?
+                .ok_or_else(|| EventsError::format(&lp, "no label frame survives the filters"))?;
             frames.index.repr_timestamps_us
         } else {
             (0..)
@@ -206,7 +198,7 @@ pub struct SequenceWindows {
 
 impl SequenceWindows {
     pub fn open(dir: &Path, rp: &WindowParams) -> Result<Self> {
-        let paths = SequencePaths::new(dir, rp.dt_ms, rp.nbins, rp.downsample_by_2);
+        let paths = SequencePaths::new(dir, rp.dt_ms, rp.nbins, rp.downsample_by_factor_2);
         if !paths.repr_h5.exists() {
             return Err(EventsError::format(
                 dir,

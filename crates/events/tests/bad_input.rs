@@ -52,7 +52,7 @@ fn dataset(dir: &Path, ev: &EventBatch, boxes: &[BBox]) -> std::path::PathBuf {
 fn run(raw: &Path, out: &Path) -> Result<preprocess::PreprocessSummary, evdet_events::EventsError> {
     let cfg = PreprocessConfig {
         dataset: DatasetKind::Auto,
-        downsample: Some(1),
+        downsample_by_factor_2: Some(false),
         ..Default::default()
     };
     preprocess::preprocess(raw, out, &["train".into()], &cfg, 1, &|_| {})

@@ -149,7 +149,7 @@ fn run_tiny_pipeline(out: &Path) -> preprocess::PreprocessSummary {
     let raw = fixtures().join("raw");
     let cfg = PreprocessConfig {
         dataset: DatasetKind::Gen4,
-        downsample: Some(2),
+        downsample_by_factor_2: Some(true),
         read_chunk: 4096,
         ..Default::default()
     };

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::losses::{LossConfig, SizeAwareConfig};
+use crate::losses::{ClsLossType, IouLossType, LossConfig, SizeAwareConfig, SizeWeightType};
 
 /// A configuration that cannot be built: says which key is wrong and why.
 #[derive(Debug, thiserror::Error)]
@@ -306,14 +306,14 @@ pub struct HeadConfig {
     #[serde(default = "default_medium")]
     pub medium_threshold: f64,
     /// `exponential` | `step` | `linear`.
-    #[serde(default = "default_weight_type")]
-    pub weight_type: String,
+    #[serde(default)]
+    pub weight_type: SizeWeightType,
     /// IoU loss type: `iou` (1 − IoU², RVT) | `giou`.
-    #[serde(default = "default_iou_type")]
-    pub iou_type: String,
+    #[serde(default)]
+    pub iou_type: IouLossType,
     /// Classification loss: `bce` (RVT) | `focal` | `size_aware_focal`.
-    #[serde(default = "default_cls_loss")]
-    pub cls_loss: String,
+    #[serde(default)]
+    pub cls_loss: ClsLossType,
     /// YOLOX L1 loss; RVT never switches it on (REFERENCE §3.5).
     #[serde(default)]
     pub use_l1: bool,
@@ -336,19 +336,13 @@ fn default_focal_alpha() -> f64 {
     0.25
 }
 
-/// A config string as one of the loss crate's serde enums (`snake_case` names).
-fn parse<T: serde::de::DeserializeOwned>(key: &'static str, v: &str) -> Result<T, ConfigError> {
-    serde_json::from_value(serde_json::Value::String(v.to_string()))
-        .map_err(|e| invalid(key, format!("'{v}': {e}")))
-}
-
 impl HeadConfig {
     /// The loss settings these keys describe (plain YOLOX unless `size_aware_loss` / `cls_loss`
     /// say otherwise).
     pub fn loss_config(&self) -> Result<LossConfig, ConfigError> {
         let size_aware = if self.size_aware_loss {
             Some(SizeAwareConfig {
-                weight_type: parse("head.weight_type", &self.weight_type)?,
+                weight_type: self.weight_type,
                 size_aware_weight: self.size_aware_weight,
                 small_threshold: self.small_threshold,
                 medium_threshold: self.medium_threshold,
@@ -357,11 +351,11 @@ impl HeadConfig {
             None
         };
         let cfg = LossConfig {
-            iou_type: parse("head.iou_type", &self.iou_type)?,
+            iou_type: self.iou_type,
             reg_weight: self.reg_weight,
             use_l1: self.use_l1,
             size_aware,
-            cls_loss: parse("head.cls_loss", &self.cls_loss)?,
+            cls_loss: self.cls_loss,
             focal_gamma: self.focal_gamma,
             focal_alpha: self.focal_alpha,
         };
@@ -381,15 +375,6 @@ fn default_small() -> f64 {
 }
 fn default_medium() -> f64 {
     9216.0
-}
-fn default_weight_type() -> String {
-    "exponential".into()
-}
-fn default_iou_type() -> String {
-    "iou".into()
-}
-fn default_cls_loss() -> String {
-    "bce".into()
 }
 
 /// RVT `model.postprocess` (REFERENCE §3.7).
@@ -520,9 +505,9 @@ impl ModelConfig {
                 size_aware_weight: 2.0,
                 small_threshold: 1024.0,
                 medium_threshold: 9216.0,
-                weight_type: default_weight_type(),
-                iou_type: default_iou_type(),
-                cls_loss: default_cls_loss(),
+                weight_type: SizeWeightType::default(),
+                iou_type: IouLossType::default(),
+                cls_loss: ClsLossType::default(),
                 use_l1: false,
                 reg_weight: 5.0,
                 focal_gamma: 2.0,
@@ -581,30 +566,6 @@ impl ModelConfig {
         check_act("head.act", &self.head.act)?;
         if self.head.num_classes == 0 {
             return Err(invalid("head.num_classes", "must be at least 1"));
-        }
-        if !["exponential", "step", "linear"].contains(&self.head.weight_type.as_str()) {
-            return Err(invalid(
-                "head.weight_type",
-                format!(
-                    "'{}': use exponential, step or linear",
-                    self.head.weight_type
-                ),
-            ));
-        }
-        if !["iou", "giou"].contains(&self.head.iou_type.as_str()) {
-            return Err(invalid(
-                "head.iou_type",
-                format!("'{}': use iou or giou", self.head.iou_type),
-            ));
-        }
-        if !["bce", "focal", "size_aware_focal"].contains(&self.head.cls_loss.as_str()) {
-            return Err(invalid(
-                "head.cls_loss",
-                format!(
-                    "'{}': use bce, focal or size_aware_focal",
-                    self.head.cls_loss
-                ),
-            ));
         }
         Ok(())
     }

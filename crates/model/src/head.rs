@@ -9,7 +9,8 @@ use tch::{nn, Device, Kind, Tensor};
 
 use crate::assign::AnchorGrid;
 use crate::config::HeadConfig;
-use crate::fpn::blocks::{Act, BaseConv, Conv2d, ConvBlock, ConvSpec};
+use crate::fpn::blocks::{Act, BaseConv, ConvBlock};
+use crate::layers::{Conv2d, ConvSpec};
 
 /// What the losses consume (RVT `get_losses` inputs), anchors ordered level by level, row-major
 /// inside a level (index `i·w + j`).

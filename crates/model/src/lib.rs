@@ -12,6 +12,7 @@ pub mod device;
 pub mod fpn;
 pub mod head;
 pub mod import;
+pub mod layers;
 pub mod losses;
 pub mod postprocess;
 pub mod reference_check;

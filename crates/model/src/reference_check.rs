@@ -209,10 +209,13 @@ pub fn read_fixture_config(dir: &Path) -> Result<FixtureConfig, CheckError> {
         model.head.size_aware_weight = num("size_aware_weight")?;
         model.head.small_threshold = num("small_threshold")?;
         model.head.medium_threshold = num("medium_threshold")?;
-        model.head.weight_type = sa["weight_type"]
-            .as_str()
-            .ok_or_else(|| fixture_err(&path, "size_aware.weight_type is not a string"))?
-            .to_string();
+        model.head.weight_type =
+            serde_json::from_value(sa["weight_type"].clone()).map_err(|e| {
+                fixture_err(
+                    &path,
+                    format!("size_aware.weight_type: {e} (exponential, step or linear)"),
+                )
+            })?;
     }
     if v["use_l1"].as_bool() == Some(true) {
         model.head.use_l1 = true;

@@ -36,7 +36,7 @@ pub fn eval_config(cfg: &ExperimentConfig) -> EvalConfig {
     } else {
         Camera::Gen4
     };
-    e.downsampled_by_2 = cfg.dataset.eval.filter_downsampled_by_2;
+    e.filter_downsampled_by_2 = cfg.dataset.eval.filter_downsampled_by_2;
     e.height = h as u32;
     e.width = w as u32;
     e
@@ -193,7 +193,7 @@ pub fn evaluate(
 /// dataset: a checkpoint trained or imported for one sensor can then be run on another's data. Returns
 /// a sentence saying what changed, or `None` when the data already had the configured geometry.
 pub fn fit_to_split(cfg: &mut ExperimentConfig, data: &SplitData) -> Option<String> {
-    fit_geometry(cfg, (data.chw.1, data.chw.2), data.downsampled_by_2())
+    fit_geometry(cfg, (data.chw.1, data.chw.2), data.downsample_by_factor_2())
 }
 
 /// [`fit_to_split`] for one preprocessed sequence folder (`evdet predict` on a sequence).
@@ -257,7 +257,7 @@ pub fn open_for_checkpoint(
 ) -> Result<(SplitData, Option<String>), EvaluateError> {
     let geometry = |cfg: &ExperimentConfig| crate::data::LabelGeometry {
         frame_hw: (cfg.dataset.resolution_hw[0], cfg.dataset.resolution_hw[1]),
-        downsample_by_2: cfg.dataset.downsample_by_factor_2,
+        downsample_by_factor_2: cfg.dataset.downsample_by_factor_2,
     };
     let mut data = SplitData::open(root, split, &cfg.dataset.ev_repr_name, geometry(cfg))?;
     let note = fit_to_split(cfg, &data);

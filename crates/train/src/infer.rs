@@ -43,7 +43,7 @@ pub fn window_params(cfg: &ExperimentConfig) -> Result<WindowParams, InferError>
     Ok(WindowParams {
         dt_ms,
         nbins,
-        downsample_by_2: cfg.dataset.downsample_by_factor_2,
+        downsample_by_factor_2: cfg.dataset.downsample_by_factor_2,
     })
 }
 

@@ -13,8 +13,9 @@ pub enum SetupError {
 
 /// The model section typed, with `in_res_hw` set from the dataset's input size.
 pub fn model_config(cfg: &ExperimentConfig) -> Result<ModelConfig, SetupError> {
-    let mut m: ModelConfig =
-        serde_yaml::from_value(cfg.model.clone()).map_err(|e| SetupError::Model(e.to_string()))?;
+    // The error names the key at fault (`model.head.iou_type: unknown variant ...`).
+    let mut m: ModelConfig = serde_path_to_error::deserialize(cfg.model.clone())
+        .map_err(|e| SetupError::Model(format!("model.{}: {}", e.path(), e.inner())))?;
     let (h, w) = cfg.dataset.input_hw();
     m.set_input_hw([h, w]);
     if m.head.num_classes != cfg.dataset.classes.len() {

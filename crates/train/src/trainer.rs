@@ -66,7 +66,7 @@ pub fn open_split(
     let [h, w] = cfg.dataset.resolution_hw;
     let geom = LabelGeometry {
         frame_hw: (h, w),
-        downsample_by_2: cfg.dataset.downsample_by_factor_2,
+        downsample_by_factor_2: cfg.dataset.downsample_by_factor_2,
     };
     Ok(SplitData::open(
         root,

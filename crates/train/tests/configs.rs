@@ -160,3 +160,19 @@ fn resolved_config_round_trips_through_yaml() {
     assert_eq!(back.to_yaml(), text);
     assert_eq!(c.dataset.input_hw(), (192, 320));
 }
+
+/// The head's loss choices are enums: a misspelt one is an error that names the key and the choices.
+#[test]
+fn a_misspelt_loss_choice_names_the_key_and_the_choices() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let cfg = evdet_train::config::load(
+        &root,
+        Path::new("experiment/synthetic/mini.yaml"),
+        &["model.head.iou_type=diou".to_string()],
+    )
+    .unwrap();
+    let err = evdet_train::model_setup::model_config(&cfg)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("iou_type") && err.contains("giou"), "{err}");
+}

@@ -18,7 +18,7 @@ fn fixtures() -> PathBuf {
 fn labels_load_exactly_as_the_reference_loader_yields_them() {
     let geom = LabelGeometry {
         frame_hw: (720, 1280),
-        downsample_by_2: true,
+        downsample_by_factor_2: true,
     };
     let data = SplitData::open(
         &fixtures().join("preprocessed"),
@@ -92,7 +92,7 @@ fn fake_split(seqs: &[(&[usize], usize)]) -> SplitData {
         sequences,
         geometry: LabelGeometry {
             frame_hw: (720, 1280),
-            downsample_by_2: true,
+            downsample_by_factor_2: true,
         },
         chw: (20, 8, 8),
     }

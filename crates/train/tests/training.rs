@@ -26,7 +26,7 @@ fn dataset() -> &'static Path {
         sc.sequences.test = 1;
         synth::generate(&dir.path().join("raw"), &sc, &|_| {}).unwrap();
         let pc = PreprocessConfig {
-            downsample: Some(1),
+            downsample_by_factor_2: Some(false),
             ..Default::default()
         };
         let splits: Vec<String> = ["train", "val", "test"].map(String::from).to_vec();

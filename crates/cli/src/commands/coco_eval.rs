@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 #[command(after_help = "Examples:
   evdet coco-eval --gt instances_val.json --dt detections.json
   evdet coco-eval --gt gt.json --dt dt.json --json metrics.json
-  evdet coco-eval --prophesee --downsampled-by-2 \\
+  evdet coco-eval --prophesee --filter-downsampled-by-2 \\
       --classes pedestrian,car,bicycle,bus,motorbike,truck,tram,wheelchair \\
       --small-classes pedestrian,bicycle,motorbike,wheelchair \\
       --gt seq_a_bbox.npy seq_b_bbox.npy --dt seq_a_dt.npy seq_b_dt.npy
@@ -64,7 +64,7 @@ pub struct Args {
     small_classes: Vec<String>,
     /// Boxes are in the downsampled-by-2 frame (eTraM's 640x360 input): filter thresholds halved.
     #[arg(long, requires = "prophesee")]
-    downsampled_by_2: bool,
+    filter_downsampled_by_2: bool,
     /// Report the `unfiltered` protocol (every box) instead of `prophesee` (the reference's filters).
     #[arg(long, requires = "prophesee")]
     no_filter: bool,
@@ -195,7 +195,7 @@ fn run_prophesee(args: &Args) -> Result<()> {
     }
     let config = EvalConfig {
         camera: args.camera,
-        downsampled_by_2: args.downsampled_by_2,
+        filter_downsampled_by_2: args.filter_downsampled_by_2,
         ..EvalConfig::new(args.classes.clone())
     }
     .with_small_classes(args.small_classes.clone());
@@ -364,7 +364,7 @@ mod tests {
         let classes = "pedestrian,car,bicycle,bus,motorbike,truck,tram,wheelchair";
         let base = [
             "--prophesee",
-            "--downsampled-by-2",
+            "--filter-downsampled-by-2",
             "--classes",
             classes,
             "--gt",

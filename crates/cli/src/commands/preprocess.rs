@@ -13,7 +13,7 @@ use std::path::PathBuf;
 ///
 /// Examples:
 ///   evdet preprocess --raw data/etram_raw --out data/etram --dataset gen4 --jobs 2
-///   evdet preprocess --raw data/mini_raw --out data/mini --downsample 1
+///   evdet preprocess --raw data/mini_raw --out data/mini --downsample-by-factor-2 false
 ///   evdet preprocess --raw eTraM --out eTraM_3cls --dataset gen4 --class-map etram8to3
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
@@ -37,9 +37,10 @@ pub struct Args {
     /// Counts per cell are clipped to this value (after uint8 wrap-around, as RVT).
     #[arg(long, default_value_t = 10)]
     pub count_cutoff: u8,
-    /// 2 keeps odd rows and columns (RVT's ds2); default: 2 for gen4 and for sensors >= 1280 wide.
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
-    pub downsample: Option<u8>,
+    /// RVT's ds2: true keeps odd rows and columns (the dataset config's `downsample_by_factor_2`);
+    /// default: true for gen4 and for sensors at least 1280 wide.
+    #[arg(long, value_name = "true|false")]
+    pub downsample_by_factor_2: Option<bool>,
     /// Threads, used across and within sequences.
     #[arg(long, default_value_t = default_jobs())]
     pub jobs: usize,
@@ -72,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         dt_ms: args.dt_ms,
         nbins: args.nbins,
         count_cutoff: args.count_cutoff,
-        downsample: args.downsample,
+        downsample_by_factor_2: args.downsample_by_factor_2,
         class_map: args
             .class_map
             .as_deref()

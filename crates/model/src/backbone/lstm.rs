@@ -5,7 +5,7 @@
 use tch::{nn, Tensor};
 
 use crate::config::LstmConfig;
-use crate::fpn::blocks::{Conv2d, ConvSpec};
+use crate::layers::{Conv2d, ConvSpec};
 
 /// The recurrent state of one stage: hidden `h` (the stage output) and cell `c`, both
 /// [N, C, H, W].

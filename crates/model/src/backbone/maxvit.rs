@@ -9,7 +9,7 @@
 use tch::{nn, Tensor};
 
 use crate::config::{AttentionConfig, DownsampleConfig};
-use crate::fpn::blocks::{Conv2d, ConvSpec, LayerNorm, Linear};
+use crate::layers::{Conv2d, ConvSpec, LayerNorm, Linear};
 
 /// `ConvDownsampling_Cf2Cl`: Conv2d (no bias; kernel 2f−1, stride f, padding k//2 when
 /// overlapping) on channels-first input, then LayerNorm (eps 1e-5) on the channels-last view.

@@ -44,7 +44,7 @@ impl Sequence {
 pub struct LabelGeometry {
     /// Label frame of the stored boxes (the dataset's `resolution_hw`).
     pub frame_hw: (usize, usize),
-    pub downsample_by_2: bool,
+    pub downsample_by_factor_2: bool,
 }
 
 /// The sequences of one split.
@@ -146,12 +146,12 @@ impl SplitData {
         Some(FrameLabels::load(
             s.index.frame_labels(f),
             self.geometry.frame_hw,
-            self.geometry.downsample_by_2,
+            self.geometry.downsample_by_factor_2,
         ))
     }
 
     /// Whether the histograms were downsampled by 2 (RVT's `_ds2_nearest` file name).
-    pub fn downsampled_by_2(&self) -> bool {
+    pub fn downsample_by_factor_2(&self) -> bool {
         self.sequences.first().is_some_and(|s| {
             s.paths.repr_h5.file_name() == Some(std::ffi::OsStr::new(layout::repr_file_name(true)))
         })

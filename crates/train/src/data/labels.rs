@@ -27,7 +27,7 @@ pub struct FrameLabels {
 impl FrameLabels {
     /// Loads a frame's boxes as RVT's `ObjectLabelFactory` does: clamp both corners to the label frame
     /// `frame_hw` (0…W−1, 0…H−1), then, for ds2 inputs, scale by ½.
-    pub fn load(raw: &[BBox], frame_hw: (usize, usize), downsample_by_2: bool) -> Self {
+    pub fn load(raw: &[BBox], frame_hw: (usize, usize), downsample_by_factor_2: bool) -> Self {
         let (fh, fw) = (frame_hw.0 as f32, frame_hw.1 as f32);
         let boxes = raw
             .iter()
@@ -53,7 +53,7 @@ impl FrameLabels {
             hw: (fh, fw),
         };
         f.remove_flat();
-        if downsample_by_2 {
+        if downsample_by_factor_2 {
             f.scale(0.5);
         }
         f

@@ -57,11 +57,7 @@ pub fn ensure(cfg: &ExperimentConfig, say: impl Fn(&str)) -> Result<PathBuf, Syn
         path.display()
     ));
     let pcfg = evdet_events::preprocess::PreprocessConfig {
-        downsample: Some(if cfg.dataset.downsample_by_factor_2 {
-            2
-        } else {
-            1
-        }),
+        downsample_by_factor_2: Some(cfg.dataset.downsample_by_factor_2),
         ..Default::default()
     };
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
