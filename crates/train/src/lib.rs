@@ -10,4 +10,5 @@ pub mod infer;
 pub mod logs;
 pub mod model_setup;
 pub mod optim;
+pub mod reproducibility;
 pub mod trainer;

@@ -285,7 +285,24 @@ impl Trainer {
                 self.save_checkpoint("last")?;
             }
         }
+        let path = self.run_dir.join("reproducibility.json");
+        let json = serde_json::to_string_pretty(&self.reproducibility())
+            .map_err(|e| TrainError::Other(e.to_string()))?;
+        evdet_atomic::write(&path, json.as_bytes())
+            .map_err(|e| TrainError::Other(e.to_string()))?;
         Ok(())
+    }
+
+    /// What this run's numbers depend on besides its config, and the hash of its weights now.
+    pub fn reproducibility(&self) -> crate::reproducibility::Record {
+        use crate::reproducibility::{weights_sha256, Environment, Record, NOTE};
+        Record {
+            environment: Environment::current(self.device),
+            seed: self.cfg.reproduce.seed,
+            step: self.state.step,
+            weights_sha256: weights_sha256(&self.vs),
+            note: NOTE,
+        }
     }
 
     /// The forward pass of one training chunk: backbone over the time steps (states carried per slot,

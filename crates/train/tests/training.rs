@@ -292,3 +292,36 @@ fn a_diverging_run_stops_cleanly_with_a_checkpoint() {
         .state;
     assert_eq!(saved.nonfinite_in_row, 3);
 }
+
+/// Same build, config, seed and environment: bit-identical weights (equal hashes in
+/// `reproducibility.json`); another seed: other weights — the record can tell runs apart.
+#[test]
+fn reproducibility_record_hashes_bit_identical_runs_equal() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let record = |id: &str, seed: u64| {
+        let cfg = tiny_config(
+            tmp.path(),
+            &[
+                "training.max_steps=3",
+                &format!("reproduce.seed={seed}"),
+                &format!("logging.experiment_id={id}"),
+            ],
+        );
+        let mut t = fresh_cpu_trainer(cfg).unwrap();
+        t.fit(None, |_| {}, |_| {}).unwrap();
+        let path = t.run_dir.join("reproducibility.json");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        v
+    };
+    let a = record("a", 0);
+    let b = record("b", 0);
+    let c = record("c", 1);
+    assert_eq!(a["step"], 3);
+    assert_eq!(a["environment"], b["environment"]);
+    assert_eq!(a["environment"]["threads"], 1);
+    assert!(["avx512", "avx2", "default"].contains(&a["environment"]["cpu_isa"].as_str().unwrap()));
+    assert_eq!(a["weights_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(a["weights_sha256"], b["weights_sha256"]);
+    assert_ne!(a["weights_sha256"], c["weights_sha256"]);
+}
