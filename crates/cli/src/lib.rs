@@ -11,6 +11,14 @@ pub mod memory;
 pub mod progress;
 pub mod torch_commands;
 
+/// Ends the process as both executables do: an error is printed with its causes, exit status 1.
+pub fn exit_with(result: anyhow::Result<()>) {
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
 /// `command path: --flag` of every argument (of `cmd` and its subcommands) without a help text.
 pub fn undocumented_args(cmd: &clap::Command) -> Vec<String> {
     fn walk(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {

@@ -79,10 +79,7 @@ fn main() {
         Command::CocoEval(a) => commands::coco_eval::run(a),
         Command::Bench(a) => commands::bench::run(a),
     };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    evdet_cli::exit_with(result);
 }
 
 #[cfg(test)]

@@ -47,33 +47,27 @@ fn preprocesses_the_reference_fixture_and_prints_a_summary() {
     assert_eq!(summary["sequences"][0]["representations"], 8);
 
     // A second run finds the sequence finished and skips it.
-    let o = evdet()
-        .args([
-            "preprocess",
-            "--dataset",
-            "gen4",
-            "--splits",
-            "train",
-            "--raw",
-        ])
+    let o = preprocess_fixture(out.path(), &["--dataset", "gen4", "--splits", "train"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 already done"));
+}
+
+/// `evdet preprocess` of the fixture's raw folder into `out` with `flags` before `--raw`.
+fn preprocess_fixture(out: &std::path::Path, flags: &[&str]) -> std::process::Output {
+    evdet()
+        .arg("preprocess")
+        .args(flags)
+        .arg("--raw")
         .arg(fixture_raw())
         .arg("--out")
-        .arg(out.path())
+        .arg(out)
         .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&o.stdout).contains("1 already done"));
+        .unwrap()
 }
 
 #[test]
 fn missing_split_is_a_clear_error() {
     let out = tempfile::tempdir().unwrap();
-    let o = evdet()
-        .args(["preprocess", "--raw"])
-        .arg(fixture_raw())
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .unwrap();
+    let o = preprocess_fixture(out.path(), &[]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -85,13 +79,7 @@ fn missing_split_is_a_clear_error() {
 #[test]
 fn bad_class_map_is_rejected() {
     let out = tempfile::tempdir().unwrap();
-    let o = evdet()
-        .args(["preprocess", "--class-map", "0:x", "--raw"])
-        .arg(fixture_raw())
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .unwrap();
+    let o = preprocess_fixture(out.path(), &["--class-map", "0:x"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--class-map"));
 }

@@ -49,31 +49,7 @@ fn check_case(case: &str) {
     let per_class = ev.per_class();
     assert_eq!(per_class.len(), 8);
     for c in &per_class {
-        let e = &exp["per_category"][c.cat_id.to_string()];
-        let want = |k: &str| {
-            e[k].as_f64()
-                .unwrap_or_else(|| panic!("{case} cat {} {k}", c.cat_id))
-        };
-        let pairs = [
-            ("AP_all", c.ap),
-            ("AP50", c.ap50),
-            ("AP75", c.ap75),
-            ("AP_small", c.ap_s),
-            ("AP_medium", c.ap_m),
-            ("AP_large", c.ap_l),
-            ("AR100_all", c.ar100),
-            ("AR100_small", c.ar_s),
-            ("AR100_medium", c.ar_m),
-            ("AR100_large", c.ar_l),
-        ];
-        for (k, got) in pairs {
-            assert!(
-                (got - want(k)).abs() <= 1e-12,
-                "{case} category {} {k}: got {got}, want {}",
-                c.cat_id,
-                want(k)
-            );
-        }
+        common::assert_category(case, c, &exp["per_category"][c.cat_id.to_string()]);
     }
 
     // Per area range, AP and AR at each maxDets.

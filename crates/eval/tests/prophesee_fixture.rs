@@ -90,27 +90,11 @@ fn etram_eight_classes() {
         &f64s(&exp["etram_8class_full"]["stats"]),
     );
     for c in &report.analysis.per_class {
-        let e = &exp["etram_8class_full"]["per_category"][c.cat_id.to_string()];
-        let pairs = [
-            ("AP_all", c.ap),
-            ("AP50", c.ap50),
-            ("AP75", c.ap75),
-            ("AP_small", c.ap_s),
-            ("AP_medium", c.ap_m),
-            ("AP_large", c.ap_l),
-            ("AR100_all", c.ar100),
-            ("AR100_small", c.ar_s),
-            ("AR100_medium", c.ar_m),
-            ("AR100_large", c.ar_l),
-        ];
-        for (k, got) in pairs {
-            let want = e[k].as_f64().unwrap();
-            assert!(
-                (got - want).abs() <= 1e-12,
-                "category {} {k}: got {got}, want {want}",
-                c.cat_id
-            );
-        }
+        common::assert_category(
+            "etram_8class_full",
+            c,
+            &exp["etram_8class_full"]["per_category"][c.cat_id.to_string()],
+        );
     }
 }
 

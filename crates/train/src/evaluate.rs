@@ -280,15 +280,6 @@ pub fn open_for_checkpoint(
     Ok((data, note))
 }
 
-/// A labelled frame kept as a picture: its place, ground truth and confident detections.
-pub struct SampleFrame {
-    pub seq: usize,
-    pub repr: usize,
-    pub t: i64,
-    pub gt: Vec<EvalBox>,
-    pub dt: Vec<EvalBox>,
-}
-
 /// Detections whose objectness × class confidence is below this are not drawn in the sample pictures.
 const SAMPLE_DRAW_THRESHOLD: f32 = 0.3;
 /// Sample pictures per evaluation.
@@ -300,9 +291,9 @@ pub struct SplitEvaluation {
     pub metrics: std::collections::BTreeMap<String, f64>,
     pub report: EvalReport,
     pub data: Arc<SplitData>,
-    /// Labelled frames with ground truth (detections above the drawing threshold only, their
-    /// `class_confidence` replaced by objectness × class confidence, the score drawn).
-    pub frames: Vec<SampleFrame>,
+    /// Labelled frames with ground truth, kept for pictures: detections above the drawing threshold
+    /// only, their `class_confidence` replaced by objectness × class confidence, the score drawn.
+    pub frames: Vec<FrameResult>,
 }
 
 /// Streams `data` (one split) through the detector and summarises both protocols (`conf`: the
@@ -328,22 +319,19 @@ pub fn evaluate_split(
         |f| {
             ev.add_frame(&f.gt, &f.dt);
             if !f.gt.is_empty() {
-                frames.push(SampleFrame {
-                    seq: f.seq,
-                    repr: f.repr,
-                    t: f.t,
-                    gt: f.gt,
-                    dt: f
-                        .dt
-                        .into_iter()
+                let (dt, dt_score) =
+                    f.dt.into_iter()
                         .zip(f.dt_score)
                         .filter(|(_, s)| *s >= SAMPLE_DRAW_THRESHOLD)
-                        .map(|(d, s)| EvalBox {
-                            class_confidence: s,
-                            ..d
+                        .map(|(d, s)| {
+                            let drawn = EvalBox {
+                                class_confidence: s,
+                                ..d
+                            };
+                            (drawn, s)
                         })
-                        .collect(),
-                });
+                        .unzip();
+                frames.push(FrameResult { dt, dt_score, ..f });
             }
         },
         on_batch,

@@ -43,6 +43,16 @@ fn experiment() -> evdet_train::config::ExperimentConfig {
     evdet_train::config::load(&root, Path::new("experiment/gen4/default.yaml"), &[]).unwrap()
 }
 
+/// The model_3scale fixture's `file` imported with its own model config into `<tmp>/ckpt`.
+fn import_fixture(file: &str, tmp: &Path) -> (PathBuf, ModelConfig, ImportSummary) {
+    let dir = fixture("model_3scale");
+    let out = tmp.join("ckpt");
+    let cfg = read_model_config(&dir.join("config.json")).unwrap();
+    let summary =
+        import_rvt(&dir.join(file), &out, Some(cfg.clone()), [64, 96], false).expect("import");
+    (out, cfg, summary)
+}
+
 /// `import-rvt` as the command calls it: gen4 experiment defaults, the given model config.
 fn import_rvt(
     source: &Path,
@@ -82,16 +92,7 @@ fn lightning_ckpt_equals_weights_safetensors() {
 fn import_writes_a_checkpoint_that_loads_back() {
     let dir = fixture("model_3scale");
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("ckpt");
-    let cfg = read_model_config(&dir.join("config.json")).unwrap();
-    let summary = import_rvt(
-        &dir.join("lightning.ckpt"),
-        &out,
-        Some(cfg.clone()),
-        [64, 96],
-        false,
-    )
-    .expect("import");
+    let (out, cfg, summary) = import_fixture("lightning.ckpt", tmp.path());
     assert!(
         summary.report.missing.is_empty(),
         "{:?}",
@@ -259,18 +260,8 @@ fn init_from_a_head_with_another_class_count_reinitialises_only_the_class_branch
 /// error naming the file, never a resume from step 0 with defaults.
 #[test]
 fn a_checkpoint_with_a_broken_state_or_config_is_an_error() {
-    let dir = fixture("model_3scale");
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("ckpt");
-    let cfg = read_model_config(&dir.join("config.json")).unwrap();
-    import_rvt(
-        &dir.join("weights.safetensors"),
-        &out,
-        Some(cfg),
-        [64, 96],
-        false,
-    )
-    .unwrap();
+    let (out, _, _) = import_fixture("weights.safetensors", tmp.path());
     assert_eq!(checkpoint::load(&out).unwrap().state.step, 0);
 
     let state = out.join("state.json");

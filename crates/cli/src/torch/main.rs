@@ -60,10 +60,7 @@ fn main() {
             what: Bench::Model(a),
         } => commands::bench_model::run(a),
     };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    evdet_cli::exit_with(result);
 }
 
 #[cfg(test)]

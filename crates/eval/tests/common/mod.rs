@@ -80,3 +80,30 @@ pub fn read_bbox_npy(path: &Path) -> Vec<BBox> {
         })
         .collect()
 }
+
+/// Checks one category's numbers against a fixture's `per_category[<id>]` entry (pycocotools'
+/// per-category AP and AR100 by area), to 1e-12.
+pub fn assert_category(what: &str, c: &evdet_eval::coco::ClassSummary, e: &serde_json::Value) {
+    let pairs = [
+        ("AP_all", c.ap),
+        ("AP50", c.ap50),
+        ("AP75", c.ap75),
+        ("AP_small", c.ap_s),
+        ("AP_medium", c.ap_m),
+        ("AP_large", c.ap_l),
+        ("AR100_all", c.ar100),
+        ("AR100_small", c.ar_s),
+        ("AR100_medium", c.ar_m),
+        ("AR100_large", c.ar_l),
+    ];
+    for (k, got) in pairs {
+        let want = e[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{what} category {} {k}: not in the fixture", c.cat_id));
+        assert!(
+            (got - want).abs() <= 1e-12,
+            "{what} category {} {k}: got {got}, want {want}",
+            c.cat_id
+        );
+    }
+}
