@@ -325,3 +325,87 @@ fn reproducibility_record_hashes_bit_identical_runs_equal() {
     assert_eq!(a["weights_sha256"], b["weights_sha256"]);
     assert_ne!(a["weights_sha256"], c["weights_sha256"]);
 }
+
+/// Evaluation and prediction as library calls, without the binary: a trained checkpoint evaluates on
+/// the test split (metrics in [0, 1], sample frames kept) and predicts over a preprocessed sequence,
+/// one box list per window, boxes in sensor pixels.
+#[test]
+fn a_checkpoint_evaluates_and_predicts_through_the_library() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(tmp.path(), &["training.max_steps=2"]);
+    let mut t = fresh_cpu_trainer(cfg).unwrap();
+    t.fit(None, |_| {}, |_| {}).unwrap();
+    let opened = evdet_train::checkpoint::open(&t.run_dir, tch::Device::Cpu, |_| {
+        Ok::<_, evdet_train::checkpoint::CheckpointError>(())
+    })
+    .unwrap();
+    let data = Path::new(&opened.config.dataset.path).to_path_buf();
+    let mut cfg = opened.config.clone();
+    let (split, note) =
+        evdet_train::evaluate::open_for_checkpoint(&mut cfg, &data, "test").unwrap();
+    assert!(note.is_none(), "{note:?}");
+    let ev = evdet_train::evaluate::evaluate_split(
+        &opened.detector,
+        &cfg,
+        std::sync::Arc::new(split),
+        "test",
+        tch::Device::Cpu,
+        0.001,
+        |_, _| {},
+    )
+    .unwrap();
+    for k in [
+        "test/prophesee/AP",
+        "test/unfiltered/AP50",
+        "test/unfiltered/AR100",
+    ] {
+        assert!(
+            (0.0..=1.0).contains(&ev.metrics[k]),
+            "{k} = {}",
+            ev.metrics[k]
+        );
+    }
+    assert!(!ev.frames.is_empty());
+    assert!(ev.frames.iter().all(|f| f.dt.len() == f.dt_score.len()));
+
+    let seq = std::fs::read_dir(data.join("test"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let out = tmp.path().join("pred");
+    let opts = evdet_train::infer::PredictOptions {
+        out: out.clone(),
+        confidence_threshold: 0.001,
+        draw_threshold: 0.3,
+        frames: false,
+        frame_every: 1,
+        align_to_labels: false,
+        limit: 0,
+    };
+    let mut seen = 0;
+    let s = evdet_train::infer::predict(
+        &opened.detector,
+        &opened.config,
+        tch::Device::Cpu,
+        &seq,
+        &opts,
+        |done, _| seen = done,
+    )
+    .unwrap();
+    let n_windows = evdet_events::layout::repr_shape(&opened_sequence_h5(&seq)).unwrap()[0];
+    assert_eq!(s.windows, n_windows);
+    assert_eq!(seen as usize, n_windows);
+    let boxes = evdet_events::labels::read_bbox_npy(&s.npy).unwrap();
+    assert_eq!(boxes.len(), s.detections);
+    assert!(boxes
+        .iter()
+        .all(|b| b.x >= -1.0 && b.x + b.w <= 321.0 && b.class_id < 8));
+}
+
+/// The histogram file of a preprocessed (not downsampled) sequence folder.
+fn opened_sequence_h5(seq: &Path) -> PathBuf {
+    evdet_events::layout::SequencePaths::new(seq, 50, 10, false).repr_h5
+}
