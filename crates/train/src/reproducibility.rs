@@ -110,8 +110,9 @@ pub struct Record {
     pub note: &'static str,
 }
 
-pub const NOTE: &str = "Two runs of the same build, config.yaml and seed give bit-identical weights \
-(equal weights_sha256) and metrics when their environment is equal. A different cpu_isa or thread \
-count changes the float kernels' summation order, and after hundreds of steps the metrics differ; \
-to reproduce a run from a machine with another cpu_isa, set ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA \
-and MKL_ENABLE_INSTRUCTIONS to its value (see README, Reproducibility).";
+pub const NOTE: &str =
+    "Two runs of the same build, config.yaml and seed give bit-identical weights \
+(equal weights_sha256) and metrics when their environment is equal. A different cpu_isa, thread \
+count or kernel variable changes the float kernels' summation order, and after hundreds of steps \
+the metrics differ: compare runs across machines only when their environments agree (see README, \
+Reproducibility).";
