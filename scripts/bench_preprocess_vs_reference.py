@@ -59,7 +59,11 @@ def main():
         (raw / split).mkdir(parents=True, exist_ok=True)
     events = a.events
     conf = script.parent / "conf_preprocess"
-    reference_cmd = [sys.executable, str(script), str(raw), None,
+    # The reference writes blosc-compressed HDF5 (filter 32001) through h5py without importing
+    # hdf5plugin, which registers that filter; its command line is run with the import in front.
+    launcher = ("import sys, runpy, hdf5plugin; sys.argv = sys.argv[1:]; "
+                "runpy.run_path(sys.argv[0], run_name='__main__')")
+    reference_cmd = [sys.executable, "-c", launcher, str(script), str(raw), None,
                      str(conf / "representation" / "stacked_hist.yaml"),
                      str(conf / "extraction" / "const_duration.yaml"),
                      str(conf / "filter_gen4.yaml"), "-ds", "gen4", "-np", "1"]
@@ -69,7 +73,7 @@ def main():
         ref_out, our_out = a.out / "ref_pre", a.out / "evdet_pre"
         for d in (ref_out, our_out):
             shutil.rmtree(d, ignore_errors=True)
-        reference_cmd[3] = str(ref_out)
+        reference_cmd[5] = str(ref_out)
         runs["reference"].append(timed(reference_cmd, cwd=script.parent, env=env))
         runs["evdet"].append(timed([a.evdet, "preprocess", "--raw", str(raw), "--out", str(our_out),
                                     "--dataset", "gen4", "--jobs", str(a.jobs)]))
