@@ -155,6 +155,7 @@ fn every_readme_command_runs_on_tiny_data() {
         d.join("eTraM_pre/train"),
         d.join("eTraM_3cls/train"),
         d.join("checkpoints/rvt-etram/config.yaml"),
+        d.join("checkpoints/rvt-etram/eval/test_metrics.json"),
         d.join("runs/etram/size_aware/3scale_baseline/checkpoints/last/model.safetensors"),
         d.join("runs/etram/size_aware/4scale_sizeaware_100k/checkpoints/last/model.safetensors"),
     ] {

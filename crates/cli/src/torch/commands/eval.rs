@@ -37,7 +37,8 @@ pub struct Args {
     pub confidence_threshold: f64,
     #[command(flatten)]
     pub device: crate::device::DeviceArg,
-    /// Write the metrics here (default: <checkpoint>/../../eval/<split>_metrics.json).
+    /// Write the metrics here (default: <run>/eval/<split>_metrics.json for a run's checkpoint,
+    /// <checkpoint>/eval/<split>_metrics.json for any other checkpoint folder, e.g. an imported one).
     #[arg(long)]
     pub json: Option<PathBuf>,
 }
@@ -62,7 +63,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         split_data = Some(Arc::new(sd));
         Ok(())
     })?;
-    let data = split_data.expect("the adapt step opened the split");
+    let data =
+        split_data.ok_or_else(|| anyhow::anyhow!("the {} split was not opened", args.split))?;
     let ev = evaluate_split(
         &opened.detector,
         &opened.config,
@@ -72,13 +74,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.confidence_threshold,
     )?;
     let json = args.json.clone().unwrap_or_else(|| {
-        opened
-            .dir
+        // A run's `<run>/checkpoints/<name>` → `<run>/eval`; any other checkpoint folder (an
+        // import) keeps its evaluations inside.
+        let dir = &opened.dir;
+        let run = dir
             .parent()
-            .and_then(|p| p.parent())
-            .unwrap_or(Path::new("."))
-            .join("eval")
-            .join(format!("{}_metrics.json", args.split))
+            .filter(|p| p.file_name() == Some(std::ffi::OsStr::new("checkpoints")))
+            .and_then(Path::parent)
+            .filter(|r| r.join("metrics.jsonl").exists());
+        let eval_dir = match run {
+            Some(r) => r.join("eval"),
+            None => dir.join("eval"),
+        };
+        eval_dir.join(format!("{}_metrics.json", args.split))
     });
     write_all(&ev, &opened.config, &json)
 }
