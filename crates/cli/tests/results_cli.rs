@@ -404,3 +404,50 @@ fn an_imported_rvt_checkpoint_evaluates_predicts_and_fine_tunes() {
     assert!(init["report"]["loaded"].as_u64().unwrap() > 100);
     assert!(run_dir.join("checkpoints/last/model.safetensors").exists());
 }
+
+/// Two `evdet train` on one run folder: the second refuses at once, naming the first one's PID; once
+/// the first is killed (kill -9: the kernel drops its lock), the folder is free again.
+#[test]
+fn a_second_train_on_the_same_run_folder_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let train = |steps: u32| {
+        let mut c = evdet();
+        c.arg("train")
+            .arg("--no-test")
+            .arg("--config-dir")
+            .arg(config_dir())
+            .arg(format!("dataset.path={}", workspace().join("pre").display()))
+            .arg(format!("logging.runs_dir={}", d.path().display()))
+            .arg(format!("training.max_steps={steps}"))
+            .args([
+                "logging.experiment_id=locked",
+                "model.backbone.embed_dim=8",
+                "model.backbone.stage.attention.dim_head=8",
+                "batch_size.train=2",
+                "batch_size.eval=2",
+                "dataset.sequence_length=2",
+                "validation.val_check_interval=10000",
+                "hardware.cpu_threads=1",
+            ]);
+        c
+    };
+    let mut first = train(100_000)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = d.path().join("synthetic/mini/locked/.lock");
+    let pid = first.id().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::fs::read_to_string(&lock).map_or(true, |s| s.trim() != pid) {
+        assert!(std::time::Instant::now() < deadline, "the first run never locked its folder");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let o = train(2).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains(&format!("PID {pid}")), "{err}");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    run(&mut train(2));
+}

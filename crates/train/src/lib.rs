@@ -11,4 +11,5 @@ pub mod logs;
 pub mod model_setup;
 pub mod optim;
 pub mod reproducibility;
+pub mod run_lock;
 pub mod trainer;

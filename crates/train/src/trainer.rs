@@ -36,6 +36,8 @@ pub enum TrainError {
     Checkpoint(#[from] checkpoint::CheckpointError),
     #[error(transparent)]
     Evaluate(#[from] evaluate::EvaluateError),
+    #[error(transparent)]
+    RunLock(#[from] crate::run_lock::RunLockError),
     #[error("loss: {0}")]
     Loss(#[from] evdet_model::losses::LossError),
     #[error("{0}")]
@@ -105,6 +107,7 @@ pub struct Trainer {
     log: MetricLog,
     /// What `model.init_from` loaded, when the run started from other weights.
     pub init_report: Option<evdet_model::import::LoadReport>,
+    _run_lock: crate::run_lock::RunLock,
 }
 
 impl Trainer {
@@ -145,6 +148,8 @@ impl Trainer {
             path: run_dir.clone(),
             source: e,
         })?;
+        // One writer per run folder, for the whole life of this trainer.
+        let run_lock = crate::run_lock::RunLock::acquire(&run_dir)?;
         let mut state = TrainState {
             seed: cfg.reproduce.seed,
             loss_scale: if precision == Precision::Fp16 {
@@ -204,6 +209,7 @@ impl Trainer {
             run_dir,
             log,
             init_report,
+            _run_lock: run_lock,
         })
     }
 

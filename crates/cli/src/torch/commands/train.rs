@@ -44,6 +44,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let dev = args.device.resolve_or(&cfg.hardware.device)?;
     let run_dir = evdet_train::trainer::run_dir(&cfg);
     if args.fresh && run_dir.exists() {
+        // Never delete a folder another evdet train is writing.
+        drop(evdet_train::run_lock::RunLock::acquire(&run_dir)?);
         std::fs::remove_dir_all(&run_dir)
             .with_context(|| format!("removing {}", run_dir.display()))?;
     }
