@@ -416,7 +416,10 @@ fn a_second_train_on_the_same_run_folder_is_refused() {
             .arg("--no-test")
             .arg("--config-dir")
             .arg(config_dir())
-            .arg(format!("dataset.path={}", workspace().join("pre").display()))
+            .arg(format!(
+                "dataset.path={}",
+                workspace().join("pre").display()
+            ))
             .arg(format!("logging.runs_dir={}", d.path().display()))
             .arg(format!("training.max_steps={steps}"))
             .args([
@@ -440,7 +443,10 @@ fn a_second_train_on_the_same_run_folder_is_refused() {
     let pid = first.id().to_string();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while std::fs::read_to_string(&lock).map_or(true, |s| s.trim() != pid) {
-        assert!(std::time::Instant::now() < deadline, "the first run never locked its folder");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never locked its folder"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let o = train(2).output().unwrap();
