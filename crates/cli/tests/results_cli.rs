@@ -303,6 +303,32 @@ fn raw_predictions_aligned_to_labels_equal_those_on_the_preprocessed_sequence() 
     );
 }
 
+/// `evdet train --no-test` of the mini experiment on the workspace's data into `runs`/…/`id`, shrunk to
+/// `steps` steps of batch 2, sequence length 2, one thread; callers add the model size.
+fn tiny_train(runs: &Path, id: &str, steps: u64) -> Command {
+    let mut c = evdet();
+    c.arg("train")
+        .arg("--no-test")
+        .arg("--config-dir")
+        .arg(config_dir())
+        .arg(format!(
+            "dataset.path={}",
+            workspace().join("pre").display()
+        ))
+        .arg(format!("logging.runs_dir={}", runs.display()))
+        .arg(format!("logging.experiment_id={id}"))
+        .arg(format!("training.max_steps={steps}"))
+        .args([
+            "model.backbone.stage.attention.dim_head=8",
+            "batch_size.train=2",
+            "batch_size.eval=2",
+            "dataset.sequence_length=2",
+            "validation.val_check_interval=10000",
+            "hardware.cpu_threads=1",
+        ]);
+    c
+}
+
 /// The user flow of a researcher with a published checkpoint: `import-rvt` a Lightning `.ckpt`, then
 /// `eval` and `predict` with the imported folder on data of another sensor, then fine-tune from it.
 #[test]
@@ -368,33 +394,13 @@ fn an_imported_rvt_checkpoint_evaluates_predicts_and_fine_tunes() {
     );
 
     // fine-tune from the import: same architecture on the mini sample, every tensor loaded.
-    let (_, err) = run(evdet()
-        .arg("train")
-        .arg("--no-test")
-        .arg("--config-dir")
-        .arg(config_dir())
-        .arg(format!(
-            "dataset.path={}",
-            workspace().join("pre").display()
-        ))
-        .arg(format!(
-            "logging.runs_dir={}",
-            d.path().join("runs").display()
-        ))
+    let (_, err) = run(tiny_train(&d.path().join("runs"), "finetune", 2)
         .arg(format!("model.init_from={}", ckpt.display()))
         .args([
-            "logging.experiment_id=finetune",
-            "training.max_steps=2",
             "model.backbone.embed_dim=16",
-            "model.backbone.stage.attention.dim_head=8",
             "model.backbone.partition_split_32=1",
             "model.fpn.in_stages=[2,3,4]",
             "model.head.size_aware_loss=false",
-            "batch_size.train=2",
-            "batch_size.eval=2",
-            "dataset.sequence_length=2",
-            "validation.val_check_interval=100",
-            "hardware.cpu_threads=1",
         ]));
     assert!(err.contains("model.init_from"), "{err}");
     let run_dir = d.path().join("runs/synthetic/mini/finetune");
@@ -410,28 +416,9 @@ fn an_imported_rvt_checkpoint_evaluates_predicts_and_fine_tunes() {
 #[test]
 fn a_second_train_on_the_same_run_folder_is_refused() {
     let d = tempfile::tempdir().unwrap();
-    let train = |steps: u32| {
-        let mut c = evdet();
-        c.arg("train")
-            .arg("--no-test")
-            .arg("--config-dir")
-            .arg(config_dir())
-            .arg(format!(
-                "dataset.path={}",
-                workspace().join("pre").display()
-            ))
-            .arg(format!("logging.runs_dir={}", d.path().display()))
-            .arg(format!("training.max_steps={steps}"))
-            .args([
-                "logging.experiment_id=locked",
-                "model.backbone.embed_dim=8",
-                "model.backbone.stage.attention.dim_head=8",
-                "batch_size.train=2",
-                "batch_size.eval=2",
-                "dataset.sequence_length=2",
-                "validation.val_check_interval=10000",
-                "hardware.cpu_threads=1",
-            ]);
+    let train = |steps: u64| {
+        let mut c = tiny_train(d.path(), "locked", steps);
+        c.arg("model.backbone.embed_dim=8");
         c
     };
     let mut first = train(100_000)
