@@ -51,24 +51,14 @@ fn workspace() -> &'static Path {
             .arg("--out")
             .arg(d.join("pre")));
         for (id, steps) in [("base", 6), ("other", 3)] {
-            run(evdet()
-                .arg("train")
-                .arg("--config-dir")
-                .arg(config_dir())
-                .arg(format!("dataset.path={}", d.join("pre").display()))
-                .arg(format!("logging.runs_dir={}", d.join("runs").display()))
-                .arg(format!("logging.experiment_id={id}"))
-                .arg(format!("training.max_steps={steps}"))
-                .args([
+            run(
+                train_cmd(&d.join("pre"), &d.join("runs"), id, steps, false).args([
                     "model.backbone.embed_dim=8",
-                    "model.backbone.stage.attention.dim_head=8",
-                    "batch_size.train=2",
-                    "batch_size.eval=2",
                     "dataset.sequence_length=3",
                     "validation.val_check_interval=3",
                     "logging.log_every_n_steps=1",
-                    "hardware.cpu_threads=1",
-                ]));
+                ]),
+            );
         }
         dir
     })
@@ -303,18 +293,17 @@ fn raw_predictions_aligned_to_labels_equal_those_on_the_preprocessed_sequence() 
     );
 }
 
-/// `evdet train --no-test` of the mini experiment on the workspace's data into `runs`/…/`id`, shrunk to
-/// `steps` steps of batch 2, sequence length 2, one thread; callers add the model size.
-fn tiny_train(runs: &Path, id: &str, steps: u64) -> Command {
+/// `evdet train` of the mini experiment on the preprocessed `data` into `runs`/…/`id`: `steps` steps
+/// of batch 2, one thread; callers add the model size and sequence settings.
+fn train_cmd(data: &Path, runs: &Path, id: &str, steps: u64, no_test: bool) -> Command {
     let mut c = evdet();
-    c.arg("train")
-        .arg("--no-test")
-        .arg("--config-dir")
+    c.arg("train");
+    if no_test {
+        c.arg("--no-test");
+    }
+    c.arg("--config-dir")
         .arg(config_dir())
-        .arg(format!(
-            "dataset.path={}",
-            workspace().join("pre").display()
-        ))
+        .arg(format!("dataset.path={}", data.display()))
         .arg(format!("logging.runs_dir={}", runs.display()))
         .arg(format!("logging.experiment_id={id}"))
         .arg(format!("training.max_steps={steps}"))
@@ -322,10 +311,18 @@ fn tiny_train(runs: &Path, id: &str, steps: u64) -> Command {
             "model.backbone.stage.attention.dim_head=8",
             "batch_size.train=2",
             "batch_size.eval=2",
-            "dataset.sequence_length=2",
-            "validation.val_check_interval=10000",
             "hardware.cpu_threads=1",
         ]);
+    c
+}
+
+/// [`train_cmd`] without the test evaluation on the workspace's data, sequence length 2.
+fn tiny_train(runs: &Path, id: &str, steps: u64) -> Command {
+    let mut c = train_cmd(&workspace().join("pre"), runs, id, steps, true);
+    c.args([
+        "dataset.sequence_length=2",
+        "validation.val_check_interval=10000",
+    ]);
     c
 }
 
