@@ -69,6 +69,15 @@ fn run_dir(id: &str) -> PathBuf {
     workspace().join("runs/synthetic/mini").join(id)
 }
 
+/// The first entry of `dir` that `keep` accepts.
+fn first_entry(dir: &Path, keep: impl Fn(&Path) -> bool) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| keep(p))
+        .unwrap_or_else(|| panic!("nothing fitting in {}", dir.display()))
+}
+
 fn is_png(p: &Path) -> bool {
     std::fs::read(p).is_ok_and(|b| b.starts_with(b"\x89PNG\r\n\x1a\n"))
 }
@@ -113,11 +122,7 @@ fn training_writes_plot_data_and_sample_pictures() {
 #[test]
 fn predict_on_a_raw_recording_writes_boxes_frames_and_a_gif() {
     let raw = workspace().join("raw/test");
-    let rec = std::fs::read_dir(&raw)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.to_string_lossy().ends_with("_td.h5"))
-        .unwrap();
+    let rec = first_entry(&raw, |p| p.to_string_lossy().ends_with("_td.h5"));
     let out = workspace().join("pred_raw");
     let (_, err) = run(evdet()
         .arg("predict")
@@ -172,11 +177,7 @@ fn predict_on_a_raw_recording_writes_boxes_frames_and_a_gif() {
 #[test]
 fn predict_on_a_preprocessed_sequence_matches_its_timestamps() {
     let seq_root = workspace().join("pre/test");
-    let seq = std::fs::read_dir(&seq_root)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.is_dir())
-        .unwrap();
+    let seq = first_entry(&seq_root, |p| p.is_dir());
     let out = workspace().join("pred_seq");
     run(evdet()
         .arg("predict")
@@ -258,11 +259,7 @@ fn report_of_one_run_and_of_a_comparison() {
 fn raw_predictions_aligned_to_labels_equal_those_on_the_preprocessed_sequence() {
     // The on-the-fly histograms of a raw recording, windowed where preprocessing windows it, are
     // the stored ones: the two runs of the recurrent detector write byte-identical files.
-    let seq = std::fs::read_dir(workspace().join("pre/test"))
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.is_dir())
-        .unwrap();
+    let seq = first_entry(&workspace().join("pre/test"), |p| p.is_dir());
     let name = seq.file_name().unwrap().to_string_lossy().into_owned();
     let raw = workspace().join("raw/test").join(format!("{name}_td.h5"));
     let mut outs = Vec::new();
