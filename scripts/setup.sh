@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what evdet needs on a fresh Debian machine with Rust, gcc and Python 3.11, and does nothing
-# when it is already there: HDF5 (Debian's libhdf5-dev; blosc is built by the hdf5-metno crate), and the
-# PyPI wheel torch==2.11.0 whose libtorch tch 0.24 links against (in $EVDET_VENV, shared by every clone).
+# when it is already there: HDF5 (Debian's libhdf5-dev; blosc is built by the hdf5-metno crate), the
+# Gloo headers for the c10d shim (Debian's libgloo-dev), the PyPI wheel torch==2.11.0 whose libtorch
+# tch 0.24 links against (in $EVDET_VENV, shared by every clone) and the CUDA header wheels the shim's
+# NCCL side compiles against (nvidia-cuda-crt, nvidia-cuda-cccl; headers only, no GPU needed).
 # Also makes the repository's `.torch` link that .cargo/config.toml points tch at.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,6 +13,7 @@ torch_version="2.11.0"
 need_apt=()
 dpkg -s libhdf5-dev >/dev/null 2>&1 || need_apt+=(libhdf5-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+dpkg -s libgloo-dev >/dev/null 2>&1 || need_apt+=(libgloo-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (apt)" >&2
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
@@ -22,6 +25,12 @@ if ! "$venv/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__.s
   echo "setup: installing torch==$torch_version into $venv (pip, a few GB, first time only)" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "torch==$torch_version"
+fi
+
+cuda_headers=(nvidia-cuda-crt==13.0.88 nvidia-cuda-cccl==13.0.85)
+if ! "$venv/bin/pip" show -q nvidia-cuda-crt nvidia-cuda-cccl >/dev/null 2>&1; then
+  echo "setup: installing the CUDA header wheels ${cuda_headers[*]} into $venv (pip)" >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check "${cuda_headers[@]}"
 fi
 
 torch_dir="$("$venv/bin/python" -c 'import torch, os; print(os.path.dirname(torch.__file__))' 2>/dev/null)"
