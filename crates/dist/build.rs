@@ -12,7 +12,10 @@ fn main() {
         std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys exports the libtorch lib folder"),
     );
     let lib = lib.canonicalize().unwrap_or(lib);
-    let torch = lib.parent().expect("libtorch lib folder has a parent").to_path_buf();
+    let torch = lib
+        .parent()
+        .expect("libtorch lib folder has a parent")
+        .to_path_buf();
     let include = torch.join("include");
     let mut build = cc::Build::new();
     build
@@ -52,7 +55,9 @@ fn main() {
         for dir in cuda_headers.iter().flatten() {
             build.include(dir);
         }
-        build.define("USE_C10D_NCCL", None).define("EVDET_NCCL", None);
+        build
+            .define("USE_C10D_NCCL", None)
+            .define("EVDET_NCCL", None);
     } else {
         println!(
             "cargo:warning=evdet-dist: building without NCCL (CUDA/NCCL headers not found beside {}); run scripts/setup.sh for GPU training",

@@ -7,6 +7,7 @@
 //! into the library crates.
 
 pub mod commands;
+pub mod launch;
 pub mod memory;
 pub mod progress;
 pub mod torch_commands;

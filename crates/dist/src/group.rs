@@ -95,9 +95,10 @@ impl Backend {
         match setting {
             "auto" => Ok(if cuda { Backend::Nccl } else { Backend::Gloo }),
             "gloo" => Ok(Backend::Gloo),
-            "nccl" if !cuda => {
-                Err("hardware.dist_backend=nccl needs CUDA devices; use gloo (or auto) on the CPU".into())
-            }
+            "nccl" if !cuda => Err(
+                "hardware.dist_backend=nccl needs CUDA devices; use gloo (or auto) on the CPU"
+                    .into(),
+            ),
             "nccl" => Ok(Backend::Nccl),
             other => Err(format!(
                 "hardware.dist_backend: unknown value {other:?} (auto, gloo or nccl)"
@@ -242,7 +243,9 @@ impl ProcessGroup {
                 Ok(v) if (v as u64) < mine => behind.push(format!("rank {r} is at step {v}")),
                 Ok(_) => {}
                 Err(_) if r == 0 => {
-                    return format!(" (rank 0, which hosts the store, is unreachable: it died or hangs)")
+                    return format!(
+                        " (rank 0, which hosts the store, is unreachable: it died or hangs)"
+                    )
                 }
                 Err(_) => {
                     return " (the store is unreachable: its host died or hangs)".to_string();
@@ -292,7 +295,8 @@ impl ProcessGroup {
     pub fn broadcast(&self, t: &Tensor, root: usize, what: &str) -> Result<(), DistError> {
         let _g = self.guard();
         // SAFETY: as all_reduce_sum.
-        let e = unsafe { evdet_c10d_broadcast(self.raw, t.as_ptr() as *mut C_tensor, root as c_int) };
+        let e =
+            unsafe { evdet_c10d_broadcast(self.raw, t.as_ptr() as *mut C_tensor, root as c_int) };
         take_error(e).map_or(Ok(()), |m| Err(self.failed(what, m)))
     }
 

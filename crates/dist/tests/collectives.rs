@@ -56,7 +56,9 @@ fn two_ranks_reduce_broadcast_and_gather() {
                 let gathered = pg
                     .gather_bytes(format!("rank{rank}").as_bytes(), 0, "test gather")
                     .unwrap();
-                let all = pg.all_gather_bytes(&[rank as u8; 3], "test all-gather").unwrap();
+                let all = pg
+                    .all_gather_bytes(&[rank as u8; 3], "test all-gather")
+                    .unwrap();
                 pg.barrier("test barrier").unwrap();
                 (sum, n, g0, g1, i64::try_from(&b).unwrap(), gathered, all)
             })
@@ -65,15 +67,15 @@ fn two_ranks_reduce_broadcast_and_gather() {
     for (rank, h) in results.into_iter().enumerate() {
         let (sum, n, g0, g1, b, gathered, all) = h.join().unwrap();
         assert_eq!(sum, vec![3.0, 20.0]);
-        assert_eq!(n, 2, "12-byte cap: the 3-float and the 5-float gradient in two buckets");
+        assert_eq!(
+            n, 2,
+            "12-byte cap: the 3-float and the 5-float gradient in two buckets"
+        );
         assert_eq!(g0, vec![1.0; 3]);
         assert_eq!(g1, vec![2.0; 5]);
         assert_eq!(b, 10);
         if rank == 0 {
-            assert_eq!(
-                gathered,
-                Some(vec![b"rank0".to_vec(), b"rank1".to_vec()])
-            );
+            assert_eq!(gathered, Some(vec![b"rank0".to_vec(), b"rank1".to_vec()]));
         } else {
             assert_eq!(gathered, None);
         }
@@ -90,5 +92,8 @@ fn a_missing_rank_is_an_error_within_the_timeout() {
         Ok(_) => panic!("rank 1 never joined, yet the group formed"),
     };
     assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
-    assert!(err.starts_with("rank 0 of 2: setting up the gloo process group"), "{err}");
+    assert!(
+        err.starts_with("rank 0 of 2: setting up the gloo process group"),
+        "{err}"
+    );
 }

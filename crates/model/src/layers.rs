@@ -188,12 +188,16 @@ impl BatchNorm2d {
     }
 
     /// Train mode normalises with batch statistics and updates the running ones in place
-    /// (momentum 0.1), as PyTorch does.
+    /// (momentum 0.1), as PyTorch does; with a `sync::install`ed all-reduce the statistics are those
+    /// of the global batch over all processes (SyncBatchNorm).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         if train {
             tch::no_grad(|| {
                 let _ = self.num_batches_tracked.shallow_clone().g_add_scalar_(1);
             });
+            if let Some(y) = sync::current().and_then(|s| self.forward_synced(x, s.as_ref())) {
+                return y;
+            }
         }
         x.batch_norm(
             Some(&self.weight),
@@ -205,5 +209,70 @@ impl BatchNorm2d {
             Self::EPS,
             true,
         )
+    }
+
+    /// SyncBatchNorm's training forward: per-channel sum, sum of squares and count of this process
+    /// (in float64, so E[x²] − E[x]² loses nothing to cancellation), summed over all processes by a
+    /// differentiable all-reduce — the gradient of every process's input then includes what the
+    /// others' losses owe it through the shared statistics. Running statistics take the unbiased
+    /// global variance, as `nn.SyncBatchNorm`. `None` when the all-reduce failed (already recorded
+    /// by the installer; the caller falls back to this process's statistics).
+    fn forward_synced(&self, x: &Tensor, sync: &dyn sync::StatsAllReduce) -> Option<Tensor> {
+        let c = x.size()[1];
+        let xd = x.to_kind(Kind::Double);
+        let count = (x.numel() as i64 / c.max(1)) as f64;
+        let local = Tensor::cat(
+            &[
+                xd.sum_dim_intlist([0i64, 2, 3].as_slice(), false, Kind::Double),
+                (&xd * &xd).sum_dim_intlist([0i64, 2, 3].as_slice(), false, Kind::Double),
+                Tensor::full([1], count, (Kind::Double, x.device())),
+            ],
+            0,
+        );
+        let global = sync.sum(&local)?;
+        let n = global.narrow(0, 2 * c, 1);
+        let mean = global.narrow(0, 0, c) / &n;
+        let var = global.narrow(0, c, c) / &n - &mean * &mean;
+        let invstd = (&var + Self::EPS).rsqrt();
+        let kind = x.kind();
+        let scale = (invstd * self.weight.to_kind(Kind::Double)).to_kind(kind);
+        let shift = self.bias.to_kind(kind) - (&mean.to_kind(kind) * &scale);
+        tch::no_grad(|| {
+            let total = n.double_value(&[0]);
+            let unbiased = &var * (total / (total - 1.0).max(1.0));
+            let m = Self::MOMENTUM;
+            let mut rm = self.running_mean.shallow_clone();
+            let mut rv = self.running_var.shallow_clone();
+            let new_mean = &rm * (1.0 - m) + mean.to_kind(rm.kind()) * m;
+            let new_var = &rv * (1.0 - m) + unbiased.to_kind(rv.kind()) * m;
+            rm.copy_(&new_mean);
+            rv.copy_(&new_var);
+        });
+        Some(x * scale.view([1, c, 1, 1]) + shift.view([1, c, 1, 1]))
+    }
+}
+
+/// The process-wide hook that turns every `BatchNorm2d` into a SyncBatchNorm: installed by
+/// distributed training for its whole run (one process group per process, as torch.distributed's
+/// default group), absent otherwise.
+pub mod sync {
+    use std::sync::{Arc, RwLock};
+    use tch::Tensor;
+
+    /// A sum over all processes whose backward pass sums the gradient over all processes.
+    pub trait StatsAllReduce: Send + Sync {
+        /// `None` when the collective failed; the implementation keeps the error for its owner.
+        fn sum(&self, t: &Tensor) -> Option<Tensor>;
+    }
+
+    static HOOK: RwLock<Option<Arc<dyn StatsAllReduce>>> = RwLock::new(None);
+
+    /// Installs (or with `None` removes) the all-reduce of batch statistics.
+    pub fn install(hook: Option<Arc<dyn StatsAllReduce>>) {
+        *HOOK.write().unwrap_or_else(|p| p.into_inner()) = hook;
+    }
+
+    pub fn current() -> Option<Arc<dyn StatsAllReduce>> {
+        HOOK.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

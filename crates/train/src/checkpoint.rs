@@ -70,8 +70,16 @@ pub struct TrainState {
     pub best_metric: Option<f64>,
     pub best_step: Option<u64>,
     pub seed: u64,
-    /// Number of stream slots whose recurrent states are in `recurrent.safetensors`.
+    /// Number of stream slots whose recurrent states are in `recurrent.safetensors` (of the global
+    /// batch, all processes together).
     pub stream_slots: usize,
+    /// Rows per training step over all processes (`WORLD_SIZE × batch_size.train`); a resume on
+    /// another world size re-deals them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_batch: Option<usize>,
+    /// Processes that trained the run up to this checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub world_size: Option<usize>,
     /// fp16 loss scale (1 when unused).
     pub loss_scale: f64,
     /// Finite fp16 steps since the loss scale last changed.

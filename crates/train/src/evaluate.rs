@@ -24,6 +24,8 @@ pub enum EvaluateError {
     Postprocess(String),
     #[error("{0}")]
     Classes(String),
+    #[error(transparent)]
+    Dist(#[from] evdet_dist::DistError),
 }
 
 /// The evaluator settings of an experiment's dataset.
@@ -54,6 +56,21 @@ pub struct FrameResult {
     pub dt_score: Vec<f32>,
 }
 
+/// Where a frame comes in a single process's streaming order: (batch step, time step, slot).
+pub type FrameKey = (u64, u64, u64);
+
+/// The part of the evaluation plan one of `world` processes runs: slots `rank`, `rank + world`, …
+/// of the single-process plan (every recording stays whole on one process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub rank: usize,
+    pub world: usize,
+}
+
+impl Shard {
+    pub const ALL: Shard = Shard { rank: 0, world: 1 };
+}
+
 /// Runs the detector over `data` in streaming order; `on_frame` sees every labelled frame's result.
 #[allow(clippy::too_many_arguments)]
 pub fn run_stream(
@@ -64,10 +81,42 @@ pub fn run_stream(
     conf_threshold: f64,
     limit_batches: usize,
     mut on_frame: impl FnMut(FrameResult),
+    on_batch: impl FnMut(usize, usize),
+) -> Result<(), EvaluateError> {
+    run_stream_shard(
+        det,
+        data,
+        cfg,
+        device,
+        conf_threshold,
+        limit_batches,
+        Shard::ALL,
+        |_, f| on_frame(f),
+        on_batch,
+    )
+}
+
+/// `run_stream` over one shard of the plan; `on_frame` also gets each frame's place in the
+/// single-process order.
+#[allow(clippy::too_many_arguments)]
+pub fn run_stream_shard(
+    det: &Detector,
+    data: Arc<SplitData>,
+    cfg: &ExperimentConfig,
+    device: Device,
+    conf_threshold: f64,
+    limit_batches: usize,
+    shard: Shard,
+    mut on_frame: impl FnMut(FrameKey, FrameResult),
     mut on_batch: impl FnMut(usize, usize),
 ) -> Result<(), EvaluateError> {
     let l = cfg.dataset.sequence_length;
-    let plan = Arc::new(EvalPlan::new(&data, l, cfg.batch_size.eval));
+    let mut full = EvalPlan::new(&data, l, cfg.batch_size.eval);
+    let slot_ids: Vec<usize> = (0..full.slots.len())
+        .filter(|i| i % shard.world.max(1) == shard.rank)
+        .collect();
+    full.slots = slot_ids.iter().map(|&i| full.slots[i].clone()).collect();
+    let plan = Arc::new(full);
     let mut steps = plan.num_steps();
     if limit_batches > 0 {
         steps = steps.min(limit_batches);
@@ -83,8 +132,10 @@ pub fn run_stream(
     );
     let mut states = None;
     let mut done = 0;
+    let mut step = 0u64;
     while let Some((b, _wait)) = loader.next_timed() {
         let b = b?;
+        step += 1;
         tch::no_grad(|| -> Result<(), EvaluateError> {
             let reset = Tensor::from_slice(&b.is_first).to_device(device);
             for t in 0..b.seq_len() {
@@ -146,14 +197,22 @@ pub fn run_stream(
                         })
                         .collect();
                     let dt_score = found.iter().map(Detection::score).collect();
-                    on_frame(FrameResult {
-                        seq,
-                        repr,
-                        t: tstamp,
-                        gt,
-                        dt,
-                        dt_score,
-                    });
+                    let key = (
+                        step - 1,
+                        t as u64,
+                        slot_ids.get(r).copied().unwrap_or(r) as u64,
+                    );
+                    on_frame(
+                        key,
+                        FrameResult {
+                            seq,
+                            repr,
+                            t: tstamp,
+                            gt,
+                            dt,
+                            dt_score,
+                        },
+                    );
                 }
             }
             Ok(())
@@ -164,7 +223,62 @@ pub fn run_stream(
     Ok(())
 }
 
-/// Evaluates `det` on `data` and summarises both protocols.
+/// Every labelled frame's result in single-process streaming order. Data parallel (`par`), each
+/// process runs its shard and every process receives all frames, so that every process computes the
+/// same metrics — equal to a single process's, frame order included (it breaks COCO's score ties).
+#[allow(clippy::too_many_arguments)]
+pub fn collect_frames(
+    det: &Detector,
+    data: Arc<SplitData>,
+    cfg: &ExperimentConfig,
+    device: Device,
+    conf_threshold: f64,
+    limit_batches: usize,
+    par: Option<&crate::parallel::Parallel>,
+    on_batch: impl FnMut(usize, usize),
+) -> Result<Vec<FrameResult>, EvaluateError> {
+    let shard = par.map_or(Shard::ALL, |p| Shard {
+        rank: p.rank(),
+        world: p.world(),
+    });
+    let mut frames: Vec<(FrameKey, FrameResult)> = Vec::new();
+    run_stream_shard(
+        det,
+        data,
+        cfg,
+        device,
+        conf_threshold,
+        limit_batches,
+        shard,
+        |k, f| frames.push((k, f)),
+        on_batch,
+    )?;
+    if let Some(p) = par {
+        let parts = p.pg.all_gather_bytes(
+            &crate::parallel::encode_frames(&frames),
+            "gathering evaluation results",
+        )?;
+        frames = parts
+            .iter()
+            .enumerate()
+            .map(|(r, b)| {
+                crate::parallel::decode_frames(b).ok_or_else(|| {
+                    EvaluateError::Postprocess(format!(
+                        "rank {r} sent malformed evaluation results"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        frames.sort_by_key(|(k, _)| *k);
+    }
+    Ok(frames.into_iter().map(|(_, f)| f).collect())
+}
+
+/// Evaluates `det` on `data` and summarises both protocols (sharded over the processes of `par`).
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     det: &Detector,
     data: Arc<SplitData>,
@@ -172,19 +286,23 @@ pub fn evaluate(
     device: Device,
     conf_threshold: f64,
     limit_batches: usize,
+    par: Option<&crate::parallel::Parallel>,
     on_batch: impl FnMut(usize, usize),
 ) -> Result<EvalReport, EvaluateError> {
     let mut ev = Evaluator::new(eval_config(cfg))?;
-    run_stream(
+    let frames = collect_frames(
         det,
         data,
         cfg,
         device,
         conf_threshold,
         limit_batches,
-        |f| ev.add_frame(&f.gt, &f.dt),
+        par,
         on_batch,
     )?;
+    for f in &frames {
+        ev.add_frame(&f.gt, &f.dt);
+    }
     Ok(ev.summarize()?)
 }
 
@@ -307,35 +425,41 @@ pub fn evaluate_split(
     conf: f64,
     on_batch: impl FnMut(usize, usize),
 ) -> Result<SplitEvaluation, EvaluateError> {
+    evaluate_split_parallel(det, cfg, data, split, device, conf, None, on_batch)
+}
+
+/// `evaluate_split`, sharded over the processes of `par` (every process gets the whole result).
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_split_parallel(
+    det: &Detector,
+    cfg: &ExperimentConfig,
+    data: Arc<SplitData>,
+    split: &str,
+    device: Device,
+    conf: f64,
+    par: Option<&crate::parallel::Parallel>,
+    on_batch: impl FnMut(usize, usize),
+) -> Result<SplitEvaluation, EvaluateError> {
     let mut ev = Evaluator::new(eval_config(cfg))?;
     let mut frames = Vec::new();
-    run_stream(
-        det,
-        data.clone(),
-        cfg,
-        device,
-        conf,
-        0,
-        |f| {
-            ev.add_frame(&f.gt, &f.dt);
-            if !f.gt.is_empty() {
-                let (dt, dt_score) =
-                    f.dt.into_iter()
-                        .zip(f.dt_score)
-                        .filter(|(_, s)| *s >= SAMPLE_DRAW_THRESHOLD)
-                        .map(|(d, s)| {
-                            let drawn = EvalBox {
-                                class_confidence: s,
-                                ..d
-                            };
-                            (drawn, s)
-                        })
-                        .unzip();
-                frames.push(FrameResult { dt, dt_score, ..f });
-            }
-        },
-        on_batch,
-    )?;
+    for f in collect_frames(det, data.clone(), cfg, device, conf, 0, par, on_batch)? {
+        ev.add_frame(&f.gt, &f.dt);
+        if !f.gt.is_empty() {
+            let (dt, dt_score) =
+                f.dt.into_iter()
+                    .zip(f.dt_score)
+                    .filter(|(_, s)| *s >= SAMPLE_DRAW_THRESHOLD)
+                    .map(|(d, s)| {
+                        let drawn = EvalBox {
+                            class_confidence: s,
+                            ..d
+                        };
+                        (drawn, s)
+                    })
+                    .unzip();
+            frames.push(FrameResult { dt, dt_score, ..f });
+        }
+    }
     let report = ev.summarize()?;
     frames.sort_by_key(|f| (f.seq, f.repr));
     Ok(SplitEvaluation {

@@ -10,6 +10,7 @@ pub mod infer;
 pub mod logs;
 pub mod model_setup;
 pub mod optim;
+pub mod parallel;
 pub mod reproducibility;
 pub mod run_lock;
 pub mod trainer;

@@ -79,6 +79,22 @@ impl AdamW {
     }
 
     /// The L2 norm of all gradients (logged as `train/grad_norm`).
+    /// Every parameter's gradient in parameter order, for the all-reduce (a parameter without one
+    /// contributes zeros, so every process's bucket layout is the same).
+    pub fn grads(&self) -> Vec<Tensor> {
+        self.params
+            .iter()
+            .map(|(_, p)| {
+                let g = p.grad();
+                if g.defined() {
+                    g
+                } else {
+                    p.zeros_like()
+                }
+            })
+            .collect()
+    }
+
     pub fn grad_norm(&self) -> f64 {
         let sq: f64 = self
             .params

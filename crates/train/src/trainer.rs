@@ -14,6 +14,7 @@ use crate::evaluate;
 use crate::logs::MetricLog;
 use crate::model_setup;
 use crate::optim::{AdamW, OneCycle};
+use crate::parallel::Parallel;
 use evdet_model::amp::{self, GradScaler, Precision};
 use evdet_model::assign::AnchorGrid;
 use evdet_model::backbone::LstmState;
@@ -38,6 +39,8 @@ pub enum TrainError {
     Evaluate(#[from] evaluate::EvaluateError),
     #[error(transparent)]
     RunLock(#[from] crate::run_lock::RunLockError),
+    #[error(transparent)]
+    Dist(#[from] evdet_dist::DistError),
     #[error("loss: {0}")]
     Loss(#[from] evdet_model::losses::LossError),
     #[error("{0}")]
@@ -104,10 +107,16 @@ pub struct Trainer {
     stream_states: Option<Vec<LstmState>>,
     pub state: TrainState,
     pub run_dir: PathBuf,
-    log: MetricLog,
+    /// Rank 0 (or the only process) writes the metric log.
+    log: Option<MetricLog>,
     /// What `model.init_from` loaded, when the run started from other weights.
     pub init_report: Option<evdet_model::import::LoadReport>,
-    _run_lock: crate::run_lock::RunLock,
+    /// Sentences for the user about how the run was set up (e.g. a batch re-dealt on resume).
+    pub notices: Vec<String>,
+    /// This process's part of a data-parallel run (`None`: one process).
+    par: Option<Arc<Parallel>>,
+    /// Rank 0 (or the only process) holds the run folder's lock and writes logs and checkpoints.
+    _run_lock: Option<crate::run_lock::RunLock>,
 }
 
 impl Trainer {
@@ -118,6 +127,45 @@ impl Trainer {
         device: Device,
         resume: bool,
     ) -> Result<Self, TrainError> {
+        Self::new_parallel(cfg, data_root, device, resume, None)
+    }
+
+    /// As `new`, as one process of a data-parallel run when `par` is given: the plan is over the
+    /// global batch, weights come from rank 0, and only rank 0 writes into the run folder (every rank
+    /// reads `checkpoints/last` on resume, so the folder must be shared between machines).
+    pub fn new_parallel(
+        mut cfg: ExperimentConfig,
+        data_root: &Path,
+        device: Device,
+        resume: bool,
+        par: Option<Arc<Parallel>>,
+    ) -> Result<Self, TrainError> {
+        let (rank, world) = par.as_ref().map_or((0, 1), |p| (p.rank(), p.world()));
+        let run_dir = run_dir(&cfg);
+        let last = run_dir.join("checkpoints/last");
+        let resume_from = if resume && last.join(checkpoint::MODEL_FILE).exists() {
+            Some(checkpoint::load(&last)?)
+        } else {
+            None
+        };
+        let mut notices = Vec::new();
+        if let Some(g) = resume_from.as_ref().and_then(|c| c.state.global_batch) {
+            let b = cfg.batch_size.train;
+            if b * world != g {
+                if g % world != 0 {
+                    return Err(TrainError::Other(format!(
+                        "{}: the run trained with a global batch of {g} rows ({} processes); {world} processes cannot share it evenly. Resume on a world size that divides {g}.",
+                        last.display(),
+                        resume_from.as_ref().and_then(|c| c.state.world_size).unwrap_or(1)
+                    )));
+                }
+                cfg.batch_size.train = g / world;
+                notices.push(format!(
+                    "resuming a run with a global batch of {g} on {world} process(es): batch_size.train is {} per process (was {b})",
+                    g / world
+                ));
+            }
+        }
         let precision: Precision = cfg
             .training
             .precision
@@ -133,7 +181,7 @@ impl Trainer {
             Detector::build(&model_cfg, device).map_err(|e| TrainError::Other(e.to_string()))?;
         let train = Arc::new(open_split(&cfg, data_root, "train")?);
         let val = open_split(&cfg, data_root, "val").ok().map(Arc::new);
-        let plan = Arc::new(TrainPlan::new(&train, &cfg)?);
+        let plan = Arc::new(TrainPlan::for_world(&train, &cfg, world)?);
         let mut opt = AdamW::new(&vs, cfg.training.weight_decay);
         let s = &cfg.training.lr_scheduler;
         let sched = OneCycle {
@@ -143,13 +191,19 @@ impl Trainer {
             div_factor: s.div_factor,
             final_div_factor: s.final_div_factor,
         };
-        let run_dir = run_dir(&cfg);
-        std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::Io {
-            path: run_dir.clone(),
-            source: e,
-        })?;
+        let root = rank == 0;
+        if root {
+            std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::Io {
+                path: run_dir.clone(),
+                source: e,
+            })?;
+        }
         // One writer per run folder, for the whole life of this trainer.
-        let run_lock = crate::run_lock::RunLock::acquire(&run_dir)?;
+        let run_lock = if root {
+            Some(crate::run_lock::RunLock::acquire(&run_dir)?)
+        } else {
+            None
+        };
         let mut state = TrainState {
             seed: cfg.reproduce.seed,
             loss_scale: if precision == Precision::Fp16 {
@@ -160,15 +214,33 @@ impl Trainer {
             ..Default::default()
         };
         let mut stream_states = None;
-        let last = run_dir.join("checkpoints/last");
         let mut init_report = None;
-        if resume && last.join(checkpoint::MODEL_FILE).exists() {
+        if let Some(ck) = resume_from {
             checkpoint::load_weights(&mut vs, &last)?;
-            let ck = checkpoint::load(&last)?;
             opt.load_state(&ck.optimizer, ck.state.optimizer_step)
                 .map_err(|e| TrainError::Other(format!("{}: {e}", last.display())))?;
             if !ck.recurrent.is_empty() {
-                stream_states = Some(states_from_named(&ck.recurrent, device)?);
+                if ck.state.stream_slots != plan.bs_stream {
+                    return Err(TrainError::Other(format!(
+                        "{}: the checkpoint carries the recurrent states of {} stream slots, this run has {} ({} process(es) × {} each): keep WORLD_SIZE × batch_size.train and dataset.train.sampling as the run had them",
+                        last.display(),
+                        ck.state.stream_slots,
+                        plan.bs_stream,
+                        world,
+                        plan.local_stream()
+                    )));
+                }
+                // Re-dealt: this process takes its own slots of the global batch.
+                let s = plan.local_stream() as i64;
+                stream_states = Some(
+                    states_from_named(&ck.recurrent, device)?
+                        .iter()
+                        .map(|st| LstmState {
+                            h: st.h.narrow(0, s * rank as i64, s),
+                            c: st.c.narrow(0, s * rank as i64, s),
+                        })
+                        .collect(),
+                );
             }
             state = ck.state;
         } else if !model_cfg.init_from.is_empty() {
@@ -177,21 +249,28 @@ impl Trainer {
                 crate::import::init_from(&vs, Path::new(&model_cfg.init_from)).map_err(|e| {
                     TrainError::Other(format!("model.init_from {}: {e}", model_cfg.init_from))
                 })?;
-            let path = run_dir.join("init_from.json");
-            let json = serde_json::json!({"init_from": model_cfg.init_from, "report": report});
-            evdet_atomic::write(&path, json.to_string().as_bytes())
-                .map_err(|e| TrainError::Other(e.to_string()))?;
+            if root {
+                let path = run_dir.join("init_from.json");
+                let json = serde_json::json!({"init_from": model_cfg.init_from, "report": report});
+                evdet_atomic::write(&path, json.to_string().as_bytes())
+                    .map_err(|e| TrainError::Other(e.to_string()))?;
+            }
             init_report = Some(report);
         }
-        let config_path = run_dir.join("config.yaml");
-        std::fs::write(&config_path, cfg.to_yaml()).map_err(|e| TrainError::Io {
-            path: config_path,
-            source: e,
-        })?;
-        let log = MetricLog::open(&run_dir).map_err(|e| TrainError::Io {
-            path: run_dir.clone(),
-            source: e,
-        })?;
+        if let Some(p) = &par {
+            p.broadcast_weights(&vs)?;
+        }
+        let log = if root {
+            let config_path = run_dir.join("config.yaml");
+            evdet_atomic::write(&config_path, cfg.to_yaml().as_bytes())
+                .map_err(|e| TrainError::Other(format!("{}: {e}", config_path.display())))?;
+            Some(MetricLog::open(&run_dir).map_err(|e| TrainError::Io {
+                path: run_dir.clone(),
+                source: e,
+            })?)
+        } else {
+            None
+        };
         Ok(Self {
             cfg,
             device,
@@ -209,7 +288,29 @@ impl Trainer {
             run_dir,
             log,
             init_report,
+            notices,
+            par,
             _run_lock: run_lock,
+        })
+    }
+
+    /// Rank of this process (0 without distribution) and the number of processes.
+    pub fn rank_world(&self) -> (usize, usize) {
+        self.par.as_ref().map_or((0, 1), |p| (p.rank(), p.world()))
+    }
+
+    /// The data-parallel context, when this is one process of several.
+    pub fn parallel(&self) -> Option<&Arc<Parallel>> {
+        self.par.as_ref()
+    }
+
+    fn write_log(&mut self, step: u64, m: &BTreeMap<String, f64>) -> Result<(), TrainError> {
+        let Some(log) = self.log.as_mut() else {
+            return Ok(());
+        };
+        log.log(step, m).map_err(|e| TrainError::Io {
+            path: self.run_dir.clone(),
+            source: e,
         })
     }
 
@@ -237,18 +338,22 @@ impl Trainer {
             self.cfg.dataset.sequence_length,
         );
         let only_end = self.cfg.dataset.only_load_end_labels;
+        let rank = self.rank_world().0;
         let mut loader = Prefetcher::new(
             self.state.step,
             end,
             self.cfg.hardware.num_workers.train,
             4,
-            move |s| batch::build(&data, &plan.rows(s), l, only_end),
+            move |s| batch::build(&data, &plan.rows_for(s, rank), l, only_end),
         );
         while self.state.step < end {
             let Some((b, data_s)) = loader.next_timed() else {
                 break;
             };
             let b = b?;
+            if let Some(p) = &self.par {
+                p.pg.note_step(self.state.step + 1)?;
+            }
             let t0 = std::time::Instant::now();
             let mut metrics = self.train_step(&b)?;
             let compute_s = t0.elapsed().as_secs_f64();
@@ -257,10 +362,7 @@ impl Trainer {
             metrics.insert("train/data_time_s".into(), data_s);
             metrics.insert("train/compute_time_s".into(), compute_s);
             if step.is_multiple_of(self.cfg.logging.log_every_n_steps.max(1)) || step == end {
-                self.log.log(step, &metrics).map_err(|e| TrainError::Io {
-                    path: self.run_dir.clone(),
-                    source: e,
-                })?;
+                self.write_log(step, &metrics)?;
             }
             on_step(&StepReport {
                 step,
@@ -273,10 +375,7 @@ impl Trainer {
                 step.is_multiple_of(self.cfg.validation.val_check_interval.max(1)) || step == max;
             if validate && self.val.is_some() {
                 let m = self.validate()?;
-                self.log.log(step, &m).map_err(|e| TrainError::Io {
-                    path: self.run_dir.clone(),
-                    source: e,
-                })?;
+                self.write_log(step, &m)?;
                 on_eval(&m);
                 let key = &self.cfg.validation.best_metric;
                 if let Some(&v) = m.get(key) {
@@ -291,11 +390,13 @@ impl Trainer {
                 self.save_checkpoint("last")?;
             }
         }
-        let path = self.run_dir.join("reproducibility.json");
-        let json = serde_json::to_string_pretty(&self.reproducibility())
-            .map_err(|e| TrainError::Other(e.to_string()))?;
-        evdet_atomic::write(&path, json.as_bytes())
-            .map_err(|e| TrainError::Other(e.to_string()))?;
+        if self.log.is_some() {
+            let path = self.run_dir.join("reproducibility.json");
+            let json = serde_json::to_string_pretty(&self.reproducibility())
+                .map_err(|e| TrainError::Other(e.to_string()))?;
+            evdet_atomic::write(&path, json.as_bytes())
+                .map_err(|e| TrainError::Other(e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -322,10 +423,11 @@ impl Trainer {
     ) -> Result<Option<(Tensor, Tensor, AnchorGrid, Vec<&'b FrameLabels>)>, TrainError> {
         let dev = self.device;
         let rows = b.batch_size();
-        let bs_stream = self.plan.bs_stream;
+        let bs_stream = self.plan.local_stream();
         let reset = Tensor::from_slice(&b.is_first).to_device(dev);
         let mut stash: Vec<Vec<Tensor>> = Vec::new();
         let mut targets: Vec<&FrameLabels> = Vec::new();
+        let mut last_feats: Option<Vec<Tensor>> = None;
         for t in 0..b.seq_len() {
             let x = b.ev.get(t as i64).to_device(dev).to_kind(Kind::Float);
             let (feats, new_states) = self.det.forward_backbone_step(
@@ -340,10 +442,12 @@ impl Trainer {
                 .map(|r| r as i64)
                 .collect();
             if labelled.is_empty() {
+                last_feats = Some(feats);
                 continue;
             }
             let idx = Tensor::from_slice(&labelled).to_device(dev);
             stash.push(feats.iter().map(|f| f.index_select(0, &idx)).collect());
+            last_feats = Some(feats);
             targets.extend(
                 labelled
                     .iter()
@@ -356,7 +460,19 @@ impl Trainer {
                 .map(|st| keep_rows(&st.detach(), bs_stream))
                 .collect()
         });
-        if targets.is_empty() {
+        if let Some(p) = self.par.clone() {
+            let what = format!("count of labelled frames at step {}", self.state.step + 1);
+            if p.sum(&[targets.len() as f64], &what)?[0] == 0.0 {
+                return Ok(None);
+            }
+            if targets.is_empty() {
+                // Other processes have labels: this one still runs the neck and head, on no rows,
+                // so that every process takes part in SyncBatchNorm's collectives.
+                if let Some(f) = last_feats {
+                    stash.push(f.iter().map(|t| t.narrow(0, 0, 0)).collect());
+                }
+            }
+        } else if targets.is_empty() {
             return Ok(None);
         }
         let nstages = stash[0].len();
@@ -409,10 +525,15 @@ impl Trainer {
     }
 
     /// One optimisation step on one batch; returns the logged scalars.
+    ///
+    /// Data parallel, every process's loss is divided by the foreground count of the global batch
+    /// (not its own) and the gradients are summed over the processes: the update is then the one a
+    /// single process would make on the global batch, and the logged losses are the global batch's.
     pub fn train_step(&mut self, b: &Batch) -> Result<BTreeMap<String, f64>, TrainError> {
         let dev = self.device;
         let rows = b.batch_size();
-        let bs_stream = self.plan.bs_stream;
+        let bs_stream = self.plan.local_stream();
+        let step = self.state.step + 1;
         // Stream rows continue their slot's state; random rows always start from zero (is_first).
         let states: Option<Vec<LstmState>> = self.stream_states.take().map(|s| {
             if rows == bs_stream {
@@ -423,42 +544,120 @@ impl Trainer {
         });
         let precision = self.precision;
         let forward = amp::autocast(dev, precision, || self.forward_chunk(b, states));
+        if let Some(e) = self.par.as_ref().and_then(|p| p.take_failure(step)) {
+            return Err(e.into());
+        }
         let Some((outputs, raw_reg, grid, targets)) = forward? else {
             // Nothing to learn from in this batch (all rows unlabelled): no optimiser step.
             let mut m = BTreeMap::new();
             m.insert("train/lr".into(), self.lr());
             return Ok(m);
         };
-        let labels = batch::yolox_targets(&targets).to_device(dev);
         let lr = self.lr();
         let mut m = BTreeMap::new();
         m.insert("train/lr".into(), lr);
         // NaN predictions (a diverging run) can be neither assigned nor scored: the step is skipped
         // and counted like a non-finite loss. Infinities are left to the loss: fp16 box sizes overflow
         // at anchors SimOTA never picks, and the loss stays finite.
-        if outputs.isnan().any().int64_value(&[]) != 0 {
-            m.insert("train/loss".into(), f64::NAN);
-            return self.skip_nonfinite(m);
-        }
+        let nan = outputs.isnan().any().int64_value(&[]) != 0;
         // The loss and SimOTA run in float32 outside autocast, as YOLOX does.
-        let loss = yolox_loss(&outputs, Some(&raw_reg), &grid, &labels, &self.loss_cfg)?;
-        let total = loss.loss.double_value(&[]);
+        let loss = if nan || targets.is_empty() {
+            None
+        } else {
+            let labels = batch::yolox_targets(&targets).to_device(dev);
+            Some(yolox_loss(
+                &outputs,
+                Some(&raw_reg),
+                &grid,
+                &labels,
+                &self.loss_cfg,
+            )?)
+        };
+        let parts = |l: &evdet_model::losses::LossOutput| -> [f64; 5] {
+            [
+                l.loss.double_value(&[]),
+                l.iou_loss.double_value(&[]),
+                l.conf_loss.double_value(&[]),
+                l.cls_loss.double_value(&[]),
+                l.l1_loss.double_value(&[]),
+            ]
+        };
+        // (loss tensor to differentiate, logged parts, foreground anchors per gt)
+        let (objective, logged, num_fg) = match self.par.clone() {
+            None => {
+                if nan {
+                    m.insert("train/loss".into(), f64::NAN);
+                    return self.skip_nonfinite(m);
+                }
+                let Some(l) = loss else {
+                    return Ok(m);
+                };
+                (l.loss.shallow_clone(), parts(&l), l.num_fg)
+            }
+            Some(p) => {
+                let (nfg, ngt) = loss
+                    .as_ref()
+                    .map_or((0, 0), |l| (l.num_fg_total, l.num_gts_total));
+                let g = p.sum(
+                    &[nfg as f64, ngt as f64, nan as u8 as f64],
+                    &format!("sum of foreground counts at step {step}"),
+                )?;
+                if g[2] > 0.0 {
+                    m.insert("train/loss".into(), f64::NAN);
+                    return self.skip_nonfinite(m);
+                }
+                // This process's loss was divided by its own count; re-divide by the global one.
+                let factor = (nfg.max(1) as f64) / g[0].max(1.0);
+                let (objective, local) = match &loss {
+                    Some(l) => (&l.loss * factor, parts(l).map(|v| v * factor)),
+                    // No labelled rows here: a zero loss that still reaches every parameter
+                    // through the graph, so that SyncBatchNorm's backward runs on every process.
+                    None => (
+                        (outputs.sum(Kind::Float) + raw_reg.sum(Kind::Float)) * 0.0,
+                        [0.0; 5],
+                    ),
+                };
+                let logged = p.sum(&local, &format!("sum of the losses at step {step}"))?;
+                let logged: [f64; 5] = logged.try_into().unwrap_or([f64::NAN; 5]);
+                (objective, logged, g[0].max(1.0) / g[1].max(1.0))
+            }
+        };
+        let [total, iou, conf, cls, l1] = logged;
         m.insert("train/loss".into(), total);
-        m.insert("train/iou_loss".into(), loss.iou_loss.double_value(&[]));
-        m.insert("train/conf_loss".into(), loss.conf_loss.double_value(&[]));
-        m.insert("train/cls_loss".into(), loss.cls_loss.double_value(&[]));
-        m.insert("train/l1_loss".into(), loss.l1_loss.double_value(&[]));
-        m.insert("train/num_fg".into(), loss.num_fg);
+        m.insert("train/iou_loss".into(), iou);
+        m.insert("train/conf_loss".into(), conf);
+        m.insert("train/cls_loss".into(), cls);
+        m.insert("train/l1_loss".into(), l1);
+        m.insert("train/num_fg".into(), num_fg);
         if !total.is_finite() {
             return self.skip_nonfinite(m);
         }
         self.state.nonfinite_in_row = 0;
         self.opt.zero_grad();
+        let scale = if precision == Precision::Fp16 {
+            self.state.loss_scale
+        } else {
+            1.0
+        };
+        let scaled = if scale == 1.0 {
+            objective
+        } else {
+            &objective * scale
+        };
+        scaled
+            .f_backward()
+            .map_err(|e| TrainError::Other(format!("backward pass at step {step}: {e}")))?;
+        if let Some(p) = &self.par {
+            evdet_dist::buckets::all_reduce_gradients(
+                &p.pg,
+                &self.opt.grads(),
+                p.bucket_bytes,
+                step,
+            )?;
+        }
         if precision == Precision::Fp16 {
             // Dynamic loss scaling: backward on the scaled loss, unscale, and skip the step when the
             // fp16 gradients overflowed (the scale then halves).
-            let scale = self.state.loss_scale;
-            (&loss.loss * scale).backward();
             self.opt.scale_grads(1.0 / scale);
             let norm = self.opt.grad_norm();
             let mut scaler = GradScaler {
@@ -478,7 +677,6 @@ impl Trainer {
             }
             m.insert("train/grad_norm".into(), norm);
         } else {
-            loss.loss.backward();
             m.insert("train/grad_norm".into(), self.opt.grad_norm());
         }
         self.opt
@@ -501,19 +699,33 @@ impl Trainer {
             self.device,
             self.cfg.validation.confidence_threshold,
             self.cfg.validation.limit_val_batches,
+            self.par.as_deref(),
             |_, _| {},
         )?;
         Ok(report.metrics("val"))
     }
 
+    /// Writes `checkpoints/<name>`. Data parallel, every process calls it at the same step: the
+    /// stream slots' recurrent states are gathered from all of them, and rank 0 writes.
     pub fn save_checkpoint(&self, name: &str) -> Result<(), TrainError> {
-        let recurrent = self
+        let mut recurrent = self
             .stream_states
             .as_ref()
             .map(|s| named_states(s))
             .unwrap_or_default();
+        if let Some(p) = &self.par {
+            for (n, t) in recurrent.iter_mut() {
+                let what = format!("gathering recurrent state {n} for checkpoint '{name}'");
+                *t = p.gather_rows(t, &what)?;
+            }
+            if p.rank() != 0 {
+                return Ok(());
+            }
+        }
         let mut state = self.state.clone();
         state.stream_slots = self.plan.bs_stream;
+        state.global_batch = Some(self.plan.batch_size());
+        state.world_size = Some(self.plan.world);
         checkpoint::save(
             &self.run_dir.join("checkpoints").join(name),
             &checkpoint::Contents {

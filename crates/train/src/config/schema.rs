@@ -136,8 +136,37 @@ pub struct Hardware {
     pub num_workers: Split<usize>,
     /// `auto` | `cpu` | `cuda` | `cuda:N`.
     pub device: String,
-    /// Intra-op CPU threads for libtorch (0 = libtorch's default).
+    /// Intra-op CPU threads for libtorch (0 = libtorch's default; with several local ranks on the
+    /// CPU, the cores divided among them).
     pub cpu_threads: usize,
+    /// Distributed training's backend: `auto` (NCCL on CUDA, Gloo on the CPU), `gloo`, `nccl`.
+    #[serde(default = "default_dist_backend")]
+    pub dist_backend: String,
+    /// Seconds a collective may wait before the job ends with a message naming the rank.
+    #[serde(default = "default_dist_timeout_s")]
+    pub dist_timeout_s: u64,
+    /// Gradient all-reduce bucket size in MiB.
+    #[serde(default = "default_dist_bucket_mb")]
+    pub dist_bucket_mb: f64,
+    /// SyncBatchNorm when WORLD_SIZE > 1 (RVT trains with `sync_batchnorm=True`).
+    #[serde(default = "default_true")]
+    pub sync_batchnorm: bool,
+}
+
+fn default_dist_backend() -> String {
+    "auto".into()
+}
+
+fn default_dist_timeout_s() -> u64 {
+    300
+}
+
+fn default_dist_bucket_mb() -> f64 {
+    25.0
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -299,13 +299,22 @@ impl StreamPlan {
 }
 
 /// Batch composition for training: stream rows first, random rows after (REFERENCE §4.2).
+///
+/// Data parallel: `batch_size.train` is per process, as in RVT and Lightning, and the plan is over the
+/// global batch — `world` times the per-process stream and random rows — a pure function of (seed,
+/// step). Process `r` takes stream slots `r·s .. (r+1)·s` and random rows `r·q .. (r+1)·q` (`s`, `q`:
+/// its own counts), so every stream slot belongs to one process for the whole run.
 #[derive(Debug)]
 pub struct TrainPlan {
     pub stream: Option<StreamPlan>,
     pub random: Option<RandomPlan>,
+    /// Stream slots of the global batch.
     pub bs_stream: usize,
+    /// Random rows of the global batch.
     pub bs_random: usize,
     pub seq_len: usize,
+    /// Processes sharing the global batch.
+    pub world: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -320,7 +329,17 @@ pub enum PlanError {
 
 impl TrainPlan {
     pub fn new(data: &SplitData, cfg: &crate::config::ExperimentConfig) -> Result<Self, PlanError> {
+        Self::for_world(data, cfg, 1)
+    }
+
+    /// The plan of `world` processes with `batch_size.train` rows each.
+    pub fn for_world(
+        data: &SplitData,
+        cfg: &crate::config::ExperimentConfig,
+        world: usize,
+    ) -> Result<Self, PlanError> {
         use crate::config::Sampling;
+        let world = world.max(1);
         let (b, l, seed) = (
             cfg.batch_size.train,
             cfg.dataset.sequence_length,
@@ -338,6 +357,7 @@ impl TrainPlan {
                 (b - r, r)
             }
         };
+        let (bs_stream, bs_random) = (bs_stream * world, bs_random * world);
         let aug = &cfg.dataset.data_augmentation;
         let stream = (bs_stream > 0).then(|| StreamPlan::new(data, l, seed, aug.stream.clone()));
         let random =
@@ -362,7 +382,32 @@ impl TrainPlan {
             bs_stream,
             bs_random,
             seq_len: l,
+            world,
         })
+    }
+
+    /// Stream slots of one process.
+    pub fn local_stream(&self) -> usize {
+        self.bs_stream / self.world
+    }
+
+    /// The rows process `rank` trains on at `step`: its stream slots, then its random rows.
+    pub fn rows_for(&self, step: u64, rank: usize) -> Vec<SlotSample> {
+        if self.world == 1 {
+            return self.rows(step);
+        }
+        let (s, q) = (self.bs_stream / self.world, self.bs_random / self.world);
+        let mut rows: Vec<SlotSample> = match &self.stream {
+            Some(p) => (rank * s..(rank + 1) * s)
+                .map(|b| p.sample(b, step))
+                .collect(),
+            None => Vec::new(),
+        };
+        if let Some(r) = &self.random {
+            let all = r.rows(step, self.seq_len).unwrap_or_default();
+            rows.extend(all.into_iter().skip(rank * q).take(q));
+        }
+        rows
     }
 
     pub fn batch_size(&self) -> usize {

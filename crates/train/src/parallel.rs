@@ -1,0 +1,345 @@
+//! Data-parallel training over a c10d process group (`evdet-dist`): the group and its settings from the
+//! experiment config, SyncBatchNorm's all-reduce installed for the model, and the few collectives the
+//! trainer and the sharded evaluation need beyond the gradients (small sums, weight broadcast, the
+//! stream slots' recurrent states gathered for a checkpoint).
+
+use crate::config::ExperimentConfig;
+use crate::evaluate::{FrameKey, FrameResult};
+use evdet_dist::group::{all_reduce_differentiable, GroupOptions};
+use evdet_dist::{Backend, DistError, LaunchEnv, ProcessGroup};
+use evdet_eval::BBox as EvalBox;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tch::{nn, Device, Kind, Tensor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParallelError {
+    #[error(transparent)]
+    Dist(#[from] DistError),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// This process's part in a data-parallel run (only built when WORLD_SIZE > 1).
+pub struct Parallel {
+    pub pg: Arc<ProcessGroup>,
+    pub bucket_bytes: usize,
+    pub sync_batchnorm: bool,
+    /// The first failed SyncBatchNorm all-reduce (the forward pass cannot return errors).
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+struct SyncStats {
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+impl evdet_model::layers::sync::StatsAllReduce for SyncStats {
+    fn sum(&self, t: &Tensor) -> Option<Tensor> {
+        let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        // After one failure the group is broken: later layers must not wait out the timeout again.
+        if failure.is_some() {
+            return None;
+        }
+        match all_reduce_differentiable(t) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                *failure = Some(e);
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Parallel {
+    fn drop(&mut self) {
+        if self.sync_batchnorm {
+            evdet_model::layers::sync::install(None);
+        }
+    }
+}
+
+impl Parallel {
+    /// Joins the job `env` describes with the backend, timeout and bucket size of `cfg.hardware`;
+    /// `None` for a single process.
+    pub fn join(
+        env: &LaunchEnv,
+        cfg: &ExperimentConfig,
+        device: Device,
+    ) -> Result<Option<Arc<Self>>, ParallelError> {
+        if !env.is_distributed() {
+            return Ok(None);
+        }
+        let hw = &cfg.hardware;
+        let backend =
+            Backend::choose(&hw.dist_backend, device.is_cuda()).map_err(ParallelError::Config)?;
+        let pg = ProcessGroup::init(
+            env,
+            &GroupOptions {
+                backend,
+                timeout: Duration::from_secs(hw.dist_timeout_s.max(1)),
+                gloo_ifname: std::env::var("GLOO_SOCKET_IFNAME")
+                    .ok()
+                    .filter(|s| !s.is_empty()),
+            },
+        )?;
+        let sync_batchnorm = hw.sync_batchnorm;
+        let failure = Arc::new(Mutex::new(None));
+        if sync_batchnorm {
+            pg.install_for_autograd();
+            evdet_model::layers::sync::install(Some(Arc::new(SyncStats {
+                failure: failure.clone(),
+            })));
+        }
+        Ok(Some(Arc::new(Self {
+            pg: Arc::new(pg),
+            bucket_bytes: (hw.dist_bucket_mb.max(0.0) * 1024.0 * 1024.0) as usize,
+            sync_batchnorm,
+            failure,
+        })))
+    }
+
+    pub fn rank(&self) -> usize {
+        self.pg.rank
+    }
+
+    pub fn world(&self) -> usize {
+        self.pg.world_size
+    }
+
+    /// A SyncBatchNorm all-reduce of the last forward pass failed: the message, as a collective error.
+    pub fn take_failure(&self, step: u64) -> Option<DistError> {
+        let m = self
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        Some(DistError::Collective {
+            rank: self.rank(),
+            world: self.world(),
+            what: format!("SyncBatchNorm all-reduce at step {step}"),
+            message: m,
+            diagnosis: String::new(),
+        })
+    }
+
+    /// Sums a few numbers over all ranks (in float64).
+    pub fn sum(&self, v: &[f64], what: &str) -> Result<Vec<f64>, DistError> {
+        let t = Tensor::from_slice(v);
+        let t = if self.pg.backend == Backend::Nccl {
+            t.to_device(Device::Cuda(self.pg.local_rank))
+        } else {
+            t
+        };
+        self.pg.all_reduce_sum(&t, what)?;
+        Ok(Vec::<f64>::try_from(&t.to_device(Device::Cpu)).unwrap_or_default())
+    }
+
+    /// Rank 0's weights and buffers on every rank (the start of a run: fresh or resumed, all ranks
+    /// begin from identical weights).
+    pub fn broadcast_weights(&self, vs: &nn::VarStore) -> Result<(), DistError> {
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        tch::no_grad(|| -> Result<(), DistError> {
+            for kind in [
+                Kind::Float,
+                Kind::Double,
+                Kind::Half,
+                Kind::BFloat16,
+                Kind::Int64,
+            ] {
+                let parts: Vec<&Tensor> = vars
+                    .iter()
+                    .map(|(_, t)| t)
+                    .filter(|t| t.kind() == kind)
+                    .collect();
+                if parts.is_empty() {
+                    continue;
+                }
+                let flat = Tensor::cat(
+                    &parts.iter().map(|t| t.reshape([-1])).collect::<Vec<_>>(),
+                    0,
+                );
+                self.pg
+                    .broadcast(&flat, 0, "broadcast of rank 0's weights")?;
+                let mut offset = 0;
+                for t in parts {
+                    let n = t.numel() as i64;
+                    t.shallow_clone()
+                        .copy_(&flat.narrow(0, offset, n).view_as(t));
+                    offset += n;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The global stream slots' tensor: each rank's `local` rows placed at its slots, summed.
+    pub fn gather_rows(&self, local: &Tensor, what: &str) -> Result<Tensor, DistError> {
+        let mut shape = local.size();
+        let n = shape[0];
+        shape[0] = n * self.world() as i64;
+        let global = Tensor::zeros(&shape, (local.kind(), local.device()));
+        global.narrow(0, n * self.rank() as i64, n).copy_(local);
+        self.pg.all_reduce_sum(&global, what)?;
+        Ok(global)
+    }
+}
+
+/// Intra-op threads of one of `local_ranks` CPU ranks when `hardware.cpu_threads` is 0: the cores
+/// divided among them (at least one).
+pub fn cpu_threads_per_rank(configured: usize, local_ranks: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / local_ranks.max(1)).max(1)
+}
+
+/// Frame results as bytes for the gather (little-endian; a box is t, x, y, w, h, class, confidence).
+pub fn encode_frames(frames: &[(FrameKey, FrameResult)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let u64s = |out: &mut Vec<u8>, v: u64| out.extend_from_slice(&v.to_le_bytes());
+    u64s(&mut out, frames.len() as u64);
+    for ((a, b, c), f) in frames {
+        for v in [*a, *b, *c, f.seq as u64, f.repr as u64, f.t as u64] {
+            u64s(&mut out, v);
+        }
+        for boxes in [&f.gt, &f.dt] {
+            u64s(&mut out, boxes.len() as u64);
+            for x in boxes.iter() {
+                out.extend_from_slice(&x.t.to_le_bytes());
+                for v in [x.x, x.y, x.w, x.h] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                out.extend_from_slice(&x.class_id.to_le_bytes());
+                out.extend_from_slice(&x.class_confidence.to_le_bytes());
+            }
+        }
+        u64s(&mut out, f.dt_score.len() as u64);
+        for v in &f.dt_score {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// The inverse of `encode_frames`; `None` on malformed bytes.
+pub fn decode_frames(b: &[u8]) -> Option<Vec<(FrameKey, FrameResult)>> {
+    struct R<'a>(&'a [u8]);
+    impl R<'_> {
+        fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+            let (h, t) = self.0.split_at_checked(N)?;
+            self.0 = t;
+            h.try_into().ok()
+        }
+        fn u64(&mut self) -> Option<u64> {
+            self.take::<8>().map(u64::from_le_bytes)
+        }
+        fn f32(&mut self) -> Option<f32> {
+            self.take::<4>().map(f32::from_le_bytes)
+        }
+        /// A count that the remaining bytes can hold at `size` bytes each.
+        fn count(&mut self, size: usize) -> Option<usize> {
+            let n = usize::try_from(self.u64()?).ok()?;
+            (n.checked_mul(size)? <= self.0.len()).then_some(n)
+        }
+    }
+    let mut r = R(b);
+    let n = r.count(48)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let key = (r.u64()?, r.u64()?, r.u64()?);
+        let (seq, repr, t) = (r.u64()? as usize, r.u64()? as usize, r.u64()? as i64);
+        let mut boxes = [Vec::new(), Vec::new()];
+        for list in boxes.iter_mut() {
+            let m = r.count(32)?;
+            for _ in 0..m {
+                let t = r.u64()? as i64;
+                let (x, y, w, h) = (r.f32()?, r.f32()?, r.f32()?, r.f32()?);
+                let class_id = u32::from_le_bytes(r.take::<4>()?);
+                let class_confidence = r.f32()?;
+                list.push(EvalBox {
+                    t,
+                    x,
+                    y,
+                    w,
+                    h,
+                    class_id,
+                    class_confidence,
+                });
+            }
+        }
+        let m = r.count(4)?;
+        let dt_score = (0..m).map(|_| r.f32()).collect::<Option<Vec<_>>>()?;
+        let [gt, dt] = boxes;
+        out.push((
+            key,
+            FrameResult {
+                seq,
+                repr,
+                t,
+                gt,
+                dt,
+                dt_score,
+            },
+        ));
+    }
+    r.0.is_empty().then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_survive_the_wire_and_bad_bytes_are_refused() {
+        let b = |t, c| EvalBox {
+            t,
+            x: 1.5,
+            y: -2.0,
+            w: 3.25,
+            h: 4.0,
+            class_id: c,
+            class_confidence: 0.75,
+        };
+        let frames = vec![
+            (
+                (3, 1, 2),
+                FrameResult {
+                    seq: 4,
+                    repr: 9,
+                    t: 50_000,
+                    gt: vec![b(50_000, 1)],
+                    dt: vec![b(50_000, 0), b(50_000, 2)],
+                    dt_score: vec![0.5, 0.25],
+                },
+            ),
+            (
+                (0, 0, 0),
+                FrameResult {
+                    seq: 0,
+                    repr: 0,
+                    t: -1,
+                    gt: vec![],
+                    dt: vec![],
+                    dt_score: vec![],
+                },
+            ),
+        ];
+        let bytes = encode_frames(&frames);
+        let back = decode_frames(&bytes).expect("decodes");
+        assert_eq!(back.len(), 2);
+        for ((k1, f1), (k2, f2)) in frames.iter().zip(&back) {
+            assert_eq!(k1, k2);
+            assert_eq!((f1.seq, f1.repr, f1.t), (f2.seq, f2.repr, f2.t));
+            assert_eq!(
+                (&f1.gt, &f1.dt, &f1.dt_score),
+                (&f2.gt, &f2.dt, &f2.dt_score)
+            );
+        }
+        assert!(decode_frames(&bytes[..bytes.len() - 1]).is_none());
+        let mut huge = bytes.clone();
+        huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode_frames(&huge).is_none());
+    }
+}
