@@ -98,7 +98,7 @@ pub fn run_local(exe: &Path, args: &[OsString], nproc: usize) -> anyhow::Result<
         if failure.is_some() {
             let deadline = *stop_deadline.get_or_insert_with(|| {
                 signal_all(&children, libc::SIGTERM);
-                Instant::now() + Duration::from_secs(10)
+                Instant::now() + Duration::from_secs(5)
             });
             if Instant::now() > deadline {
                 signal_all(&children, libc::SIGKILL);

@@ -75,6 +75,9 @@ fn take_error(p: *mut c_char) -> Option<String> {
     Some(s)
 }
 
+/// Interval of the liveness counter each rank increments in the store.
+const HEARTBEAT: Duration = Duration::from_millis(400);
+
 /// The communication library under the group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -234,32 +237,66 @@ impl ProcessGroup {
         }
     }
 
-    /// Which ranks are behind this one, from their step counters in the store.
+    /// Which ranks stopped responding (their heartbeat did not advance over a few beats) or fell
+    /// behind this one, from the counters in the store.
     fn diagnose(&self) -> String {
-        let mine = self.progress.load(Ordering::Relaxed);
-        let mut behind = Vec::new();
-        for r in (0..self.world_size).filter(|&r| r != self.rank) {
-            match self.store_add_raw(&format!("progress/{r}"), 0) {
-                Ok(v) if (v as u64) < mine => behind.push(format!("rank {r} is at step {v}")),
-                Ok(_) => {}
-                Err(_) if r == 0 => {
-                    return format!(
-                        " (rank 0, which hosts the store, is unreachable: it died or hangs)"
-                    )
-                }
-                Err(_) => {
-                    return " (the store is unreachable: its host died or hangs)".to_string();
-                }
+        let others: Vec<usize> = (0..self.world_size).filter(|&r| r != self.rank).collect();
+        let read = |key: &str, r: usize| self.store_add_raw(&format!("{key}/{r}"), 0);
+        let unreachable = |r: usize| {
+            if r == 0 {
+                " (rank 0, which hosts the store, is unreachable: it died or hangs)".to_string()
+            } else {
+                " (the store is unreachable: its host died or hangs)".to_string()
+            }
+        };
+        let mut before = Vec::new();
+        for &r in &others {
+            match read("alive", r) {
+                Ok(v) => before.push(v),
+                Err(_) => return unreachable(r),
             }
         }
-        if behind.is_empty() {
-            format!(" (every rank reached step {mine}; the failing peer could not be identified from the store)")
-        } else {
-            format!(
-                " (this rank is at step {mine}; {}: it died or hangs)",
-                behind.join(", ")
-            )
+        std::thread::sleep(HEARTBEAT * 4);
+        let mut silent = Vec::new();
+        let mut behind = Vec::new();
+        let mine = self.progress.load(Ordering::Relaxed);
+        for (i, &r) in others.iter().enumerate() {
+            match (read("alive", r), read("progress", r)) {
+                (Ok(v), Ok(step)) => {
+                    if v == before[i] {
+                        silent.push(format!("rank {r}"));
+                    } else if (step as u64) < mine {
+                        behind.push(format!("rank {r} is at step {step}"));
+                    }
+                }
+                _ => return unreachable(r),
+            }
         }
+        if !silent.is_empty() {
+            format!(
+                " ({} stopped responding: no heartbeat for {:.1} s; it died, was stopped or hangs)",
+                silent.join(", "),
+                (HEARTBEAT * 4).as_secs_f64()
+            )
+        } else if !behind.is_empty() {
+            format!(" (this rank is at step {mine}; {})", behind.join(", "))
+        } else {
+            format!(" (every rank is alive and reached step {mine})")
+        }
+    }
+
+    /// Beats every `HEARTBEAT` in the store until the group is dropped, so that a failed collective
+    /// can tell which rank stopped responding.
+    pub fn spawn_heartbeat(self: &std::sync::Arc<Self>) {
+        let weak = std::sync::Arc::downgrade(self);
+        std::thread::spawn(move || loop {
+            let Some(pg) = weak.upgrade() else { return };
+            if pg.store_add_raw(&format!("alive/{}", pg.rank), 1).is_err() {
+                return;
+            }
+            drop(pg);
+            std::thread::sleep(HEARTBEAT);
+        });
     }
 
     /// Records that this rank started step `step` (read by other ranks' failure messages).

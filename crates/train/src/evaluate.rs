@@ -59,8 +59,8 @@ pub struct FrameResult {
 /// Where a frame comes in a single process's streaming order: (batch step, time step, slot).
 pub type FrameKey = (u64, u64, u64);
 
-/// The part of the evaluation plan one of `world` processes runs: slots `rank`, `rank + world`, …
-/// of the single-process plan (every recording stays whole on one process).
+/// Which of `world` processes this is, for evaluation sharded by recordings (every recording stays
+/// whole on one process).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
     pub rank: usize,
@@ -111,12 +111,33 @@ pub fn run_stream_shard(
     mut on_batch: impl FnMut(usize, usize),
 ) -> Result<(), EvaluateError> {
     let l = cfg.dataset.sequence_length;
-    let mut full = EvalPlan::new(&data, l, cfg.batch_size.eval);
-    let slot_ids: Vec<usize> = (0..full.slots.len())
-        .filter(|i| i % shard.world.max(1) == shard.rank)
-        .collect();
-    full.slots = slot_ids.iter().map(|&i| full.slots[i].clone()).collect();
-    let plan = Arc::new(full);
+    let single = EvalPlan::new(&data, l, cfg.batch_size.eval);
+    // Each process runs batches of the single-process shape (`batch_size.eval` is per process, and a
+    // detection then does not depend on how many processes share the work: kernels may round
+    // differently for another batch size, not for another row of the same shape). The global plan
+    // deals the recordings over all processes' slots; process r takes slots r·B .. (r+1)·B.
+    let rows = single.slots.len();
+    let (plan, order) = if shard.world <= 1 {
+        (single, None)
+    } else {
+        let global = EvalPlan::new(&data, l, rows * shard.world);
+        let slots = (shard.rank * rows..(shard.rank + 1) * rows)
+            .map(|i| global.slots.get(i).cloned().unwrap_or_default())
+            .collect();
+        // Where each labelled frame comes in the single-process order.
+        let mut order = std::collections::HashMap::new();
+        for (slot, chunks) in single.slots.iter().enumerate() {
+            for (step, c) in chunks.iter().enumerate() {
+                for t in 0..c.len {
+                    if let Some(seq) = c.seq {
+                        order.insert((seq, c.start + t), (step as u64, t as u64, slot as u64));
+                    }
+                }
+            }
+        }
+        (EvalPlan { slots }, Some(order))
+    };
+    let plan = Arc::new(plan);
     let mut steps = plan.num_steps();
     if limit_batches > 0 {
         steps = steps.min(limit_batches);
@@ -197,11 +218,10 @@ pub fn run_stream_shard(
                         })
                         .collect();
                     let dt_score = found.iter().map(Detection::score).collect();
-                    let key = (
-                        step - 1,
-                        t as u64,
-                        slot_ids.get(r).copied().unwrap_or(r) as u64,
-                    );
+                    let key = match &order {
+                        None => (step - 1, t as u64, r as u64),
+                        Some(o) => o.get(&(seq, repr)).copied().unwrap_or((u64::MAX, 0, 0)),
+                    };
                     on_frame(
                         key,
                         FrameResult {

@@ -90,8 +90,10 @@ impl Parallel {
                 failure: failure.clone(),
             })));
         }
+        let pg = Arc::new(pg);
+        pg.spawn_heartbeat();
         Ok(Some(Arc::new(Self {
-            pg: Arc::new(pg),
+            pg,
             bucket_bytes: (hw.dist_bucket_mb.max(0.0) * 1024.0 * 1024.0) as usize,
             sync_batchnorm,
             failure,

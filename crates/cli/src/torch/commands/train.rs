@@ -76,8 +76,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     if env.is_distributed() {
-        let rank = env.rank;
-        return run_rank(args, cfg, env).map_err(|e| e.context(format!("rank {rank}")));
+        let (rank, world) = (env.rank, env.world_size);
+        // Collective errors name the rank themselves; others get it in front.
+        return run_rank(args, cfg, env).map_err(|e| {
+            if format!("{e:#}").starts_with(&format!("rank {rank} of {world}")) {
+                e
+            } else {
+                e.context(format!("rank {rank} of {world}"))
+            }
+        });
     }
     let data = evdet_train::data::synthetic::ensure(&cfg, |step| eprintln!("first use: {step}"))?;
     let dev = args.device.resolve_or(&cfg.hardware.device)?;
