@@ -14,7 +14,9 @@ fn main() {
     let cli = std::env::var("CARGO_PKG_NAME").as_deref() == Ok("evdet-cli");
     let arg = |a: String| {
         if cli {
+            // The integration tests may read tensors themselves; `evdet` must not load libtorch.
             println!("cargo:rustc-link-arg-bin=evdet-torch={a}");
+            println!("cargo:rustc-link-arg-tests={a}");
         } else {
             println!("cargo:rustc-link-arg={a}");
         }

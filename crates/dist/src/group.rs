@@ -227,7 +227,7 @@ impl ProcessGroup {
     }
 
     /// A failed collective, with what the store says about the other ranks.
-    fn failed(&self, what: &str, message: String) -> DistError {
+    pub fn failed(&self, what: &str, message: String) -> DistError {
         DistError::Collective {
             rank: self.rank,
             world: self.world_size,

@@ -115,13 +115,10 @@ impl Parallel {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()?;
-        Some(DistError::Collective {
-            rank: self.rank(),
-            world: self.world(),
-            what: format!("SyncBatchNorm all-reduce at step {step}"),
-            message: m,
-            diagnosis: String::new(),
-        })
+        Some(
+            self.pg
+                .failed(&format!("SyncBatchNorm all-reduce at step {step}"), m),
+        )
     }
 
     /// Sums a few numbers over all ranks (in float64).

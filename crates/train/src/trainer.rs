@@ -644,9 +644,17 @@ impl Trainer {
         } else {
             &objective * scale
         };
-        scaled
-            .f_backward()
-            .map_err(|e| TrainError::Other(format!("backward pass at step {step}: {e}")))?;
+        scaled.f_backward().map_err(|e| match &self.par {
+            // Only SyncBatchNorm's all-reduce talks to other processes in the backward pass.
+            Some(p) => {
+                p.pg.failed(
+                    &format!("backward pass (SyncBatchNorm all-reduce) at step {step}"),
+                    e.to_string(),
+                )
+                .into()
+            }
+            None => TrainError::Other(format!("backward pass at step {step}: {e}")),
+        })?;
         if let Some(p) = &self.par {
             evdet_dist::buckets::all_reduce_gradients(
                 &p.pg,
