@@ -14,14 +14,17 @@ fn main() {
     let cli = std::env::var("CARGO_PKG_NAME").as_deref() == Ok("evdet-cli");
     let arg = |a: String| {
         if cli {
-            // The integration tests may read tensors themselves; `evdet` must not load libtorch.
             println!("cargo:rustc-link-arg-bin=evdet-torch={a}");
-            println!("cargo:rustc-link-arg-tests={a}");
         } else {
             println!("cargo:rustc-link-arg={a}");
         }
     };
     arg(format!("-Wl,-rpath,{}", lib.display()));
+    if cli {
+        // Integration tests that read tensors themselves need the path too (only the path: a test
+        // process that maps libtorch_cuda would lend its memory peak to the children it forks).
+        println!("cargo:rustc-link-arg-tests=-Wl,-rpath,{}", lib.display());
+    }
     if lib.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-search=native={}", lib.display());
         arg("-Wl,--no-as-needed,-ltorch_cuda,--as-needed".into());
