@@ -172,13 +172,20 @@ impl Parallel {
         })
     }
 
-    /// The global stream slots' tensor: each rank's `local` rows placed at its slots, summed.
-    pub fn gather_rows(&self, local: &Tensor, what: &str) -> Result<Tensor, DistError> {
+    /// The global stream slots' tensor of `total` rows: each rank's `local` rows placed at its first
+    /// slot `first`, summed (a rank without stream slots contributes zero rows).
+    pub fn gather_rows(
+        &self,
+        local: &Tensor,
+        first: usize,
+        total: usize,
+        what: &str,
+    ) -> Result<Tensor, DistError> {
         let mut shape = local.size();
         let n = shape[0];
-        shape[0] = n * self.world() as i64;
+        shape[0] = total as i64;
         let global = Tensor::zeros(&shape, (local.kind(), local.device()));
-        global.narrow(0, n * self.rank() as i64, n).copy_(local);
+        global.narrow(0, first as i64, n).copy_(local);
         self.pg.all_reduce_sum(&global, what)?;
         Ok(global)
     }

@@ -222,22 +222,22 @@ impl Trainer {
             if !ck.recurrent.is_empty() {
                 if ck.state.stream_slots != plan.bs_stream {
                     return Err(TrainError::Other(format!(
-                        "{}: the checkpoint carries the recurrent states of {} stream slots, this run has {} ({} process(es) × {} each): keep WORLD_SIZE × batch_size.train and dataset.train.sampling as the run had them",
+                        "{}: the checkpoint carries the recurrent states of {} stream slots, this run has {} (global batch {}): keep WORLD_SIZE × batch_size.train and dataset.train.sampling as the run had them",
                         last.display(),
                         ck.state.stream_slots,
                         plan.bs_stream,
-                        world,
-                        plan.local_stream()
+                        plan.batch_size()
                     )));
                 }
-                // Re-dealt: this process takes its own slots of the global batch.
-                let s = plan.local_stream() as i64;
+                // Re-dealt: this process takes the states of its own slots of the global batch.
+                let first = plan.first_row(rank).min(plan.bs_stream) as i64;
+                let s = plan.local_stream(rank) as i64;
                 stream_states = Some(
                     states_from_named(&ck.recurrent, device)?
                         .iter()
                         .map(|st| LstmState {
-                            h: st.h.narrow(0, s * rank as i64, s),
-                            c: st.c.narrow(0, s * rank as i64, s),
+                            h: st.h.narrow(0, first, s),
+                            c: st.c.narrow(0, first, s),
                         })
                         .collect(),
                 );
@@ -423,7 +423,7 @@ impl Trainer {
     ) -> Result<Option<(Tensor, Tensor, AnchorGrid, Vec<&'b FrameLabels>)>, TrainError> {
         let dev = self.device;
         let rows = b.batch_size();
-        let bs_stream = self.plan.local_stream();
+        let bs_stream = self.plan.local_stream(self.rank_world().0);
         let reset = Tensor::from_slice(&b.is_first).to_device(dev);
         let mut stash: Vec<Vec<Tensor>> = Vec::new();
         let mut targets: Vec<&FrameLabels> = Vec::new();
@@ -532,7 +532,7 @@ impl Trainer {
     pub fn train_step(&mut self, b: &Batch) -> Result<BTreeMap<String, f64>, TrainError> {
         let dev = self.device;
         let rows = b.batch_size();
-        let bs_stream = self.plan.local_stream();
+        let bs_stream = self.plan.local_stream(self.rank_world().0);
         let step = self.state.step + 1;
         // Stream rows continue their slot's state; random rows always start from zero (is_first).
         let states: Option<Vec<LstmState>> = self.stream_states.take().map(|s| {
@@ -722,9 +722,10 @@ impl Trainer {
             .map(|s| named_states(s))
             .unwrap_or_default();
         if let Some(p) = &self.par {
+            let first = self.plan.first_row(p.rank()).min(self.plan.bs_stream);
             for (n, t) in recurrent.iter_mut() {
                 let what = format!("gathering recurrent state {n} for checkpoint '{name}'");
-                *t = p.gather_rows(t, &what)?;
+                *t = p.gather_rows(t, first, self.plan.bs_stream, &what)?;
             }
             if p.rank() != 0 {
                 return Ok(());

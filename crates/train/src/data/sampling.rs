@@ -300,10 +300,11 @@ impl StreamPlan {
 
 /// Batch composition for training: stream rows first, random rows after (REFERENCE §4.2).
 ///
-/// Data parallel: `batch_size.train` is per process, as in RVT and Lightning, and the plan is over the
-/// global batch — `world` times the per-process stream and random rows — a pure function of (seed,
-/// step). Process `r` takes stream slots `r·s .. (r+1)·s` and random rows `r·q .. (r+1)·q` (`s`, `q`:
-/// its own counts), so every stream slot belongs to one process for the whole run.
+/// Data parallel: `batch_size.train` is per process, as in RVT and Lightning, and the plan is the
+/// single-process plan of the global batch (`world × batch_size.train` rows, split into stream and
+/// random rows as one process would), a pure function of (seed, step). Process `r` takes rows
+/// `r·b .. (r+1)·b` of it, so every stream slot belongs to one process for the whole run, and a run
+/// moves to another world size that divides its global batch unchanged.
 #[derive(Debug)]
 pub struct TrainPlan {
     pub stream: Option<StreamPlan>,
@@ -341,7 +342,7 @@ impl TrainPlan {
         use crate::config::Sampling;
         let world = world.max(1);
         let (b, l, seed) = (
-            cfg.batch_size.train,
+            cfg.batch_size.train * world,
             cfg.dataset.sequence_length,
             cfg.reproduce.seed,
         );
@@ -357,7 +358,6 @@ impl TrainPlan {
                 (b - r, r)
             }
         };
-        let (bs_stream, bs_random) = (bs_stream * world, bs_random * world);
         let aug = &cfg.dataset.data_augmentation;
         let stream = (bs_stream > 0).then(|| StreamPlan::new(data, l, seed, aug.stream.clone()));
         let random =
@@ -386,28 +386,33 @@ impl TrainPlan {
         })
     }
 
-    /// Stream slots of one process.
-    pub fn local_stream(&self) -> usize {
-        self.bs_stream / self.world
+    /// Rows per process.
+    pub fn local_batch(&self) -> usize {
+        self.batch_size() / self.world
     }
 
-    /// The rows process `rank` trains on at `step`: its stream slots, then its random rows.
+    /// The first global row of process `rank`.
+    pub fn first_row(&self, rank: usize) -> usize {
+        rank * self.local_batch()
+    }
+
+    /// Stream slots of process `rank` (its first rows; the stream rows of the global batch come first).
+    pub fn local_stream(&self, rank: usize) -> usize {
+        self.bs_stream
+            .saturating_sub(self.first_row(rank))
+            .min(self.local_batch())
+    }
+
+    /// The rows process `rank` trains on at `step`: rows `r·b .. (r+1)·b` of the global batch.
     pub fn rows_for(&self, step: u64, rank: usize) -> Vec<SlotSample> {
+        let rows = self.rows(step);
         if self.world == 1 {
-            return self.rows(step);
+            return rows;
         }
-        let (s, q) = (self.bs_stream / self.world, self.bs_random / self.world);
-        let mut rows: Vec<SlotSample> = match &self.stream {
-            Some(p) => (rank * s..(rank + 1) * s)
-                .map(|b| p.sample(b, step))
-                .collect(),
-            None => Vec::new(),
-        };
-        if let Some(r) = &self.random {
-            let all = r.rows(step, self.seq_len).unwrap_or_default();
-            rows.extend(all.into_iter().skip(rank * q).take(q));
-        }
-        rows
+        rows.into_iter()
+            .skip(self.first_row(rank))
+            .take(self.local_batch())
+            .collect()
     }
 
     pub fn batch_size(&self) -> usize {
