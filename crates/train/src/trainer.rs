@@ -656,12 +656,17 @@ impl Trainer {
             None => TrainError::Other(format!("backward pass at step {step}: {e}")),
         })?;
         if let Some(p) = &self.par {
+            let t0 = std::time::Instant::now();
             evdet_dist::buckets::all_reduce_gradients(
                 &p.pg,
                 &self.opt.grads(),
                 p.bucket_bytes,
                 step,
             )?;
+            m.insert(
+                "train/grad_allreduce_s".into(),
+                t0.elapsed().as_secs_f64(),
+            );
         }
         if precision == Precision::Fp16 {
             // Dynamic loss scaling: backward on the scaled loss, unscale, and skip the step when the
