@@ -71,11 +71,10 @@ impl ExperimentConfig {
                 );
             }
         }
-        if self.dataset.train.sampling == Sampling::Mixed && self.batch_size.train < 2 {
-            return bad(
-                "batch_size.train",
-                "mixed sampling needs at least 2 (one stream and one random row)".into(),
-            );
+        // Mixed sampling needs two rows in the global batch (WORLD_SIZE × batch_size.train): the
+        // training plan checks that, knowing the world size.
+        if self.batch_size.train == 0 {
+            return bad("batch_size.train", "must be at least 1".into());
         }
         Ok(())
     }

@@ -326,6 +326,8 @@ pub enum PlanError {
     TooFewItems { need: usize, have: usize },
     #[error("the training split has no labelled sub-sequence for stream sampling")]
     NoStreams,
+    #[error("batch_size.train: mixed sampling needs a global batch (processes × batch_size.train) of at least 2, one stream and one random row; it is {0}")]
+    MixedNeedsTwo(usize),
 }
 
 impl TrainPlan {
@@ -349,6 +351,7 @@ impl TrainPlan {
         let (bs_stream, bs_random) = match cfg.dataset.train.sampling {
             Sampling::Stream => (b, 0),
             Sampling::Random => (0, b),
+            Sampling::Mixed if b < 2 => return Err(PlanError::MixedNeedsTwo(b)),
             Sampling::Mixed => {
                 let m = &cfg.dataset.train.mixed;
                 // Python's round(): half to even.
