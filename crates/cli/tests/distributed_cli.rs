@@ -3,30 +3,14 @@
 //! mid-run ends the job within the timeout naming it, a two-process checkpoint resumes on one process,
 //! and torchrun starts the ranks.
 
+mod common;
+use common::*;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-fn evdet() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_evdet"));
-    c.env("OMP_NUM_THREADS", "1");
-    c
-}
-
-fn run(mut cmd: impl std::borrow::BorrowMut<Command>) -> (String, String) {
-    let cmd = cmd.borrow_mut();
-    let o = cmd.output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "{cmd:?} failed\n{out}\n{err}");
-    (out, err)
-}
-
-fn config_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
-}
 
 /// 2 train, 1 val and 1 test `mini` recordings of 1.5 s, preprocessed once.
 fn data() -> &'static Path {

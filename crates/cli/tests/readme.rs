@@ -4,8 +4,10 @@
 //! overrides appended to each `evdet train` line shrink it to a CPU-second (fewer steps, a smaller
 //! model, the tiny data's input size). A README line that stops working fails here.
 
+mod common;
+use common::evdet;
+
 use std::path::Path;
-use std::process::Command;
 
 const README: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
 
@@ -44,12 +46,6 @@ fn readme_commands() -> Vec<String> {
         }
     }
     out
-}
-
-fn evdet() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_evdet"));
-    c.env("OMP_NUM_THREADS", "1");
-    c
 }
 
 fn run_in(dir: &Path, args: &[String]) -> String {

@@ -3,28 +3,13 @@
 //! (Prophesee `_bbox.npy` in sensor coordinates, PNG frames, a GIF), and `evdet report` builds one
 //! self-contained HTML page for one run and a comparison of two.
 
+mod common;
+use common::*;
+
 use evdet_events::labels::read_bbox_npy;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-
-fn evdet() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_evdet"));
-    c.env("OMP_NUM_THREADS", "1");
-    c
-}
-
-fn run(cmd: &mut Command) -> (String, String) {
-    let o = cmd.output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "{cmd:?} failed\n{out}\n{err}");
-    (out, err)
-}
-
-fn config_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
-}
 
 /// Raw and preprocessed data of 1 train, 1 val and 1 test `mini` sequence of 1.5 s, and two tiny runs
 /// on it ("base": 6 steps, "other": 3 steps), made once for every test here.

@@ -663,10 +663,7 @@ impl Trainer {
                 p.bucket_bytes,
                 step,
             )?;
-            m.insert(
-                "train/grad_allreduce_s".into(),
-                t0.elapsed().as_secs_f64(),
-            );
+            m.insert("train/grad_allreduce_s".into(), t0.elapsed().as_secs_f64());
         }
         if precision == Precision::Fp16 {
             // Dynamic loss scaling: backward on the scaled loss, unscale, and skip the step when the

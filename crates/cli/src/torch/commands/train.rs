@@ -165,19 +165,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "test",
         )?);
         let ev = evaluate_split(&trainer.det, &trainer.cfg, test, "test", dev, 0.001)?;
-        write_all(
-            &ev,
-            &trainer.cfg,
-            &run_dir.join("eval").join("test_metrics.json"),
-        )?;
-        let report = run_dir.join("report.html");
-        let summary = evdet_report::build_report(std::slice::from_ref(&run_dir), &report)
-            .with_context(|| format!("building {}", report.display()))?;
-        for c in &summary.criteria {
-            println!("{c}");
-        }
-        println!("report: {}", report.display());
+        write_test_and_report(&ev, &trainer.cfg, &run_dir)?;
     }
+    Ok(())
+}
+
+/// Writes the test evaluation into the run folder, builds `report.html` and prints the success
+/// criteria and where the report is.
+fn write_test_and_report(
+    ev: &evdet_train::evaluate::SplitEvaluation,
+    cfg: &evdet_train::config::ExperimentConfig,
+    run_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    write_all(ev, cfg, &run_dir.join("eval").join("test_metrics.json"))?;
+    let report = run_dir.join("report.html");
+    let summary = evdet_report::build_report(&[run_dir.to_path_buf()], &report)
+        .with_context(|| format!("building {}", report.display()))?;
+    for c in &summary.criteria {
+        println!("{c}");
+    }
+    println!("report: {}", report.display());
     Ok(())
 }
 
@@ -284,18 +291,7 @@ fn run_rank(
             |_, _| {},
         )?;
         if root {
-            write_all(
-                &ev,
-                &trainer.cfg,
-                &run_dir.join("eval").join("test_metrics.json"),
-            )?;
-            let report = run_dir.join("report.html");
-            let summary = evdet_report::build_report(std::slice::from_ref(&run_dir), &report)
-                .with_context(|| format!("building {}", report.display()))?;
-            for c in &summary.criteria {
-                println!("{c}");
-            }
-            println!("report: {}", report.display());
+            write_test_and_report(&ev, &trainer.cfg, &run_dir)?;
         }
     }
     if root {

@@ -1,0 +1,26 @@
+//! What the command-line tests share: the `evdet` binary with one OpenMP thread (tests run side by
+//! side on few cores), running a command that must succeed, and the repository's config folder.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn evdet() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_evdet"));
+    c.env("OMP_NUM_THREADS", "1");
+    c
+}
+
+/// Runs `cmd`, fails the test with its output unless it succeeds; returns (stdout, stderr).
+pub fn run(mut cmd: impl std::borrow::BorrowMut<Command>) -> (String, String) {
+    let cmd = cmd.borrow_mut();
+    let o = cmd.output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{cmd:?} failed\n{out}\n{err}");
+    (out, err)
+}
+
+pub fn config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
+}
