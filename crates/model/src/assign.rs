@@ -15,7 +15,86 @@
 //! kernels), so ties in `topk` and `min` break the same way and the assignment is identical, not
 //! merely equivalent.
 
+use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Reduction, Tensor};
+
+/// The pair-wise match quality SimOTA ranks anchors by (`model.head.assignment.cost`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignCost {
+    /// IoU (YOLOX, RVT).
+    #[default]
+    Iou,
+    /// Normalized Gaussian Wasserstein Distance (Xu et al.), for ground truths up to `nwd_max_area`.
+    Nwd,
+    /// The mean of IoU and NWD, for ground truths up to `nwd_max_area`.
+    IouNwd,
+}
+
+/// Small-object options of the assignment (`model.head.assignment.*`); the defaults are YOLOX's
+/// SimOTA bit for bit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AssignOptions {
+    pub cost: AssignCost,
+    /// `C` of `NWD = exp(−W2 / C)`, in network-input pixels.
+    pub nwd_constant: f64,
+    /// Ground truths with a larger area (px²) keep the IoU cost, whatever `cost` says.
+    pub nwd_max_area: f64,
+    /// With a stride-4 level: its anchors are candidates only for ground truths whose longer side is
+    /// at most this (px); 0 = no limit.
+    pub stride4_max_side: f64,
+}
+
+impl Default for AssignOptions {
+    fn default() -> Self {
+        Self {
+            cost: AssignCost::Iou,
+            nwd_constant: 12.8,
+            nwd_max_area: 1024.0,
+            stride4_max_side: 0.0,
+        }
+    }
+}
+
+impl AssignOptions {
+    /// The keys of `model.head.assignment`, for "did you mean" messages.
+    pub const KEYS: &'static [&'static str] =
+        &["cost", "nwd_constant", "nwd_max_area", "stride4_max_side"];
+
+    /// A sentence naming the key at fault, or `None`.
+    pub fn problem(&self) -> Option<String> {
+        if !(self.nwd_constant.is_finite() && self.nwd_constant > 0.0) {
+            return Some(format!(
+                "assignment.nwd_constant must be > 0, got {}",
+                self.nwd_constant
+            ));
+        }
+        if !(self.nwd_max_area >= 0.0) {
+            return Some(format!(
+                "assignment.nwd_max_area must be ≥ 0, got {}",
+                self.nwd_max_area
+            ));
+        }
+        if !(self.stride4_max_side.is_finite() && self.stride4_max_side >= 0.0) {
+            return Some(format!(
+                "assignment.stride4_max_side must be ≥ 0 (0 = off), got {}",
+                self.stride4_max_side
+            ));
+        }
+        None
+    }
+}
+
+/// Pair-wise NWD `[G, N]` between boxes `a [G, 4]` and `b [N, 4]` (cxcywh) as Gaussians
+/// N((cx, cy), diag(w²/4, h²/4)): `W2² = Δcx² + Δcy² + ((w₁−w₂)² + (h₁−h₂)²)/4`,
+/// `NWD = exp(−sqrt(W2²) / c)`.
+pub fn pairwise_nwd_cxcywh(a: &Tensor, b: &Tensor, c: f64) -> Tensor {
+    let d = a.unsqueeze(1) - b.unsqueeze(0); // [G, N, 4]
+    let sq = d.square();
+    let w2 = sq.select(2, 0) + sq.select(2, 1) + (sq.select(2, 2) + sq.select(2, 3)) / 4.0;
+    (-(w2.sqrt() / c)).exp()
+}
 
 /// Errors from [`simota_assign`] and [`AnchorGrid::new`]: inputs whose shapes do not fit together.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +227,30 @@ pub fn simota_assign(
     obj_logits: &Tensor,
     grid: &AnchorGrid,
 ) -> Result<Assignment, AssignError> {
+    simota_assign_with(
+        gt_boxes,
+        gt_classes,
+        pred_boxes,
+        cls_logits,
+        obj_logits,
+        grid,
+        &AssignOptions::default(),
+    )
+}
+
+/// [`simota_assign`] with the small-object options: the NWD (or IoU–NWD) metric in the pair-wise
+/// cost and the dynamic-k sum for ground truths up to `nwd_max_area`, and stride-4 anchors kept away
+/// from ground truths longer than `stride4_max_side`. The matched IoU of each positive (the class
+/// target) stays the IoU.
+pub fn simota_assign_with(
+    gt_boxes: &Tensor,
+    gt_classes: &Tensor,
+    pred_boxes: &Tensor,
+    cls_logits: &Tensor,
+    obj_logits: &Tensor,
+    grid: &AnchorGrid,
+    opts: &AssignOptions,
+) -> Result<Assignment, AssignError> {
     let a = grid.num_anchors();
     let gs = gt_boxes.size();
     check(
@@ -223,6 +326,15 @@ pub fn simota_assign(
         let c_b = (&gt_cy + &dist) - &y_c;
         let deltas = Tensor::stack(&[c_l, c_t, c_r, c_b], 2); // [G, A, 4]
         let in_centers = deltas.amin(-1, false).gt(0.0); // [G, A]
+        let in_centers = if opts.stride4_max_side > 0.0 {
+            // Stride-4 anchors leave the centre region of every gt longer than the limit.
+            let longer = gt_boxes.narrow(1, 2, 2).amax(1, true); // [G, 1]
+            let too_long = longer.gt(opts.stride4_max_side);
+            let stride4 = grid.strides.eq(4.0).unsqueeze(0); // [1, A]
+            in_centers.logical_and(&too_long.logical_and(&stride4).logical_not())
+        } else {
+            in_centers
+        };
         let anchor_filter = in_centers.sum_dim_intlist(0, false, Kind::Int64).gt(0);
         let cand = anchor_filter.nonzero().squeeze_dim(1); // [Ac]
         let n_cand = cand.size()[0];
@@ -234,7 +346,21 @@ pub fn simota_assign(
         // REFERENCE §3.4 step 2: pairwise IoU (no epsilon) and its cost −log(IoU + 1e-8).
         let preds_c = pred_boxes.index_select(0, &cand);
         let ious = crate::boxes::pairwise_iou_cxcywh(&gt_boxes, &preds_c); // [G, Ac]
-        let iou_cost = -(&ious + 1e-8).log();
+                                                                           // The metric SimOTA ranks by: IoU, or NWD / their mean for gts up to nwd_max_area.
+        let metric = match opts.cost {
+            AssignCost::Iou => ious.shallow_clone(),
+            cost => {
+                let nwd = pairwise_nwd_cxcywh(&gt_boxes, &preds_c, opts.nwd_constant);
+                let small = match cost {
+                    AssignCost::IouNwd => (&ious + &nwd) * 0.5,
+                    _ => nwd,
+                };
+                let area = gt_boxes.select(1, 2) * gt_boxes.select(1, 3);
+                let use_small = area.le(opts.nwd_max_area).unsqueeze(1); // [G, 1]
+                small.where_self(&use_small, &ious)
+            }
+        };
+        let iou_cost = -(&metric + 1e-8).log();
 
         // REFERENCE §3.4 step 3: class cost in float32 (the reference disables autocast and casts
         // to float): BCE of sqrt(σ(cls)·σ(obj)) against the gt's one-hot class.
@@ -271,7 +397,7 @@ pub fn simota_assign(
         // REFERENCE §3.4 step 5: dynamic k from the top-10 IoUs (int truncation, at least 1); each
         // gt takes its k cheapest candidates. One topk per gt, as the reference, so ties match.
         let n_k = n_cand.min(10);
-        let (topk_ious, _) = ious.topk(n_k, 1, true, true);
+        let (topk_ious, _) = metric.topk(n_k, 1, true, true);
         let dynamic_ks: Vec<i64> = Vec::try_from(
             topk_ious
                 .sum_dim_intlist(1, false, None::<Kind>)

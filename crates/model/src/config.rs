@@ -324,6 +324,16 @@ pub struct HeadConfig {
     pub focal_gamma: f64,
     #[serde(default = "default_focal_alpha")]
     pub focal_alpha: f64,
+    /// SimOTA's small-object options (`cost: iou|nwd|iou_nwd`, `nwd_constant`, `nwd_max_area`,
+    /// `stride4_max_side`); the defaults are YOLOX's assignment.
+    #[serde(default)]
+    pub assignment: crate::assign::AssignOptions,
+    /// `num_fg` (YOLOX) | `per_level`.
+    #[serde(default)]
+    pub obj_loss_norm: crate::losses::ObjLossNorm,
+    /// `iou` (the fork: the size weight touches the IoU loss only) | `iou_obj_cls`.
+    #[serde(default)]
+    pub size_aware_targets: crate::losses::SizeAwareTargets,
 }
 
 fn default_reg_weight() -> f64 {
@@ -358,6 +368,9 @@ impl HeadConfig {
             cls_loss: self.cls_loss,
             focal_gamma: self.focal_gamma,
             focal_alpha: self.focal_alpha,
+            assignment: self.assignment,
+            obj_loss_norm: self.obj_loss_norm,
+            size_aware_targets: self.size_aware_targets,
         };
         cfg.validate().map_err(|e| invalid("head", e.to_string()))?;
         Ok(cfg)
@@ -512,6 +525,9 @@ impl ModelConfig {
                 reg_weight: 5.0,
                 focal_gamma: 2.0,
                 focal_alpha: 0.25,
+                assignment: Default::default(),
+                obj_loss_norm: Default::default(),
+                size_aware_targets: Default::default(),
             },
             postprocess: PostprocessConfig::default(),
             init_from: String::new(),

@@ -4,6 +4,7 @@
 
 pub mod amp;
 pub mod assign;
+pub mod assign_stats;
 pub mod backbone;
 pub mod boxes;
 pub mod config;

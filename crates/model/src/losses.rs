@@ -21,7 +21,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
-use crate::assign::{simota_assign, AnchorGrid, AssignError, Assignment};
+use crate::assign::{simota_assign_with, AnchorGrid, AssignError, AssignOptions, Assignment};
 use crate::boxes::paired_iou_giou_cxcywh;
 
 /// Errors from [`yolox_loss`], [`loss_diagnostics`] and [`LossConfig::validate`].
@@ -161,6 +161,30 @@ impl SizeAwareConfig {
     }
 }
 
+/// How the objectness loss is normalised (`model.head.obj_loss_norm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjLossNorm {
+    /// The sum over all anchors divided by the foreground count (YOLOX, RVT).
+    #[default]
+    NumFg,
+    /// Each level's sum divided by that level's share of the anchors (and by the level count), then by
+    /// the foreground count: every level weighs the same, so the 4× anchors of stride 4 do not
+    /// dominate; with equal per-anchor losses the total equals `num_fg`'s.
+    PerLevel,
+}
+
+/// Which loss terms of a positive the size-aware weight multiplies (`model.head.size_aware_targets`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SizeAwareTargets {
+    /// The IoU loss only (the fork's `SizeAwareIOULoss`).
+    #[default]
+    Iou,
+    /// Also the objectness and class losses of positives.
+    IouObjCls,
+}
+
 /// Every loss option; `LossConfig::default()` is RVT's plain YOLOX loss.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -175,6 +199,10 @@ pub struct LossConfig {
     pub cls_loss: ClsLossType,
     pub focal_gamma: f64,
     pub focal_alpha: f64,
+    /// SimOTA's small-object options.
+    pub assignment: AssignOptions,
+    pub obj_loss_norm: ObjLossNorm,
+    pub size_aware_targets: SizeAwareTargets,
 }
 
 impl Default for LossConfig {
@@ -187,6 +215,9 @@ impl Default for LossConfig {
             cls_loss: ClsLossType::Bce,
             focal_gamma: 2.0,
             focal_alpha: 0.25,
+            assignment: AssignOptions::default(),
+            obj_loss_norm: ObjLossNorm::NumFg,
+            size_aware_targets: SizeAwareTargets::Iou,
         }
     }
 }
@@ -201,6 +232,9 @@ impl LossConfig {
         "cls_loss",
         "focal_gamma",
         "focal_alpha",
+        "assignment",
+        "obj_loss_norm",
+        "size_aware_targets",
     ];
 
     /// Checks the numbers make sense (weights, thresholds, focal parameters).
@@ -222,6 +256,9 @@ impl LossConfig {
                 "focal_alpha must be in [0, 1], got {}",
                 self.focal_alpha
             )));
+        }
+        if let Some(p) = self.assignment.problem() {
+            return Err(LossError::Config(p));
         }
         self.size_weighting().validate()
     }
@@ -361,13 +398,14 @@ pub fn yolox_loss(
         let out_b = outputs.get(bi);
         let gt = labels.get(bi).narrow(0, 0, num_gt);
         let gt_boxes = gt.narrow(1, 1, 4);
-        let asg = simota_assign(
+        let asg = simota_assign_with(
             &gt_boxes,
             &gt.select(1, 0),
             &out_b.narrow(1, 0, 4),
             &out_b.narrow(1, 5, nc),
             &out_b.select(1, 4),
             grid,
+            &cfg.assignment,
         )?;
         num_fg_total += asg.num_fg;
         fg_global.push(&asg.fg_anchor_indices + bi * a);
@@ -414,7 +452,9 @@ pub fn yolox_loss(
     let obj_logits = flat.narrow(1, 4, 1);
 
     let weighting = cfg.size_weighting();
-    let uses_weights = cfg.size_aware.is_some() || cfg.cls_loss == ClsLossType::SizeAwareFocal;
+    let weights_all = cfg.size_aware_targets == SizeAwareTargets::IouObjCls;
+    let uses_weights =
+        cfg.size_aware.is_some() || cfg.cls_loss == ClsLossType::SizeAwareFocal || weights_all;
     let size_weights = uses_weights.then(|| weighting.weights(&reg_targets));
 
     let iou_el = iou_loss_elements(&pred_boxes, &reg_targets, cfg.iou_type);
@@ -426,10 +466,35 @@ pub fn yolox_loss(
     let loss_iou = iou_el.sum(kind) / num_fg;
 
     let obj_targets = fg_masks.to_kind(kind).unsqueeze(1);
-    let loss_obj = obj_logits
-        .binary_cross_entropy_with_logits::<Tensor>(&obj_targets, None, None, Reduction::None)
-        .sum(kind)
-        / num_fg;
+    let obj_el = obj_logits.binary_cross_entropy_with_logits::<Tensor>(
+        &obj_targets,
+        None,
+        None,
+        Reduction::None,
+    );
+    // Positives' objectness × their size weight (`size_aware_targets: iou_obj_cls`).
+    let obj_el = match (&size_weights, weights_all) {
+        (Some(w), true) => {
+            let per_anchor = Tensor::ones([b * a, 1], (kind, device)).index_put(
+                &[Some(fg_idx.shallow_clone())],
+                &w.to_kind(kind).unsqueeze(1),
+                false,
+            );
+            obj_el * per_anchor
+        }
+        _ => obj_el,
+    };
+    let obj_el = match cfg.obj_loss_norm {
+        ObjLossNorm::NumFg => obj_el,
+        ObjLossNorm::PerLevel => {
+            obj_el
+                * per_level_weights(grid)?
+                    .to_kind(kind)
+                    .repeat([b])
+                    .unsqueeze(1)
+        }
+    };
+    let loss_obj = obj_el.sum(kind) / num_fg;
 
     let loss_cls = match cfg.cls_loss {
         ClsLossType::Bce => cls_logits.binary_cross_entropy_with_logits::<Tensor>(
@@ -448,6 +513,12 @@ pub fn yolox_loss(
                 None => f,
             }
         }
+    };
+    // `iou_obj_cls` weighs every class term of a positive (size_aware_focal already does).
+    let loss_cls = match (&size_weights, weights_all, cfg.cls_loss) {
+        (Some(w), true, ClsLossType::Bce) => loss_cls * w.unsqueeze(1),
+        (Some(w), true, ClsLossType::Focal) => loss_cls * w,
+        _ => loss_cls,
     }
     .sum(kind)
         / num_fg;
@@ -524,4 +595,30 @@ pub fn loss_diagnostics(out: &LossOutput, cfg: &LossConfig) -> Result<LossDiagno
             cls_loss_focal_unweighted: total(focal)?,
         })
     })
+}
+
+/// Per-anchor weights `[A]` of `obj_loss_norm: per_level`: `A / (L · A_l)` for an anchor of level l
+/// (`L` levels, `A_l` anchors in it), so that every level's mean objectness loss weighs the same.
+fn per_level_weights(grid: &AnchorGrid) -> Result<Tensor, LossError> {
+    let strides: Vec<f64> = Vec::try_from(
+        grid.strides
+            .to_kind(Kind::Double)
+            .to_device(tch::Device::Cpu),
+    )?;
+    let mut counts: Vec<(f64, usize)> = Vec::new();
+    for &s in &strides {
+        match counts.iter_mut().find(|(v, _)| *v == s) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((s, 1)),
+        }
+    }
+    let (a, l) = (strides.len() as f64, counts.len() as f64);
+    let w: Vec<f64> = strides
+        .iter()
+        .map(|s| {
+            let n = counts.iter().find(|(v, _)| v == s).map_or(1, |c| c.1) as f64;
+            a / (l * n)
+        })
+        .collect();
+    Ok(Tensor::from_slice(&w).to_device(grid.strides.device()))
 }

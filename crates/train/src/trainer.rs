@@ -565,13 +565,19 @@ impl Trainer {
             None
         } else {
             let labels = batch::yolox_targets(&targets).to_device(dev);
-            Some(yolox_loss(
-                &outputs,
-                Some(&raw_reg),
-                &grid,
-                &labels,
-                &self.loss_cfg,
-            )?)
+            let l = yolox_loss(&outputs, Some(&raw_reg), &grid, &labels, &self.loss_cfg)?;
+            // Where SimOTA put the positives, on the steps that are logged (this process's batch).
+            let every = self.cfg.logging.log_every_n_steps.max(1);
+            if step.is_multiple_of(every) || step == self.cfg.training.max_steps {
+                let d = evdet_model::assign_stats::assignment_diagnostics(
+                    &labels,
+                    &l.assignments,
+                    &grid,
+                )
+                .map_err(|e| TrainError::Other(format!("assignment diagnostics: {e}")))?;
+                m.extend(d);
+            }
+            Some(l)
         };
         let parts = |l: &evdet_model::losses::LossOutput| -> [f64; 5] {
             [
@@ -629,6 +635,9 @@ impl Trainer {
         m.insert("train/cls_loss".into(), cls);
         m.insert("train/l1_loss".into(), l1);
         m.insert("train/num_fg".into(), num_fg);
+        if iou > 0.0 {
+            m.insert("train/loss_obj_over_iou".into(), conf / iou);
+        }
         if !total.is_finite() {
             return self.skip_nonfinite(m);
         }

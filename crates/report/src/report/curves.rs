@@ -89,6 +89,100 @@ impl Report<'_> {
         Ok(())
     }
 
+    /// Where SimOTA put the positives (`model.head.assignment`, `obj_loss_norm`): positives per
+    /// ground truth and the share without one, by size bin, the smallest bins by FPN level, and the
+    /// objectness-to-IoU loss ratio. Absent for logs written before these diagnostics existed.
+    pub(super) fn assignment_curves(&mut self) -> Result<()> {
+        const BINS: [&str; 4] = ["0-16", "16-32", "32-96", "96-inf"];
+        const STRIDES: [u32; 4] = [4, 8, 16, 32];
+        let has = |key: &str| self.runs.iter().any(|r| !r.series(key).is_empty());
+        if !BINS.iter().any(|b| has(&format!("train/pos_per_gt/{b}"))) {
+            return Ok(());
+        }
+        self.push("<h2>Assignment: where the positives go</h2>\n");
+        let mut figs = String::new();
+        if self.multi() {
+            for key in [
+                "train/pos_per_gt/0-16",
+                "train/pos_per_gt/16-32",
+                "train/gt_without_pos/0-16",
+                "train/loss_obj_over_iou",
+            ] {
+                if has(key) {
+                    let chart = self.runs_chart(key, key, false);
+                    figs.push_str(&self.line(&format!("assignment {key}"), &chart, "")?);
+                }
+            }
+        } else {
+            let run = &self.runs[0];
+            let by_bin = |title: &str, prefix: &str, y: &str| {
+                let mut chart = LineChart::new(title, "step", y);
+                for (i, b) in BINS.iter().enumerate() {
+                    let points = run.series(&format!("{prefix}/{b}"));
+                    if !points.is_empty() {
+                        chart.series.push(Series {
+                            name: format!("side {b} px"),
+                            points,
+                            color: palette(i),
+                        });
+                    }
+                }
+                chart
+            };
+            let chart = by_bin(
+                "Positives per ground truth, by size",
+                "train/pos_per_gt",
+                "positives / gt",
+            );
+            figs.push_str(&self.line(
+                "assignment positives per gt",
+                &chart,
+                "SimOTA's positives per ground truth; side = √(w·h) in network-input pixels.",
+            )?);
+            let mut chart = by_bin(
+                "Ground truths without a positive",
+                "train/gt_without_pos",
+                "share",
+            );
+            chart.y_range = Some(unit_range(&chart.series));
+            figs.push_str(&self.line("assignment gts without positive", &chart, "")?);
+            for b in ["0-16", "16-32"] {
+                let mut chart = LineChart::new(
+                    &format!("Positives per gt of side {b} px, by level"),
+                    "step",
+                    "positives / gt",
+                );
+                for (i, s) in STRIDES.iter().enumerate() {
+                    let points = run.series(&format!("train/pos_per_gt/{b}/stride{s}"));
+                    if !points.is_empty() {
+                        chart.series.push(Series {
+                            name: format!("stride {s}"),
+                            points,
+                            color: palette(i),
+                        });
+                    }
+                }
+                if !chart.series.is_empty() {
+                    figs.push_str(&self.line(
+                        &format!("assignment {b} by level"),
+                        &chart,
+                        "Does the finest level get positives for the objects it is there for?",
+                    )?);
+                }
+            }
+            if has("train/loss_obj_over_iou") {
+                let chart = self.runs_chart("train/loss_obj_over_iou", "conf / iou loss", false);
+                figs.push_str(&self.line(
+                    "assignment obj over iou",
+                    &chart,
+                    "train/conf_loss ÷ train/iou_loss (the latter with its ×5 weight).",
+                )?);
+            }
+        }
+        self.push(&format!("<div class=\"figs\">{figs}</div>\n"));
+        Ok(())
+    }
+
     /// A chart of `key` over steps with one series per run.
     fn runs_chart(&self, key: &str, y_label: &str, log_y: bool) -> LineChart {
         let mut chart = LineChart::new(key, "step", y_label);

@@ -78,6 +78,7 @@ pub fn build_report(runs: &[PathBuf], out_html: &Path) -> Result<ReportSummary> 
     r.comparison();
     r.final_tables();
     r.training_curves()?;
+    r.assignment_curves()?;
     r.validation_curves()?;
     r.small_objects()?;
     r.samples();
