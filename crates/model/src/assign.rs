@@ -70,7 +70,7 @@ impl AssignOptions {
                 self.nwd_constant
             ));
         }
-        if !(self.nwd_max_area >= 0.0) {
+        if self.nwd_max_area.is_nan() || self.nwd_max_area < 0.0 {
             return Some(format!(
                 "assignment.nwd_max_area must be ≥ 0, got {}",
                 self.nwd_max_area
