@@ -7,6 +7,7 @@
 //! into the library crates.
 
 pub mod commands;
+pub mod configs;
 pub mod launch;
 pub mod memory;
 pub mod progress;

@@ -26,6 +26,7 @@ enum Command {
     Synth(commands::synth::Args),
     Preprocess(commands::preprocess::Args),
     Report(commands::report::Args),
+    Study(commands::study::Args),
     CocoEval(commands::coco_eval::Args),
     Bench(commands::bench::Args),
 }
@@ -38,6 +39,7 @@ const HELP_ORDER: &[&str] = &[
     "eval",
     "predict",
     "report",
+    "study",
     "coco-eval",
     "import-rvt",
     "check-reference",
@@ -76,6 +78,7 @@ fn main() {
         Command::Synth(a) => commands::synth::run(a),
         Command::Preprocess(a) => commands::preprocess::run(a),
         Command::Report(a) => commands::report::run(a),
+        Command::Study(a) => commands::study::run(a),
         Command::CocoEval(a) => commands::coco_eval::run(a),
         Command::Bench(a) => commands::bench::run(a),
     };

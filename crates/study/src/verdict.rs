@@ -26,6 +26,27 @@ pub enum Verdict {
     Inconclusive,
 }
 
+impl Op {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Op::Greater => ">",
+            Op::GreaterEq => ">=",
+            Op::Less => "<",
+            Op::LessEq => "<=",
+        }
+    }
+}
+
+impl Verdict {
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Supported => "supported",
+            Verdict::Refuted => "refuted",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
 /// The verdict on the claim `difference op margin` given the difference's interval.
 pub fn verdict(op: Op, margin: f64, ci: Option<(f64, f64)>) -> Verdict {
     let Some((lo, hi)) = ci else {

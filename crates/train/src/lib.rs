@@ -2,7 +2,7 @@
 //! augmentation, the training loop, optimiser and schedule, checkpoints and metric logs.
 
 pub mod checkpoint;
-pub mod config;
+pub use evdet_config as config;
 pub mod data;
 pub mod evaluate;
 pub mod import;

@@ -8,4 +8,5 @@ pub mod bench_synth;
 pub mod coco_eval;
 pub mod preprocess;
 pub mod report;
+pub mod study;
 pub mod synth;

@@ -3,7 +3,7 @@
 //! executable with the same arguments; it links libtorch, the other does not.
 
 mod commands;
-mod configs;
+use evdet_cli::configs;
 mod device;
 mod evaluation;
 

@@ -1,8 +1,8 @@
 //! Finding the `config/` folder and composing an experiment from it, for every command that reads one
-//! (`train`, `import-rvt`).
+//! (`train`, `import-rvt`, `study`).
 
 use anyhow::Context;
-use evdet_train::config::{self, ExperimentConfig};
+use evdet_config::{self as config, ExperimentConfig};
 use std::path::{Path, PathBuf};
 
 /// `./config`, or the repository's `config/` next to the binary (`target/release/evdet`).

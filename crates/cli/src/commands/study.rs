@@ -1,0 +1,387 @@
+//! `evdet study`: the arms × seeds of a study file as ordinary training runs under
+//! `<runs_dir>/<study>/<arm>/seed<k>/`, then the statistics and a verdict per hypothesis
+//! (`<runs_dir>/<study>/study.json` and a table). Each run is `evdet train` in a child process, so a
+//! study resumes like a run does: finished runs are skipped, interrupted ones continue from their
+//! checkpoints, failed ones are retried.
+
+use anyhow::Context;
+use evdet_study::aggregate::{aggregate, RunRecord, StudyResult};
+use evdet_study::file::StudyFile;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+/// Run a study: every arm × seed of a study file, then statistics and verdicts.
+///
+/// Each (arm, seed) is an ordinary `evdet train` run in <runs_dir>/<study>/<arm>/seed<k>/ (so eval,
+/// predict and report work on it), with the arm's overrides, then `key=value` arguments given here,
+/// then reproduce.seed=<k>. Rerunning skips finished runs and resumes interrupted ones.
+///
+/// Examples:
+///   evdet study study/size_aware_mini.yaml
+///   evdet study study/size_aware_mini.yaml --dry-run
+///   evdet study study/size_aware_mini.yaml training.max_steps=200 --parallel 2
+///   evdet study study/size_aware_etram.yaml dataset.path=/data/etram_pre --devices cuda:0,cuda:1 --parallel 2
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// The study file, relative to the config folder or a path.
+    pub file: PathBuf,
+    /// `dotted.key=value` overrides for every run (after the arm's own).
+    pub overrides: Vec<String>,
+    /// The config folder (default: ./config, else the one shipped next to the binary's repository).
+    #[arg(long)]
+    pub config_dir: Option<PathBuf>,
+    /// Runs at a time.
+    #[arg(long, default_value_t = 1)]
+    pub parallel: usize,
+    /// Devices dealt to the parallel runs in turn (`cuda:0,cuda:1`, `cpu`); on the CPU each run gets
+    /// the cores divided by --parallel unless hardware.cpu_threads is given.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
+    /// Train every run on N data-parallel processes (`evdet train --nproc N`).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub nproc_per_run: usize,
+    /// Print the plan (runs, their state and devices) and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// One run of the plan.
+struct Planned {
+    arm: String,
+    seed: u64,
+    dir: PathBuf,
+    args: Vec<String>,
+}
+
+fn state_of(dir: &Path) -> &'static str {
+    if dir.join("eval/test_metrics.json").is_file() {
+        "done"
+    } else if dir.join("checkpoints/last/state.json").is_file() {
+        "interrupted"
+    } else {
+        "pending"
+    }
+}
+
+fn read_metrics(dir: &Path) -> BTreeMap<String, f64> {
+    std::fs::read_to_string(dir.join("eval/test_metrics.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let config_dir = crate::configs::config_dir(args.config_dir.as_deref())?;
+    let path = if args.file.is_file() {
+        args.file.clone()
+    } else {
+        config_dir.join(&args.file)
+    };
+    let study = StudyFile::load(&path)?;
+    // Every arm's config composes (an override of a missing key fails here, before any training).
+    let mut runs_dir = None;
+    for (arm, overrides) in &study.arms {
+        let all: Vec<String> = overrides.iter().chain(&args.overrides).cloned().collect();
+        let cfg = evdet_config::load(&config_dir, Path::new(&study.experiment), &all)
+            .with_context(|| format!("{}: arm '{arm}'", path.display()))?;
+        runs_dir.get_or_insert(cfg.logging.runs_dir);
+    }
+    let root = PathBuf::from(runs_dir.unwrap_or_else(|| "runs".into())).join(&study.study);
+    check_same_study(&root, &study, &args.overrides)?;
+
+    let plan: Vec<Planned> = study
+        .runs()
+        .into_iter()
+        .map(|(arm, seed)| {
+            let mut a = vec![
+                "--config".to_string(),
+                study.experiment.clone(),
+                "--config-dir".into(),
+                config_dir.display().to_string(),
+            ];
+            if args.nproc_per_run > 1 {
+                a.extend(["--nproc".into(), args.nproc_per_run.to_string()]);
+            }
+            a.extend(study.arms[&arm].iter().cloned());
+            a.extend(args.overrides.iter().cloned());
+            a.extend([
+                format!("reproduce.seed={seed}"),
+                format!(
+                    "logging.runs_dir={}",
+                    root.parent().unwrap_or(Path::new(".")).display()
+                ),
+                format!("logging.project={}", study.study),
+                format!("logging.group={arm}"),
+                format!("logging.experiment_id=seed{seed}"),
+            ]);
+            Planned {
+                dir: root.join(&arm).join(format!("seed{seed}")),
+                arm,
+                seed,
+                args: a,
+            }
+        })
+        .collect();
+    let parallel = args.parallel.max(1);
+    let devices = if args.devices.is_empty() {
+        vec![String::new()]
+    } else {
+        args.devices.clone()
+    };
+    let cpu_share = (std::thread::available_parallelism().map_or(1, |n| n.get()) / parallel).max(1);
+    let sets_threads = args
+        .overrides
+        .iter()
+        .any(|o| o.starts_with("hardware.cpu_threads="));
+    println!(
+        "study {}: {} arms × {} seeds = {} runs in {} ({} at a time)",
+        study.study,
+        study.arms.len(),
+        study.seeds.len(),
+        plan.len(),
+        root.display(),
+        parallel
+    );
+    for (i, p) in plan.iter().enumerate() {
+        let dev = &devices[i % parallel % devices.len()];
+        println!(
+            "  {:<24} seed {:<4} {:<12} {}",
+            p.arm,
+            p.seed,
+            state_of(&p.dir),
+            if dev.is_empty() {
+                "default device"
+            } else {
+                dev
+            }
+        );
+    }
+    if args.dry_run {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    let exe = std::env::current_exe()?;
+    let queue = Arc::new(Mutex::new(
+        plan.iter()
+            .enumerate()
+            .filter(|(_, p)| state_of(&p.dir) != "done")
+            .map(|(i, _)| i)
+            .collect::<std::collections::VecDeque<_>>(),
+    ));
+    let failed = Arc::new(Mutex::new(BTreeMap::<usize, String>::new()));
+    let plan = Arc::new(plan);
+    let total = plan.len();
+    std::thread::scope(|s| {
+        for slot in 0..parallel {
+            let (queue, failed, plan, exe) = (queue.clone(), failed.clone(), plan.clone(), &exe);
+            let dev = devices[slot % devices.len()].clone();
+            let root = &root;
+            s.spawn(move || loop {
+                let Some(i) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
+                    return;
+                };
+                let p = &plan[i];
+                let mut cmd = Command::new(exe);
+                cmd.arg("train").args(&p.args);
+                if !dev.is_empty() {
+                    cmd.args(["--device", &dev]);
+                }
+                if parallel > 1 && !sets_threads && !dev.starts_with("cuda") {
+                    cmd.arg(format!("hardware.cpu_threads={cpu_share}"));
+                }
+                let log = root.join(&p.arm).join(format!("seed{}.log", p.seed));
+                let outcome = std::fs::create_dir_all(log.parent().unwrap_or(root))
+                    .and_then(|_| std::fs::File::create(&log))
+                    .and_then(|f| {
+                        let f2 = f.try_clone()?;
+                        eprintln!(
+                            "[{}/{}] {} seed {}: training (log: {})",
+                            i + 1,
+                            total,
+                            p.arm,
+                            p.seed,
+                            log.display()
+                        );
+                        cmd.stdout(f).stderr(f2).status()
+                    });
+                let msg = match outcome {
+                    Ok(st) if st.success() => None,
+                    Ok(st) => Some(format!(
+                        "evdet train exited with {st} (see {})",
+                        log.display()
+                    )),
+                    Err(e) => Some(format!("could not start evdet train: {e}")),
+                };
+                match msg {
+                    None => eprintln!("[{}/{}] {} seed {}: done", i + 1, total, p.arm, p.seed),
+                    Some(m) => {
+                        eprintln!(
+                            "[{}/{}] {} seed {}: FAILED: {m}",
+                            i + 1,
+                            total,
+                            p.arm,
+                            p.seed
+                        );
+                        failed
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(i, m);
+                    }
+                }
+            });
+        }
+    });
+    let failed = failed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let records: Vec<RunRecord> = plan
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let status = if failed.contains_key(&i) {
+                "failed"
+            } else if state_of(&p.dir) == "done" {
+                "done"
+            } else {
+                "pending"
+            };
+            RunRecord {
+                arm: p.arm.clone(),
+                seed: p.seed,
+                status: status.into(),
+                metrics: if status == "done" {
+                    read_metrics(&p.dir)
+                } else {
+                    BTreeMap::new()
+                },
+            }
+        })
+        .collect();
+    let result = aggregate(&study, records);
+    let out = root.join("study.json");
+    let json = serde_json::to_string_pretty(&result)?;
+    evdet_atomic::write(&out, json.as_bytes())
+        .with_context(|| format!("writing {}", out.display()))?;
+    print_table(&result);
+    println!("study.json: {}", out.display());
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} runs failed (the verdicts say which seeds are missing); rerun the same command to retry them",
+            failed.len(),
+            total
+        );
+    }
+    Ok(())
+}
+
+/// The runs folder remembers the study it belongs to; another study file (or other run-wide
+/// overrides) must not mix its runs in.
+fn check_same_study(root: &Path, study: &StudyFile, overrides: &[String]) -> anyhow::Result<()> {
+    let stamp = root.join("study.yaml");
+    let mine = serde_yaml::to_value(serde_json::json!({"file": study, "overrides": overrides}))?;
+    if let Ok(text) = std::fs::read_to_string(&stamp) {
+        let theirs: serde_yaml::Value =
+            serde_yaml::from_str(&text).with_context(|| format!("reading {}", stamp.display()))?;
+        if theirs != mine {
+            let keys = differing_keys(&theirs, &mine, "");
+            anyhow::bail!(
+                "{} holds the runs of a different study definition (differs in: {}); use another study name or runs folder",
+                root.display(),
+                keys.join(", ")
+            );
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    evdet_atomic::write(&stamp, serde_yaml::to_string(&mine)?.as_bytes())
+        .with_context(|| format!("writing {}", stamp.display()))?;
+    Ok(())
+}
+
+fn differing_keys(a: &serde_yaml::Value, b: &serde_yaml::Value, path: &str) -> Vec<String> {
+    match (a.as_mapping(), b.as_mapping()) {
+        (Some(x), Some(y)) => {
+            let mut keys: Vec<&serde_yaml::Value> = x.keys().chain(y.keys()).collect();
+            keys.dedup();
+            let mut out = Vec::new();
+            for k in keys {
+                let name = k
+                    .as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| format!("{k:?}"));
+                let p = if path.is_empty() {
+                    name
+                } else {
+                    format!("{path}.{name}")
+                };
+                match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) if u == v => {}
+                    (Some(u), Some(v)) => out.extend(differing_keys(u, v, &p)),
+                    _ => out.push(p),
+                }
+            }
+            out.dedup();
+            out
+        }
+        _ => vec![if path.is_empty() {
+            "the whole file".into()
+        } else {
+            path.into()
+        }],
+    }
+}
+
+/// Per arm the headline metrics as mean ± CI half-width over seeds, then every hypothesis.
+fn print_table(r: &StudyResult) {
+    const METRICS: [&str; 5] = [
+        "test/prophesee/AP",
+        "test/prophesee/AP50",
+        "test/prophesee/AP_S",
+        "test/unfiltered/AP",
+        "test/unfiltered/AP_S",
+    ];
+    println!();
+    print!("{:<20}", "arm");
+    for m in METRICS {
+        print!(" {:>20}", m.trim_start_matches("test/"));
+    }
+    println!();
+    for (arm, metrics) in &r.arms {
+        print!("{:<20}", arm);
+        for m in METRICS {
+            let cell = match metrics.get(m) {
+                Some(s) => match (s.ci95_low, s.ci95_high) {
+                    (Some(lo), Some(hi)) => format!("{:.4} ± {:.4}", s.mean, (hi - lo) / 2.0),
+                    _ => format!("{:.4} (n={})", s.mean, s.n),
+                },
+                None => "—".into(),
+            };
+            print!(" {cell:>20}");
+        }
+        println!();
+    }
+    println!("(mean ± half-width of the 95 % Student t interval over seeds)\n");
+    for h in &r.hypotheses {
+        let x = &h.hypothesis;
+        let diff = match (h.mean_diff, h.ci95_low, h.ci95_high) {
+            (Some(d), Some(lo), Some(hi)) => format!(
+                "difference {d:+.4} [{lo:+.4}, {hi:+.4}], p = {}",
+                h.p_value.map_or("—".into(), |p| format!("{p:.3}"))
+            ),
+            (Some(d), _, _) => format!("difference {d:+.4}, no interval"),
+            _ => "no paired runs".into(),
+        };
+        println!(
+            "{}: {} of {} {} {} {:+}  — {}; {}",
+            h.verdict.word(),
+            x.metric,
+            x.arm,
+            x.op.symbol(),
+            x.than,
+            x.margin,
+            diff,
+            h.note
+        );
+    }
+}
