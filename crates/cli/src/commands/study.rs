@@ -90,7 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         runs_dir.get_or_insert(cfg.logging.runs_dir);
     }
     let root = PathBuf::from(runs_dir.unwrap_or_else(|| "runs".into())).join(&study.study);
-    check_same_study(&root, &study, &args.overrides)?;
+    check_same_study(&root, &study, &args.overrides, !args.dry_run)?;
 
     let plan: Vec<Planned> = study
         .runs()
@@ -277,7 +277,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// The runs folder remembers the study it belongs to; another study file (or other run-wide
 /// overrides) must not mix its runs in.
-fn check_same_study(root: &Path, study: &StudyFile, overrides: &[String]) -> anyhow::Result<()> {
+fn check_same_study(
+    root: &Path,
+    study: &StudyFile,
+    overrides: &[String],
+    stamp_it: bool,
+) -> anyhow::Result<()> {
     let stamp = root.join("study.yaml");
     let mine = serde_yaml::to_value(serde_json::json!({"file": study, "overrides": overrides}))?;
     if let Ok(text) = std::fs::read_to_string(&stamp) {
@@ -291,6 +296,9 @@ fn check_same_study(root: &Path, study: &StudyFile, overrides: &[String]) -> any
                 keys.join(", ")
             );
         }
+        return Ok(());
+    }
+    if !stamp_it {
         return Ok(());
     }
     std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;

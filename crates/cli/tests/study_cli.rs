@@ -1,0 +1,229 @@
+//! `evdet study` through the binary on a tiny study (two arms × two seeds × a few steps of the tiny
+//! model on tiny data): runs, statistics and verdicts in study.json, skipping finished runs, resuming
+//! after the study is killed, a failing arm, and the inputs it must refuse.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn data() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        run(evdet()
+            .args([
+                "synth",
+                "--preset",
+                "mini",
+                "--seed",
+                "4",
+                "--duration-s",
+                "1.5",
+            ])
+            .args(["--sequences", "train=1,val=1,test=2", "--out"])
+            .arg(d.join("raw")));
+        run(evdet()
+            .args(["preprocess", "--downsample-by-factor-2", "false", "--raw"])
+            .arg(d.join("raw"))
+            .arg("--out")
+            .arg(d.join("pre")));
+        dir
+    })
+    .path()
+}
+
+const STUDY: &str = r#"
+study: tiny
+experiment: experiment/synthetic/mini.yaml
+seeds: [0, 1]
+baseline: 3scale
+arms:
+  3scale: [model.fpn.in_stages=[2,3,4], model.head.size_aware_loss=false]
+  4scale_sa: [model.fpn.in_stages=[1,2,3,4], model.head.size_aware_loss=true]   # the seed's arm
+hypotheses:
+  - {metric: test/prophesee/AP_S, arm: 4scale_sa, op: ">", than: 3scale}
+  - {metric: test/prophesee/AP, arm: 4scale_sa, op: ">=", than: 3scale, margin: -0.005}
+"#;
+
+fn write_study(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("study.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// `evdet study FILE` with the tiny-run overrides and `extra`.
+fn study(file: &Path, runs: &Path, steps: u64, extra: &[&str]) -> Command {
+    let mut c = evdet();
+    c.arg("study")
+        .arg(file)
+        .arg("--config-dir")
+        .arg(config_dir())
+        .arg(format!("dataset.path={}", data().join("pre").display()))
+        .arg(format!("logging.runs_dir={}", runs.display()))
+        .arg(format!("training.max_steps={steps}"))
+        .args([
+            "model.backbone.embed_dim=8",
+            "model.backbone.stage.attention.dim_head=8",
+            "dataset.sequence_length=2",
+            "batch_size.train=2",
+            "batch_size.eval=2",
+            "hardware.cpu_threads=1",
+            "validation.val_check_interval=1000",
+            "logging.ckpt_every_n_steps=2",
+        ])
+        .args(extra);
+    c
+}
+
+fn study_json(runs: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(runs.join("tiny/study.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_tiny_study_runs_every_arm_and_seed_and_skips_them_when_rerun() {
+    let d = tempfile::tempdir().unwrap();
+    let (file, runs) = (write_study(d.path(), STUDY), d.path().join("runs"));
+    let (out, err) = run(study(&file, &runs, 3, &[]));
+    assert!(out.contains("2 arms × 2 seeds = 4 runs"), "{out}");
+    assert_eq!(err.matches(": done").count(), 4, "{err}");
+    // Each run is an ordinary run folder.
+    for arm in ["3scale", "4scale_sa"] {
+        for seed in [0, 1] {
+            let dir = runs.join(format!("tiny/{arm}/seed{seed}"));
+            assert!(dir.join("eval/test_metrics.json").is_file());
+            assert!(dir.join("checkpoints/last/model.safetensors").is_file());
+            let cfg = std::fs::read_to_string(dir.join("config.yaml")).unwrap();
+            assert!(cfg.contains(&format!("seed: {seed}")), "{cfg}");
+        }
+    }
+    let j = study_json(&runs);
+    assert_eq!(j["runs"].as_array().unwrap().len(), 4);
+    let ap = &j["arms"]["4scale_sa"]["test/prophesee/AP"];
+    assert_eq!(ap["n"].as_u64(), Some(2));
+    assert!(ap["mean"].is_number() && ap["ci95_low"].is_number() && ap["ci95_high"].is_number());
+    let h = &j["hypotheses"][1];
+    assert_eq!(h["op"].as_str(), Some(">="));
+    assert_eq!(h["n_pairs"].as_u64(), Some(2));
+    assert!(["supported", "refuted", "inconclusive"].contains(&h["verdict"].as_str().unwrap()));
+    assert!(
+        out.contains("4scale_sa") && out.contains("study.json"),
+        "{out}"
+    );
+
+    // Rerun: nothing to train.
+    let (out, err) = run(study(&file, &runs, 3, &[]));
+    assert_eq!(err.matches("training (log").count(), 0, "{err}");
+    assert_eq!(out.matches(" done ").count(), 4, "{out}");
+}
+
+#[test]
+fn a_killed_study_resumes_its_interrupted_run() {
+    let d = tempfile::tempdir().unwrap();
+    let (file, runs) = (write_study(d.path(), STUDY), d.path().join("runs"));
+    let mut cmd = study(&file, &runs, 30, &[]);
+    use std::os::unix::process::CommandExt;
+    let child = cmd
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ckpt = runs.join("tiny/3scale/seed0/checkpoints/last/state.json");
+    let t0 = Instant::now();
+    while !ckpt.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The study and its training child, together.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let _ = child.wait_with_output();
+    let (out, err) = run(study(&file, &runs, 30, &["--dry-run"]));
+    assert!(out.contains("interrupted"), "{out}{err}");
+    let (_, err) = run(study(&file, &runs, 30, &[]));
+    assert_eq!(err.matches(": done").count(), 4, "{err}");
+    let log = std::fs::read_to_string(runs.join("tiny/3scale/seed0.log")).unwrap();
+    assert!(log.contains("resuming at step"), "{log}");
+}
+
+#[test]
+fn a_failing_arm_is_marked_and_the_others_go_on() {
+    let d = tempfile::tempdir().unwrap();
+    // num_classes 3 against 8 dataset classes: the runs fail when they start.
+    let text = STUDY.replace(
+        "model.head.size_aware_loss=true]",
+        "model.head.size_aware_loss=true, model.head.num_classes=3]",
+    );
+    let (file, runs) = (write_study(d.path(), &text), d.path().join("runs"));
+    let o = study(&file, &runs, 2, &[]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("2 of 4 runs failed"), "{err}");
+    assert!(
+        err.contains("4scale_sa seed 0: FAILED") && err.contains("4scale_sa seed 1: FAILED"),
+        "{err}"
+    );
+    let j = study_json(&runs);
+    let statuses: Vec<&str> = j["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["done", "done", "failed", "failed"]);
+    let h = &j["hypotheses"][0];
+    assert_eq!(h["verdict"].as_str(), Some("inconclusive"));
+    assert_eq!(h["missing_seeds"], serde_json::json!([0, 1]));
+    assert!(
+        h["note"]
+            .as_str()
+            .unwrap()
+            .contains("no seed has both runs"),
+        "{h}"
+    );
+}
+
+#[test]
+fn bad_study_inputs_are_refused_with_the_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let runs = d.path().join("runs");
+    let fails = |text: &str, extra: &[&str]| {
+        let file = write_study(d.path(), text);
+        let o = study(&file, &runs, 2, extra).output().unwrap();
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let e = fails(&STUDY.replace("than: 3scale}", "than: 3scal}"), &[]);
+    assert!(
+        e.contains("hypotheses[0].than: '3scal' is not an arm"),
+        "{e}"
+    );
+    let e = fails(
+        &STUDY.replace(
+            "model.head.size_aware_loss=false]",
+            "model.head.size_awre_loss=false]",
+        ),
+        &[],
+    );
+    assert!(
+        e.contains("arm '3scale'") && e.contains("size_aware_loss"),
+        "{e}"
+    );
+    // A runs folder belongs to one study definition.
+    run(study(
+        &write_study(d.path(), STUDY),
+        &runs,
+        2,
+        &["--dry-run"],
+    ));
+    run(study(&write_study(d.path(), STUDY), &runs, 2, &[]));
+    let e = fails(&STUDY.replace("seeds: [0, 1]", "seeds: [0, 1, 2]"), &[]);
+    assert!(
+        e.contains("different study definition") && e.contains("file.seeds"),
+        "{e}"
+    );
+}
