@@ -110,6 +110,18 @@ fn a_tiny_study_runs_every_arm_and_seed_and_skips_them_when_rerun() {
     assert_eq!(h["op"].as_str(), Some(">="));
     assert_eq!(h["n_pairs"].as_u64(), Some(2));
     assert!(["supported", "refuted", "inconclusive"].contains(&h["verdict"].as_str().unwrap()));
+    // Every run kept its test frames, so the bootstrap over test recordings was computed.
+    assert!(runs
+        .join("tiny/3scale/seed0/eval/test_frames.bin")
+        .is_file());
+    assert!(h["bootstrap_ci95_low"].is_number(), "{h}");
+    assert!(
+        h["bootstrap_note"]
+            .as_str()
+            .unwrap()
+            .contains("200 resamples"),
+        "{h}"
+    );
     assert!(
         out.contains("4scale_sa") && out.contains("study.json"),
         "{out}"

@@ -18,3 +18,19 @@ pub fn load(
     let composed = ConfigRoot::new(root).compose(file, overrides)?;
     ExperimentConfig::from_value(composed.value)
 }
+
+/// The evaluator settings of an experiment's dataset.
+pub fn eval_config(cfg: &ExperimentConfig) -> evdet_eval::EvalConfig {
+    let (h, w) = cfg.dataset.input_hw();
+    let mut e = evdet_eval::EvalConfig::new(cfg.dataset.classes.clone())
+        .with_small_classes(cfg.dataset.small_classes.clone());
+    e.camera = if cfg.dataset.eval.camera == "gen1" {
+        evdet_eval::Camera::Gen1
+    } else {
+        evdet_eval::Camera::Gen4
+    };
+    e.filter_downsampled_by_2 = cfg.dataset.eval.filter_downsampled_by_2;
+    e.height = h as u32;
+    e.width = w as u32;
+    e
+}

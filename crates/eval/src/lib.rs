@@ -17,6 +17,7 @@ pub mod coco;
 pub mod coco_json;
 pub mod error;
 pub mod evaluator;
+pub mod frames;
 pub mod metrics;
 pub mod prophesee;
 pub mod synthetic;

@@ -41,6 +41,11 @@ pub struct HypothesisResult {
     pub ci95_high: Option<f64>,
     pub p_value: Option<f64>,
     pub verdict: Verdict,
+    /// Percentile 95 % interval of the seed-averaged difference over resampled test recordings
+    /// (`null` when not computed: see `bootstrap_note`).
+    pub bootstrap_ci95_low: Option<f64>,
+    pub bootstrap_ci95_high: Option<f64>,
+    pub bootstrap_note: String,
     /// Seeds of either arm without a finished run.
     pub missing_seeds: Vec<u64>,
     /// Why the verdict is what it is, in words.
@@ -138,6 +143,9 @@ pub fn aggregate(file: &StudyFile, runs: Vec<RunRecord>) -> StudyResult {
                 ci95_high: ci.map(|c| c.1),
                 p_value: p.and_then(|p| p.p_value),
                 verdict: v,
+                bootstrap_ci95_low: None,
+                bootstrap_ci95_high: None,
+                bootstrap_note: "not computed".into(),
                 missing_seeds: missing,
                 note,
             }
@@ -151,6 +159,61 @@ pub fn aggregate(file: &StudyFile, runs: Vec<RunRecord>) -> StudyResult {
         runs,
         arms,
         hypotheses,
+    }
+}
+
+/// Adds each hypothesis's bootstrap interval over test recordings (`rounds` resamples), from the
+/// runs' `eval/test_frames.bin` under `root/<arm>/seed<k>`.
+pub fn add_bootstrap(result: &mut StudyResult, root: &std::path::Path, rounds: usize, seed: u64) {
+    use crate::bootstrap::{load_run, paired_difference_ci, RunFrames};
+    let mut cache: BTreeMap<(String, u64), Option<RunFrames>> = BTreeMap::new();
+    let done = |arm: &str, s: u64| {
+        result
+            .runs
+            .iter()
+            .any(|r| r.arm == arm && r.seed == s && r.status == "done")
+    };
+    for hi in 0..result.hypotheses.len() {
+        let h = result.hypotheses[hi].hypothesis.clone();
+        let seeds: Vec<u64> = result
+            .seeds
+            .iter()
+            .copied()
+            .filter(|&s| done(&h.arm, s) && done(&h.than, s))
+            .collect();
+        for &s in &seeds {
+            for arm in [&h.arm, &h.than] {
+                cache
+                    .entry((arm.clone(), s))
+                    .or_insert_with(|| load_run(&root.join(arm).join(format!("seed{s}"))));
+            }
+        }
+        let pairs: Option<Vec<(&RunFrames, &RunFrames)>> = seeds
+            .iter()
+            .map(|&s| {
+                Some((
+                    cache[&(h.arm.clone(), s)].as_ref()?,
+                    cache[&(h.than.clone(), s)].as_ref()?,
+                ))
+            })
+            .collect();
+        let out = &mut result.hypotheses[hi];
+        match pairs {
+            _ if rounds == 0 => out.bootstrap_note = "off (--bootstrap 0)".into(),
+            None => out.bootstrap_note = "a run has no eval/test_frames.bin".into(),
+            Some(p) if p.is_empty() => out.bootstrap_note = "no paired runs".into(),
+            Some(p) => match paired_difference_ci(&p, &h.metric, rounds, seed) {
+                Some((lo, hi)) => {
+                    out.bootstrap_ci95_low = Some(lo);
+                    out.bootstrap_ci95_high = Some(hi);
+                    out.bootstrap_note = format!(
+                        "{rounds} resamples of the test recordings, {} seed(s)",
+                        p.len()
+                    );
+                }
+                None => out.bootstrap_note = "no test recordings".into(),
+            },
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! holds the statistics and the verdict logic (tensor-free; the study runner drives `evdet train`).
 
 pub mod aggregate;
+pub mod bootstrap;
 pub mod file;
 pub mod stats;
 pub mod verdict;

@@ -230,17 +230,22 @@ pub fn bootstrap_ci(
     n: usize,
     rounds: usize,
     seed: u64,
-    mut statistic: impl FnMut(&[usize]) -> f64,
+    statistic: impl Fn(&[usize]) -> f64 + Sync,
 ) -> Option<(f64, f64)> {
+    use rayon::prelude::*;
     if n == 0 || rounds == 0 {
         return None;
     }
+    // The resamples are drawn first, in order, so the interval does not depend on the threads.
     let mut rng = SplitMix(seed);
-    let mut values: Vec<f64> = (0..rounds)
-        .map(|_| {
-            let pick: Vec<usize> = (0..n).map(|_| rng.below(n)).collect();
-            statistic(&pick)
-        })
+    let picks: Vec<Vec<usize>> = (0..rounds)
+        .map(|_| (0..n).map(|_| rng.below(n)).collect())
+        .collect();
+    let mut values: Vec<f64> = picks
+        .par_iter()
+        .map(|p| statistic(p))
+        .collect::<Vec<_>>()
+        .into_iter()
         .filter(|v| v.is_finite())
         .collect();
     if values.is_empty() {

@@ -8,7 +8,7 @@ use crate::data::batch;
 use crate::data::loader::Prefetcher;
 use crate::data::sampling::EvalPlan;
 use crate::data::SplitData;
-use evdet_eval::{BBox as EvalBox, Camera, EvalConfig, EvalReport, Evaluator};
+use evdet_eval::{BBox as EvalBox, EvalReport, Evaluator};
 use evdet_model::detector::Detector;
 use evdet_model::postprocess::Detection;
 use std::sync::Arc;
@@ -28,21 +28,7 @@ pub enum EvaluateError {
     Dist(#[from] evdet_dist::DistError),
 }
 
-/// The evaluator settings of an experiment's dataset.
-pub fn eval_config(cfg: &ExperimentConfig) -> EvalConfig {
-    let (h, w) = cfg.dataset.input_hw();
-    let mut e = EvalConfig::new(cfg.dataset.classes.clone())
-        .with_small_classes(cfg.dataset.small_classes.clone());
-    e.camera = if cfg.dataset.eval.camera == "gen1" {
-        Camera::Gen1
-    } else {
-        Camera::Gen4
-    };
-    e.filter_downsampled_by_2 = cfg.dataset.eval.filter_downsampled_by_2;
-    e.height = h as u32;
-    e.width = w as u32;
-    e
-}
+pub use evdet_config::eval_config;
 
 /// Detections and ground truth of one labelled frame, in the evaluator's box type.
 pub struct FrameResult {
@@ -432,6 +418,9 @@ pub struct SplitEvaluation {
     /// Labelled frames with ground truth, kept for pictures: detections above the drawing threshold
     /// only, their `class_confidence` replaced by objectness × class confidence, the score drawn.
     pub frames: Vec<FrameResult>,
+    /// Every labelled frame with all its detections, in evaluation order, as
+    /// `evdet_eval::frames` bytes (written as `<split>_frames.bin`).
+    pub records: Vec<u8>,
 }
 
 /// Streams `data` (one split) through the detector and summarises both protocols (`conf`: the
@@ -462,7 +451,14 @@ pub fn evaluate_split_parallel(
 ) -> Result<SplitEvaluation, EvaluateError> {
     let mut ev = Evaluator::new(eval_config(cfg))?;
     let mut frames = Vec::new();
-    for f in collect_frames(det, data.clone(), cfg, device, conf, 0, par, on_batch)? {
+    let all = collect_frames(det, data.clone(), cfg, device, conf, 0, par, on_batch)?;
+    let records = evdet_eval::frames::encode_frames(
+        &all.iter()
+            .enumerate()
+            .map(|(i, f)| ((i as u64, 0, 0), crate::parallel::to_record(f)))
+            .collect::<Vec<_>>(),
+    );
+    for f in all {
         ev.add_frame(&f.gt, &f.dt);
         if !f.gt.is_empty() {
             let (dt, dt_score) =
@@ -488,6 +484,7 @@ pub fn evaluate_split_parallel(
         report,
         data,
         frames,
+        records,
     })
 }
 
@@ -536,6 +533,10 @@ pub fn write_analysis(
         &eval_dir.join(format!("{}_analysis.json", ev.split)),
         &analysis,
     )?;
+    // Every frame's ground truth and detections, for resampling recordings (`evdet study`).
+    let records = eval_dir.join(format!("{}_frames.bin", ev.split));
+    evdet_atomic::write(&records, &ev.records)
+        .map_err(|e| std::io::Error::other(format!("{}: {e}", records.display())))?;
 
     let samples_dir = eval_dir.join("samples");
     std::fs::create_dir_all(&samples_dir)

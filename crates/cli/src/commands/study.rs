@@ -46,6 +46,9 @@ pub struct Args {
     /// Print the plan (runs, their state and devices) and exit.
     #[arg(long)]
     pub dry_run: bool,
+    /// Resamples of the test recordings for each hypothesis's bootstrap interval (0 = off).
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub bootstrap: usize,
 }
 
 /// One run of the plan.
@@ -258,7 +261,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         })
         .collect();
-    let result = aggregate(&study, records);
+    let mut result = aggregate(&study, records);
+    evdet_study::aggregate::add_bootstrap(&mut result, &root, args.bootstrap, 0);
     let out = root.join("study.json");
     let json = serde_json::to_string_pretty(&result)?;
     evdet_atomic::write(&out, json.as_bytes())
@@ -380,8 +384,12 @@ fn print_table(r: &StudyResult) {
             (Some(d), _, _) => format!("difference {d:+.4}, no interval"),
             _ => "no paired runs".into(),
         };
+        let boot = match (h.bootstrap_ci95_low, h.bootstrap_ci95_high) {
+            (Some(lo), Some(hi)) => format!("bootstrap over recordings [{lo:+.4}, {hi:+.4}]"),
+            _ => format!("bootstrap: {}", h.bootstrap_note),
+        };
         println!(
-            "{}: {} of {} {} {} {:+}  — {}; {}",
+            "{}: {} of {} {} {} {:+}  — {}; {}; {}",
             h.verdict.word(),
             x.metric,
             x.arm,
@@ -389,6 +397,7 @@ fn print_table(r: &StudyResult) {
             x.than,
             x.margin,
             diff,
+            boot,
             h.note
         );
     }
