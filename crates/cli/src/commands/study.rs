@@ -189,6 +189,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let p = &plan[i];
                 let mut cmd = Command::new(exe);
                 cmd.arg("train").args(&p.args);
+                // A study that is killed takes its training run along (the run resumes next time).
+                // SAFETY: prctl is async-signal-safe.
+                unsafe {
+                    use std::os::unix::process::CommandExt;
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                        Ok(())
+                    });
+                }
                 if !dev.is_empty() {
                     cmd.args(["--device", &dev]);
                 }
