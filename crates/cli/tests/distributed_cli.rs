@@ -15,29 +15,8 @@ use std::time::{Duration, Instant};
 /// 2 train, 1 val and 1 test `mini` recordings of 1.5 s, preprocessed once.
 fn data() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        run(evdet()
-            .args([
-                "synth",
-                "--preset",
-                "mini",
-                "--seed",
-                "5",
-                "--duration-s",
-                "1.5",
-            ])
-            .args(["--sequences", "train=2,val=1,test=1", "--out"])
-            .arg(d.join("raw")));
-        run(evdet()
-            .args(["preprocess", "--downsample-by-factor-2", "false", "--raw"])
-            .arg(d.join("raw"))
-            .arg("--out")
-            .arg(d.join("pre")));
-        dir
-    })
-    .path()
+    DIR.get_or_init(|| tiny_dataset(5, "train=2,val=1,test=1"))
+        .path()
 }
 
 /// `evdet train` of the tiny model on the tiny data into `runs/<id>`, stream sampling (so that the

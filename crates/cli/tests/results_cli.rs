@@ -16,25 +16,8 @@ use std::sync::OnceLock;
 fn workspace() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tiny_dataset(5, "train=1,val=1,test=1");
         let d = dir.path();
-        run(evdet()
-            .args([
-                "synth",
-                "--preset",
-                "mini",
-                "--seed",
-                "5",
-                "--duration-s",
-                "1.5",
-            ])
-            .args(["--sequences", "train=1,val=1,test=1", "--out"])
-            .arg(d.join("raw")));
-        run(evdet()
-            .args(["preprocess", "--downsample-by-factor-2", "false", "--raw"])
-            .arg(d.join("raw"))
-            .arg("--out")
-            .arg(d.join("pre")));
         for (id, steps) in [("base", 6), ("other", 3)] {
             run(
                 train_cmd(&d.join("pre"), &d.join("runs"), id, steps, false).args([

@@ -12,29 +12,8 @@ use std::time::{Duration, Instant};
 
 fn data() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        run(evdet()
-            .args([
-                "synth",
-                "--preset",
-                "mini",
-                "--seed",
-                "4",
-                "--duration-s",
-                "1.5",
-            ])
-            .args(["--sequences", "train=1,val=1,test=2", "--out"])
-            .arg(d.join("raw")));
-        run(evdet()
-            .args(["preprocess", "--downsample-by-factor-2", "false", "--raw"])
-            .arg(d.join("raw"))
-            .arg("--out")
-            .arg(d.join("pre")));
-        dir
-    })
-    .path()
+    DIR.get_or_init(|| tiny_dataset(4, "train=1,val=1,test=2"))
+        .path()
 }
 
 const STUDY: &str = r#"

@@ -30,17 +30,9 @@ pub enum EvaluateError {
 
 pub use evdet_config::eval_config;
 
-/// Detections and ground truth of one labelled frame, in the evaluator's box type.
-pub struct FrameResult {
-    pub seq: usize,
-    pub repr: usize,
-    pub t: i64,
-    pub gt: Vec<EvalBox>,
-    pub dt: Vec<EvalBox>,
-    /// Each detection's objectness × class confidence (the postprocess threshold's score; `dt`
-    /// carries the class confidence alone, the COCO score of REFERENCE §6).
-    pub dt_score: Vec<f32>,
-}
+/// Detections and ground truth of one labelled frame, in the evaluator's box type (`dt` carries the
+/// class confidence, the COCO score of REFERENCE §6; `dt_score` objectness × class confidence).
+pub use evdet_eval::frames::FrameRecord as FrameResult;
 
 /// Where a frame comes in a single process's streaming order: (batch step, time step, slot).
 pub type FrameKey = (u64, u64, u64);
@@ -455,7 +447,7 @@ pub fn evaluate_split_parallel(
     let records = evdet_eval::frames::encode_frames(
         &all.iter()
             .enumerate()
-            .map(|(i, f)| ((i as u64, 0, 0), crate::parallel::to_record(f)))
+            .map(|(i, f)| ((i as u64, 0, 0), f.clone()))
             .collect::<Vec<_>>(),
     );
     for f in all {

@@ -4,7 +4,6 @@
 //! stream slots' recurrent states gathered for a checkpoint).
 
 use crate::config::ExperimentConfig;
-use crate::evaluate::{FrameKey, FrameResult};
 use evdet_dist::group::{all_reduce_differentiable, GroupOptions};
 use evdet_dist::{Backend, DistError, LaunchEnv, ProcessGroup};
 use std::sync::{Arc, Mutex};
@@ -200,42 +199,4 @@ pub fn cpu_threads_per_rank(configured: usize, local_ranks: usize) -> usize {
     (cores / local_ranks.max(1)).max(1)
 }
 
-/// Frame results as bytes for the gather (`evdet_eval::frames`).
-pub fn encode_frames(frames: &[(FrameKey, FrameResult)]) -> Vec<u8> {
-    let records: Vec<(FrameKey, evdet_eval::frames::FrameRecord)> =
-        frames.iter().map(|(k, f)| (*k, to_record(f))).collect();
-    evdet_eval::frames::encode_frames(&records)
-}
-
-/// The inverse of `encode_frames`; `None` on malformed bytes.
-pub fn decode_frames(b: &[u8]) -> Option<Vec<(FrameKey, FrameResult)>> {
-    evdet_eval::frames::decode_frames(b).map(|v| {
-        v.into_iter()
-            .map(|(k, r)| {
-                (
-                    k,
-                    FrameResult {
-                        seq: r.seq,
-                        repr: r.repr,
-                        t: r.t,
-                        gt: r.gt,
-                        dt: r.dt,
-                        dt_score: r.dt_score,
-                    },
-                )
-            })
-            .collect()
-    })
-}
-
-/// A frame result as a record of `evdet_eval::frames`.
-pub fn to_record(f: &FrameResult) -> evdet_eval::frames::FrameRecord {
-    evdet_eval::frames::FrameRecord {
-        seq: f.seq,
-        repr: f.repr,
-        t: f.t,
-        gt: f.gt.clone(),
-        dt: f.dt.clone(),
-        dt_score: f.dt_score.clone(),
-    }
-}
+pub use evdet_eval::frames::{decode_frames, encode_frames};

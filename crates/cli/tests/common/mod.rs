@@ -24,3 +24,28 @@ pub fn run(mut cmd: impl std::borrow::BorrowMut<Command>) -> (String, String) {
 pub fn config_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
 }
+
+/// `evdet synth --preset mini` (1.5 s recordings, `sequences` like `train=1,val=1,test=1`) and
+/// `evdet preprocess` into `<dir>/raw` and `<dir>/pre`.
+pub fn tiny_dataset(seed: u64, sequences: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run(evdet()
+        .args([
+            "synth",
+            "--preset",
+            "mini",
+            "--seed",
+            &seed.to_string(),
+            "--duration-s",
+            "1.5",
+        ])
+        .args(["--sequences", sequences, "--out"])
+        .arg(d.join("raw")));
+    run(evdet()
+        .args(["preprocess", "--downsample-by-factor-2", "false", "--raw"])
+        .arg(d.join("raw"))
+        .arg("--out")
+        .arg(d.join("pre")));
+    dir
+}
