@@ -106,6 +106,17 @@ fn a_tiny_study_runs_every_arm_and_seed_and_skips_them_when_rerun() {
         "{out}"
     );
 
+    // study → report: a study's runs are ordinary runs, compared like any others.
+    let html = d.path().join("compare.html");
+    run(evdet()
+        .arg("report")
+        .arg(runs.join("tiny/3scale/seed0"))
+        .arg(runs.join("tiny/4scale_sa/seed0"))
+        .arg("--out")
+        .arg(&html));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("seed0") && page.contains("Assignment: where the positives go"));
+
     // Rerun: nothing to train.
     let (out, err) = run(study(&file, &runs, 3, &[]));
     assert_eq!(err.matches("training (log").count(), 0, "{err}");
