@@ -106,6 +106,19 @@ fn a_tiny_study_runs_every_arm_and_seed_and_skips_them_when_rerun() {
         "{out}"
     );
 
+    // The study page: hypotheses with verdicts and a forest plot, arms by metric, links to the runs.
+    let page = std::fs::read_to_string(runs.join("tiny/study.html")).unwrap();
+    assert!(
+        page.contains("Paired differences") && page.contains("prophesee/AP_S"),
+        "{page}"
+    );
+    assert!(page.contains("href=\"4scale_sa/seed1/report.html\""));
+    assert_eq!(
+        page.matches("<svg").count(),
+        1 + 10 + 5,
+        "forest + 10 headline metrics + 5 fine size bins"
+    );
+
     // study → report: a study's runs are ordinary runs, compared like any others.
     let html = d.path().join("compare.html");
     run(evdet()

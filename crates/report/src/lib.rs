@@ -14,6 +14,7 @@ pub mod picture;
 pub mod plots;
 pub mod report;
 pub mod run;
+pub mod study_page;
 
 pub use animation::{ffmpeg_available, write_gif, write_video};
 pub use criteria::{CriterionResult, Status};

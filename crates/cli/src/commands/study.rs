@@ -276,8 +276,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(&result)?;
     evdet_atomic::write(&out, json.as_bytes())
         .with_context(|| format!("writing {}", out.display()))?;
+    let page = root.join("study.html");
+    let html = evdet_report::study_page::study_page(&serde_json::to_value(&result)?);
+    evdet_atomic::write(&page, html.as_bytes())
+        .with_context(|| format!("writing {}", page.display()))?;
     print_table(&result);
-    println!("study.json: {}", out.display());
+    println!(
+        "study.json: {}
+study page: {}",
+        out.display(),
+        page.display()
+    );
     if !failed.is_empty() {
         anyhow::bail!(
             "{} of {} runs failed (the verdicts say which seeds are missing); rerun the same command to retry them",

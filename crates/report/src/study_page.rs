@@ -1,0 +1,272 @@
+//! The HTML page of a study (`<runs_dir>/<study>/study.html`), from `study.json`'s content: the
+//! hypotheses with their verdicts and a forest plot of the paired differences, per metric each arm's
+//! mean with its 95 % interval and every seed's value, per-class AP by arm, and links to every run's
+//! report. Plots are inline SVG drawn here (intervals need whiskers, not bars).
+
+use crate::plots::{escape, palette};
+use serde_json::Value;
+use std::fmt::Write;
+
+/// One row of an interval plot: label, centre, interval, individual values.
+struct Row {
+    label: String,
+    mean: f64,
+    ci: Option<(f64, f64)>,
+    points: Vec<f64>,
+}
+
+fn num(v: &Value) -> Option<f64> {
+    v.as_f64().filter(|x| x.is_finite())
+}
+
+/// Horizontal interval plot: one row per item, a dot at the mean, whiskers over the interval, small
+/// grey dots for the seeds; a dashed vertical line at `reference`.
+fn interval_svg(title: &str, rows: &[Row], reference: Option<f64>) -> String {
+    let (left, right, top, row_h) = (170.0, 30.0, 34.0, 26.0);
+    let width = 640.0;
+    let height = top + row_h * rows.len() as f64 + 34.0;
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for r in rows {
+        for v in [Some(r.mean), r.ci.map(|c| c.0), r.ci.map(|c| c.1)]
+            .into_iter()
+            .flatten()
+            .chain(r.points.iter().copied())
+            .chain(reference)
+        {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    }
+    if !lo.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(1e-3);
+    let (lo, hi) = (lo - pad, hi + pad);
+    let x = |v: f64| left + (v - lo) / (hi - lo) * (width - left - right);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\
+         <text x=\"{}\" y=\"18\" font-weight=\"bold\">{}</text>",
+        left,
+        escape(title)
+    );
+    let axis_y = top + row_h * rows.len() as f64 + 4.0;
+    let _ = write!(
+        s,
+        "<line x1=\"{left}\" y1=\"{axis_y}\" x2=\"{}\" y2=\"{axis_y}\" stroke=\"#888\"/>\
+         <text x=\"{left}\" y=\"{}\" fill=\"#555\">{:.4}</text><text x=\"{}\" y=\"{}\" fill=\"#555\" text-anchor=\"end\">{:.4}</text>",
+        width - right,
+        axis_y + 16.0,
+        lo,
+        width - right,
+        axis_y + 16.0,
+        hi
+    );
+    if let Some(r) = reference {
+        let _ = write!(
+            s,
+            "<line x1=\"{0}\" y1=\"{top}\" x2=\"{0}\" y2=\"{axis_y}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>",
+            x(r)
+        );
+    }
+    for (i, r) in rows.iter().enumerate() {
+        let y = top + row_h * (i as f64 + 0.5);
+        let c = palette(i);
+        let color = format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2]);
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            left - 8.0,
+            y + 4.0,
+            escape(&r.label)
+        );
+        if let Some((a, b)) = r.ci {
+            let _ = write!(
+                s,
+                "<line x1=\"{}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"{color}\" stroke-width=\"2\"/>",
+                x(a),
+                x(b)
+            );
+        }
+        for p in &r.points {
+            let _ = write!(
+                s,
+                "<circle cx=\"{}\" cy=\"{}\" r=\"2.5\" fill=\"#999\"/>",
+                x(*p),
+                y + 7.0
+            );
+        }
+        let _ = write!(
+            s,
+            "<circle cx=\"{}\" cy=\"{y}\" r=\"5\" fill=\"{color}\"><title>{:.4}</title></circle>",
+            x(r.mean),
+            r.mean
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// The study page's HTML from the content of `study.json`.
+pub fn study_page(study: &Value) -> String {
+    let name = study["study"].as_str().unwrap_or("study");
+    let mut body = format!(
+        "<h1>Study {}</h1><p>Experiment <code>{}</code>, seeds {}, baseline arm <code>{}</code>. \
+         Intervals are 95 % Student t intervals over seeds; dots under them are the single seeds.</p>",
+        escape(name),
+        escape(study["experiment"].as_str().unwrap_or("")),
+        escape(&study["seeds"].to_string()),
+        escape(study["baseline"].as_str().unwrap_or(""))
+    );
+
+    // Hypotheses: table and forest plot.
+    body.push_str("<h2>Hypotheses</h2><table><tr><th>verdict</th><th>claim</th><th>paired difference [95 % CI]</th><th>p</th><th>bootstrap over recordings</th><th>note</th></tr>");
+    let mut forest = Vec::new();
+    for h in study["hypotheses"].as_array().into_iter().flatten() {
+        let claim = format!(
+            "{} of {} {} {} {:+}",
+            h["metric"].as_str().unwrap_or(""),
+            h["arm"].as_str().unwrap_or(""),
+            h["op"].as_str().unwrap_or(""),
+            h["than"].as_str().unwrap_or(""),
+            num(&h["margin"]).unwrap_or(0.0)
+        );
+        let ci = num(&h["ci95_low"]).zip(num(&h["ci95_high"]));
+        let diff = match (num(&h["mean_diff"]), ci) {
+            (Some(d), Some((a, b))) => format!("{d:+.4} [{a:+.4}, {b:+.4}]"),
+            (Some(d), None) => format!("{d:+.4} (no interval)"),
+            _ => "—".into(),
+        };
+        let boot = match (
+            num(&h["bootstrap_ci95_low"]),
+            num(&h["bootstrap_ci95_high"]),
+        ) {
+            (Some(a), Some(b)) => format!("[{a:+.4}, {b:+.4}]"),
+            _ => escape(h["bootstrap_note"].as_str().unwrap_or("")),
+        };
+        let _ = write!(
+            body,
+            "<tr><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(h["verdict"].as_str().unwrap_or("")),
+            escape(&claim),
+            diff,
+            num(&h["p_value"]).map_or("—".into(), |p| format!("{p:.3}")),
+            boot,
+            escape(h["note"].as_str().unwrap_or(""))
+        );
+        if let Some(d) = num(&h["mean_diff"]) {
+            forest.push(Row {
+                label: format!(
+                    "{} − {}: {}",
+                    h["arm"].as_str().unwrap_or(""),
+                    h["than"].as_str().unwrap_or(""),
+                    h["metric"]
+                        .as_str()
+                        .unwrap_or("")
+                        .trim_start_matches("test/")
+                ),
+                mean: d,
+                ci,
+                points: vec![],
+            });
+        }
+    }
+    body.push_str("</table>");
+    if !forest.is_empty() {
+        body.push_str(&interval_svg(
+            "Paired differences (arm − other), 95 % CI; dashed: 0",
+            &forest,
+            Some(0.0),
+        ));
+    }
+
+    // Per metric: arms' means, intervals and seeds.
+    let arms = study["arms"].as_object().cloned().unwrap_or_default();
+    let runs = study["runs"].as_array().cloned().unwrap_or_default();
+    let seed_values = |arm: &str, metric: &str| -> Vec<f64> {
+        runs.iter()
+            .filter(|r| r["arm"] == arm && r["status"] == "done")
+            .filter_map(|r| num(&r["metrics"][metric]))
+            .collect()
+    };
+    let mut metrics: Vec<String> = Vec::new();
+    for p in ["prophesee", "unfiltered"] {
+        for stat in ["AP", "AP50", "AP_S", "AP_M", "AP_L"] {
+            metrics.push(format!("test/{p}/{stat}"));
+        }
+    }
+    let mut bins: Vec<String> = arms
+        .values()
+        .flat_map(|m| m.as_object().into_iter().flat_map(|o| o.keys().cloned()))
+        .filter(|k| k.starts_with("test/prophesee/AP_bin/"))
+        .collect();
+    bins.sort();
+    bins.dedup();
+    metrics.extend(bins);
+    body.push_str("<h2>Arms by metric</h2><div class=\"figs\">");
+    for m in &metrics {
+        let rows: Vec<Row> = arms
+            .iter()
+            .filter_map(|(arm, per)| {
+                let s = &per[m];
+                Some(Row {
+                    label: arm.clone(),
+                    mean: num(&s["mean"])?,
+                    ci: num(&s["ci95_low"]).zip(num(&s["ci95_high"])),
+                    points: seed_values(arm, m),
+                })
+            })
+            .collect();
+        if !rows.is_empty() {
+            body.push_str(&interval_svg(m.trim_start_matches("test/"), &rows, None));
+        }
+    }
+    body.push_str("</div>");
+
+    // Per-class AP: mean over seeds, arms × classes.
+    let mut classes: Vec<String> = arms
+        .values()
+        .flat_map(|m| m.as_object().into_iter().flat_map(|o| o.keys().cloned()))
+        .filter_map(|k| k.strip_prefix("test/prophesee/AP/").map(String::from))
+        .collect();
+    classes.sort();
+    classes.dedup();
+    if !classes.is_empty() {
+        body.push_str("<h2>AP per class (prophesee, mean over seeds)</h2><table><tr><th>arm</th>");
+        for c in &classes {
+            let _ = write!(body, "<th>{}</th>", escape(c));
+        }
+        body.push_str("</tr>");
+        for (arm, per) in &arms {
+            let _ = write!(body, "<tr><td>{}</td>", escape(arm));
+            for c in &classes {
+                let v = num(&per[format!("test/prophesee/AP/{c}")]["mean"]);
+                let _ = write!(
+                    body,
+                    "<td>{}</td>",
+                    v.map_or("—".into(), |v| format!("{v:.4}"))
+                );
+            }
+            body.push_str("</tr>");
+        }
+        body.push_str("</table>");
+    }
+
+    // Every run, with a link to its report.
+    body.push_str("<h2>Runs</h2><ul>");
+    for r in &runs {
+        let (arm, seed) = (
+            r["arm"].as_str().unwrap_or(""),
+            r["seed"].as_u64().unwrap_or(0),
+        );
+        let _ = write!(
+            body,
+            "<li><a href=\"{0}/seed{1}/report.html\">{0} seed {1}</a> — {2}</li>",
+            escape(arm),
+            seed,
+            escape(r["status"].as_str().unwrap_or(""))
+        );
+    }
+    body.push_str("</ul>");
+    crate::html::page(&format!("Study {name}"), &body)
+}
