@@ -159,6 +159,12 @@ fn a_killed_study_resumes_its_interrupted_run() {
     let _ = child.wait_with_output();
     let (out, err) = run(study(&file, &runs, 30, &["--dry-run"]));
     assert!(out.contains("interrupted"), "{out}{err}");
+    // The estimate: 3 timed steps, extrapolated to the 4 runs × 30 steps not done (an interrupted run
+    // counts whole).
+    assert!(
+        out.contains("s per training step") && out.contains("× 120 steps left"),
+        "{out}"
+    );
     let (_, err) = run(study(&file, &runs, 30, &[]));
     assert_eq!(err.matches(": done").count(), 4, "{err}");
     let log = std::fs::read_to_string(runs.join("tiny/3scale/seed0.log")).unwrap();

@@ -86,10 +86,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let study = StudyFile::load(&path)?;
     // Every arm's config composes (an override of a missing key fails here, before any training).
     let mut runs_dir = None;
+    let mut max_steps: BTreeMap<String, u64> = BTreeMap::new();
     for (arm, overrides) in &study.arms {
         let all: Vec<String> = overrides.iter().chain(&args.overrides).cloned().collect();
         let cfg = evdet_config::load(&config_dir, Path::new(&study.experiment), &all)
             .with_context(|| format!("{}: arm '{arm}'", path.display()))?;
+        max_steps.insert(arm.clone(), cfg.training.max_steps);
         runs_dir.get_or_insert(cfg.logging.runs_dir);
     }
     let root = PathBuf::from(runs_dir.unwrap_or_else(|| "runs".into())).join(&study.study);
@@ -163,6 +165,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     if args.dry_run {
+        // A few timed steps of the first run still to do, extrapolated to every run left.
+        let todo: Vec<&Planned> = plan.iter().filter(|p| state_of(&p.dir) != "done").collect();
+        if let Some(first) = todo.first() {
+            match time_steps(&first.args) {
+                Ok(step_s) => {
+                    let steps: u64 = todo.iter().map(|p| max_steps[&p.arm]).sum();
+                    let hours = step_s * steps as f64 / parallel as f64 / 3600.0;
+                    println!(
+                        "estimated: {step_s:.2} s per training step (3 timed steps of {} seed {}) × {steps} steps left / {parallel} at a time ≈ {hours:.1} h of training, evaluations not included",
+                        first.arm, first.seed
+                    );
+                }
+                Err(e) => println!("no time estimate: {e:#}"),
+            }
+        }
         return Ok(());
     }
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
@@ -295,6 +312,59 @@ study page: {}",
         );
     }
     Ok(())
+}
+
+/// Seconds per training step of a run with these `evdet train` arguments: three steps in a temporary
+/// runs folder, the median of the last two (the first pays for warm-up).
+fn time_steps(train_args: &[String]) -> anyhow::Result<f64> {
+    let tmp = tempfile::tempdir()?;
+    let out = Command::new(std::env::current_exe()?)
+        .arg("train")
+        .arg("--no-test")
+        .args(train_args)
+        .args([
+            "training.max_steps=3",
+            "logging.log_every_n_steps=1",
+            "validation.val_check_interval=100000",
+            "validation.limit_val_batches=1",
+        ])
+        .arg(format!("logging.runs_dir={}", tmp.path().display()))
+        .output()?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "the timing run failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let log = walk_find(tmp.path(), "metrics.jsonl")
+        .ok_or_else(|| anyhow::anyhow!("the timing run wrote no metrics.jsonl"))?;
+    let mut times: Vec<f64> = std::fs::read_to_string(log)?
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["step"].as_u64().is_some_and(|s| s > 1))
+        .filter_map(|v| {
+            Some(v["train/compute_time_s"].as_f64()? + v["train/data_time_s"].as_f64()?)
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times
+        .get(times.len() / 2)
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("the timing run logged no step times"))
+}
+
+fn walk_find(dir: &Path, name: &str) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if let Some(f) = walk_find(&p, name) {
+                return Some(f);
+            }
+        } else if p.file_name().is_some_and(|n| n == name) {
+            return Some(p);
+        }
+    }
+    None
 }
 
 /// The runs folder remembers the study it belongs to; another study file (or other run-wide
