@@ -49,35 +49,10 @@ impl Shard {
     pub const ALL: Shard = Shard { rank: 0, world: 1 };
 }
 
-/// Runs the detector over `data` in streaming order; `on_frame` sees every labelled frame's result.
+/// Runs the detector over `shard` of `data` in streaming order; `on_frame` sees every labelled
+/// frame's result with its place in the single-process order.
 #[allow(clippy::too_many_arguments)]
 pub fn run_stream(
-    det: &Detector,
-    data: Arc<SplitData>,
-    cfg: &ExperimentConfig,
-    device: Device,
-    conf_threshold: f64,
-    limit_batches: usize,
-    mut on_frame: impl FnMut(FrameResult),
-    on_batch: impl FnMut(usize, usize),
-) -> Result<(), EvaluateError> {
-    run_stream_shard(
-        det,
-        data,
-        cfg,
-        device,
-        conf_threshold,
-        limit_batches,
-        Shard::ALL,
-        |_, f| on_frame(f),
-        on_batch,
-    )
-}
-
-/// `run_stream` over one shard of the plan; `on_frame` also gets each frame's place in the
-/// single-process order.
-#[allow(clippy::too_many_arguments)]
-pub fn run_stream_shard(
     det: &Detector,
     data: Arc<SplitData>,
     cfg: &ExperimentConfig,
@@ -240,7 +215,7 @@ pub fn collect_frames(
         world: p.world(),
     });
     let mut frames: Vec<(FrameKey, FrameResult)> = Vec::new();
-    run_stream_shard(
+    run_stream(
         det,
         data,
         cfg,
