@@ -5,6 +5,7 @@
 pub mod dat;
 pub mod error;
 pub mod event;
+pub mod evt;
 pub mod h5_events;
 pub mod histogram;
 pub mod labels;

@@ -1,0 +1,193 @@
+//! EVT 2.0: 32-bit little-endian words, the type in bits 28–31. `CD_OFF`/`CD_ON` carry one event
+//! (y bits 0–10, x bits 11–21, time bits 0–5 in bits 22–27); `EVT_TIME_HIGH` carries time bits 6–33
+//! in bits 0–27, so time is 34 bits and wraps every 2³⁴ µs (4.77 h).
+
+use super::{Clock, Sink, Trigger};
+use crate::event::EventSlice;
+
+pub const CD_OFF: u32 = 0x0;
+pub const CD_ON: u32 = 0x1;
+pub const TIME_HIGH: u32 = 0x8;
+pub const EXT_TRIGGER: u32 = 0xA;
+pub const OTHERS: u32 = 0xE;
+pub const CONTINUED: u32 = 0xF;
+
+/// One wrap-around of the 34-bit time (µs).
+const LOOP: i64 = 1 << 34;
+/// A time high going back by more than this (in 64 µs units) is a wrap-around, by less a glitch.
+pub const LOOP_THRESHOLD: i64 = 1 << 27;
+
+#[derive(Clone)]
+pub struct Decoder {
+    clock: Clock,
+    /// Time-high part of the current time, wrap-arounds included (µs, unshifted).
+    high: i64,
+    th: i64,
+    pub last_event: Option<i64>,
+}
+
+impl Decoder {
+    pub(crate) fn new(clock: Clock) -> Self {
+        Self {
+            clock,
+            high: 0,
+            th: 0,
+            last_event: None,
+        }
+    }
+
+    pub fn now(&self) -> Option<i64> {
+        self.clock.started.then_some(self.high - self.clock.shift)
+    }
+
+    pub(crate) fn decode(&mut self, bytes: &[u8], sink: &mut Sink) {
+        let words = bytes.chunks_exact(4);
+        sink.stats.words += words.len() as u64;
+        if sink.emit {
+            sink.events.x.reserve(words.len());
+            sink.events.y.reserve(words.len());
+            sink.events.p.reserve(words.len());
+            sink.events.t.reserve(words.len());
+        }
+        let (w_max, h_max) = (self.clock.width, self.clock.height);
+        for w in words {
+            let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            let kind = w >> 28;
+            if !self.clock.started {
+                if kind != TIME_HIGH {
+                    sink.stats.before_time_high += 1;
+                    continue;
+                }
+                self.th = (w & 0x0FFF_FFFF) as i64;
+                self.high = self.th << 6;
+                self.clock.start(self.high);
+                continue;
+            }
+            match kind {
+                CD_OFF | CD_ON => {
+                    let (x, y) = ((w >> 11) & 0x7FF, w & 0x7FF);
+                    if x >= w_max || y >= h_max {
+                        sink.stats.outside_sensor += 1;
+                        continue;
+                    }
+                    let t = self.high + ((w >> 22) & 0x3F) as i64 - self.clock.shift;
+                    self.last_event = Some(t);
+                    sink.stats.events += 1;
+                    if sink.emit {
+                        let e = &mut *sink.events;
+                        e.x.push(x as u16);
+                        e.y.push(y as u16);
+                        e.p.push(kind as u8);
+                        e.t.push(t);
+                    }
+                }
+                TIME_HIGH => {
+                    let th = (w & 0x0FFF_FFFF) as i64;
+                    if th < self.th {
+                        if self.th - th > LOOP_THRESHOLD {
+                            self.high += LOOP;
+                            sink.stats.time_high_loops += 1;
+                        } else {
+                            sink.stats.time_high_backwards += 1;
+                        }
+                    }
+                    self.high = (self.high & !(LOOP - 1)) | (th << 6);
+                    self.th = th;
+                }
+                EXT_TRIGGER => {
+                    sink.stats.triggers += 1;
+                    sink.triggers.push(Trigger {
+                        t: self.high + ((w >> 22) & 0x3F) as i64 - self.clock.shift,
+                        id: ((w >> 8) & 0x1F) as u8,
+                        p: (w & 1) as u8,
+                    });
+                }
+                OTHERS | CONTINUED => {}
+                _ => sink.stats.unknown_words += 1,
+            }
+        }
+    }
+}
+
+/// EVT 2.0 encoder: one word per event, a time high whenever time bits 6–33 change.
+#[derive(Debug, Clone, Default)]
+pub struct Encoder {
+    /// Time-high of the last time-high word, in 64 µs units, unwrapped.
+    high: Option<i64>,
+    t: Option<i64>,
+}
+
+fn put(out: &mut Vec<u8>, w: u32) {
+    out.extend_from_slice(&w.to_le_bytes());
+}
+
+impl Encoder {
+    fn set_time(&mut self, t: i64, out: &mut Vec<u8>) {
+        let u = t >> 6;
+        let mut h = match self.high {
+            Some(h) => h,
+            None => {
+                // First time high 0: Metavision's shift is 0, both clocks decode the encoded times.
+                put(out, TIME_HIGH << 28);
+                0
+            }
+        };
+        if h != u {
+            while u - h > LOOP_THRESHOLD - 1 {
+                h += LOOP_THRESHOLD - 1;
+                put(out, (TIME_HIGH << 28) | (h & 0x0FFF_FFFF) as u32);
+            }
+            h = u;
+            put(out, (TIME_HIGH << 28) | (h & 0x0FFF_FFFF) as u32);
+        }
+        self.high = Some(h);
+        self.t = Some(t);
+    }
+
+    pub fn time(&self) -> Option<i64> {
+        self.t
+    }
+
+    pub fn encode(
+        &mut self,
+        ev: EventSlice,
+        triggers: &mut std::iter::Peekable<impl Iterator<Item = Trigger>>,
+        out: &mut Vec<u8>,
+    ) -> std::result::Result<(), String> {
+        out.reserve(ev.len() * 4);
+        for i in 0..ev.len() {
+            let t = ev.t[i];
+            while let Some(tr) = triggers.next_if(|tr| tr.t <= t) {
+                self.trigger(tr, out)?;
+            }
+            super::check_event(ev, i, self.t, 0x7FF)?;
+            self.set_time(t, out);
+            put(
+                out,
+                ((ev.p[i] as u32) << 28)
+                    | (((t & 0x3F) as u32) << 22)
+                    | ((ev.x[i] as u32) << 11)
+                    | ev.y[i] as u32,
+            );
+        }
+        Ok(())
+    }
+
+    pub fn trigger(&mut self, tr: Trigger, out: &mut Vec<u8>) -> std::result::Result<(), String> {
+        if self.t.is_some_and(|t| tr.t < t) || tr.t < 0 {
+            return Err(format!("trigger at {} µs goes back in time", tr.t));
+        }
+        if tr.id > 0x1F {
+            return Err(format!("trigger id {} does not fit in 5 bits", tr.id));
+        }
+        self.set_time(tr.t, out);
+        put(
+            out,
+            (EXT_TRIGGER << 28)
+                | (((tr.t & 0x3F) as u32) << 22)
+                | ((tr.id as u32) << 8)
+                | (tr.p as u32 & 1),
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,247 @@
+//! EVT 2.1: 64-bit words, the type in bits 60–63. `EVT_NEG`/`EVT_POS` carry a vector of up to 32
+//! events of one polarity on one row: time bits 0–5 in bits 54–59, x (a multiple of 32) in bits
+//! 43–53, y in bits 32–42 and a 32-bit mask in bits 0–31 (bit i → column x + i). `EVT_TIME_HIGH`
+//! carries time bits 6–33 in bits 32–59. The little-endian variant stores the word as one
+//! little-endian u64; the legacy one (early Gen4/IMX636 evaluation kits) stores its upper 32 bits
+//! first, each half little-endian.
+
+use super::{Clock, Sink, Trigger};
+use crate::event::EventSlice;
+
+pub const EVT_NEG: u64 = 0x0;
+pub const EVT_POS: u64 = 0x1;
+pub const TIME_HIGH: u64 = 0x8;
+pub const EXT_TRIGGER: u64 = 0xA;
+pub const OTHERS: u64 = 0xE;
+pub const CONTINUED: u64 = 0xF;
+
+const LOOP: i64 = 1 << 34;
+pub const LOOP_THRESHOLD: i64 = 1 << 27;
+
+/// The 64-bit word at the start of `b` (8 bytes).
+#[inline(always)]
+pub fn word(b: &[u8], legacy: bool) -> u64 {
+    let lo = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64;
+    let hi = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as u64;
+    if legacy {
+        (lo << 32) | hi
+    } else {
+        (hi << 32) | lo
+    }
+}
+
+/// The bytes of a 64-bit word.
+pub fn bytes(w: u64, legacy: bool) -> [u8; 8] {
+    let (a, b) = if legacy {
+        ((w >> 32) as u32, w as u32)
+    } else {
+        (w as u32, (w >> 32) as u32)
+    };
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&a.to_le_bytes());
+    out[4..].copy_from_slice(&b.to_le_bytes());
+    out
+}
+
+#[derive(Clone)]
+pub struct Decoder {
+    clock: Clock,
+    legacy: bool,
+    high: i64,
+    th: i64,
+    pub last_event: Option<i64>,
+}
+
+impl Decoder {
+    pub(crate) fn new(clock: Clock, legacy: bool) -> Self {
+        Self {
+            clock,
+            legacy,
+            high: 0,
+            th: 0,
+            last_event: None,
+        }
+    }
+
+    pub fn now(&self) -> Option<i64> {
+        self.clock.started.then_some(self.high - self.clock.shift)
+    }
+
+    pub(crate) fn decode(&mut self, bytes: &[u8], sink: &mut Sink) {
+        let words = bytes.chunks_exact(8);
+        sink.stats.words += words.len() as u64;
+        let (w_max, h_max) = (self.clock.width, self.clock.height);
+        for b in words {
+            let w = word(b, self.legacy);
+            let kind = w >> 60;
+            if !self.clock.started {
+                if kind != TIME_HIGH {
+                    sink.stats.before_time_high += 1;
+                    continue;
+                }
+                self.th = ((w >> 32) & 0x0FFF_FFFF) as i64;
+                self.high = self.th << 6;
+                self.clock.start(self.high);
+                continue;
+            }
+            match kind {
+                EVT_NEG | EVT_POS => {
+                    let t = self.high + ((w >> 54) & 0x3F) as i64 - self.clock.shift;
+                    let (x0, y) = (((w >> 43) & 0x7FF) as u32, ((w >> 32) & 0x7FF) as u32);
+                    let mut mask = (w & 0xFFFF_FFFF) as u32;
+                    if y >= h_max {
+                        sink.stats.outside_sensor += mask.count_ones() as u64;
+                        continue;
+                    }
+                    while mask != 0 {
+                        let x = x0 + mask.trailing_zeros();
+                        mask &= mask - 1;
+                        if x >= w_max {
+                            sink.stats.outside_sensor += 1;
+                            continue;
+                        }
+                        self.last_event = Some(t);
+                        sink.stats.events += 1;
+                        if sink.emit {
+                            let e = &mut *sink.events;
+                            e.x.push(x as u16);
+                            e.y.push(y as u16);
+                            e.p.push(kind as u8);
+                            e.t.push(t);
+                        }
+                    }
+                }
+                TIME_HIGH => {
+                    let th = ((w >> 32) & 0x0FFF_FFFF) as i64;
+                    if th < self.th {
+                        if self.th - th > LOOP_THRESHOLD {
+                            self.high += LOOP;
+                            sink.stats.time_high_loops += 1;
+                        } else {
+                            sink.stats.time_high_backwards += 1;
+                        }
+                    }
+                    self.high = (self.high & !(LOOP - 1)) | (th << 6);
+                    self.th = th;
+                }
+                EXT_TRIGGER => {
+                    sink.stats.triggers += 1;
+                    sink.triggers.push(Trigger {
+                        t: self.high + ((w >> 54) & 0x3F) as i64 - self.clock.shift,
+                        id: ((w >> 40) & 0x1F) as u8,
+                        p: ((w >> 32) & 1) as u8,
+                    });
+                }
+                OTHERS | CONTINUED => {}
+                _ => sink.stats.unknown_words += 1,
+            }
+        }
+    }
+}
+
+/// EVT 2.1 encoder: consecutive events with one time, row and polarity inside one 32-column block
+/// share a vector word.
+#[derive(Debug, Clone, Default)]
+pub struct Encoder {
+    pub legacy: bool,
+    high: Option<i64>,
+    t: Option<i64>,
+}
+
+impl Encoder {
+    pub fn new(legacy: bool) -> Self {
+        Self {
+            legacy,
+            ..Default::default()
+        }
+    }
+
+    fn put(&self, out: &mut Vec<u8>, w: u64) {
+        out.extend_from_slice(&bytes(w, self.legacy));
+    }
+
+    fn set_time(&mut self, t: i64, out: &mut Vec<u8>) {
+        let u = t >> 6;
+        let mut h = match self.high {
+            Some(h) => h,
+            None => {
+                self.put(out, TIME_HIGH << 60);
+                0
+            }
+        };
+        if h != u {
+            while u - h > LOOP_THRESHOLD - 1 {
+                h += LOOP_THRESHOLD - 1;
+                self.put(out, (TIME_HIGH << 60) | (((h & 0x0FFF_FFFF) as u64) << 32));
+            }
+            h = u;
+            self.put(out, (TIME_HIGH << 60) | (((h & 0x0FFF_FFFF) as u64) << 32));
+        }
+        self.high = Some(h);
+        self.t = Some(t);
+    }
+
+    pub fn time(&self) -> Option<i64> {
+        self.t
+    }
+
+    pub fn encode(
+        &mut self,
+        ev: EventSlice,
+        triggers: &mut std::iter::Peekable<impl Iterator<Item = Trigger>>,
+        out: &mut Vec<u8>,
+    ) -> std::result::Result<(), String> {
+        let n = ev.len();
+        let mut i = 0;
+        while i < n {
+            let t = ev.t[i];
+            while let Some(tr) = triggers.next_if(|tr| tr.t <= t) {
+                self.trigger(tr, out)?;
+            }
+            super::check_event(ev, i, self.t, 0x7FF)?;
+            self.set_time(t, out);
+            let (y, p) = (ev.y[i], ev.p[i]);
+            let x0 = ev.x[i] & !31;
+            let mut mask = 1u32 << (ev.x[i] - x0);
+            let mut j = i + 1;
+            while j < n
+                && ev.t[j] == t
+                && ev.y[j] == y
+                && ev.p[j] == p
+                && ev.x[j] > ev.x[j - 1]
+                && ev.x[j] < x0 + 32
+            {
+                mask |= 1 << (ev.x[j] - x0);
+                j += 1;
+            }
+            self.put(
+                out,
+                ((p as u64) << 60)
+                    | (((t & 0x3F) as u64) << 54)
+                    | ((x0 as u64) << 43)
+                    | ((y as u64) << 32)
+                    | mask as u64,
+            );
+            i = j;
+        }
+        Ok(())
+    }
+
+    pub fn trigger(&mut self, tr: Trigger, out: &mut Vec<u8>) -> std::result::Result<(), String> {
+        if self.t.is_some_and(|t| tr.t < t) || tr.t < 0 {
+            return Err(format!("trigger at {} µs goes back in time", tr.t));
+        }
+        if tr.id > 0x1F {
+            return Err(format!("trigger id {} does not fit in 5 bits", tr.id));
+        }
+        self.set_time(tr.t, out);
+        self.put(
+            out,
+            (EXT_TRIGGER << 60)
+                | (((tr.t & 0x3F) as u64) << 54)
+                | ((tr.id as u64) << 40)
+                | ((tr.p as u64 & 1) << 32),
+        );
+        Ok(())
+    }
+}
