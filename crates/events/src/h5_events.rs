@@ -15,7 +15,8 @@ pub const GEN1_HW: (usize, usize) = (240, 304);
 
 const FIELDS: [&str; 4] = ["x", "y", "p", "t"];
 
-/// An open raw event file.
+/// An open raw event file (cloning shares the open file).
+#[derive(Clone)]
 pub struct RawEventFile {
     path: PathBuf,
     datasets: [hdf5::Dataset; 4],
@@ -317,6 +318,13 @@ pub struct ReadStats {
     pub events_read: u64,
     pub dropped_outside_sensor: u64,
     pub timestamps_repaired: u64,
+    /// RAW words skipped: before the first time high, or of no known type.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped_words: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl ReadStats {
@@ -324,6 +332,7 @@ impl ReadStats {
         self.events_read += o.events_read;
         self.dropped_outside_sensor += o.dropped_outside_sensor;
         self.timestamps_repaired += o.timestamps_repaired;
+        self.skipped_words += o.skipped_words;
     }
 }
 
@@ -364,6 +373,22 @@ impl StreamCursor {
             sensor_hw,
             stats: ReadStats::default(),
         }
+    }
+
+    /// Moves to the first event at or after `t` (µs), by bisection on the stored times (which the
+    /// preprocessing assumes sorted; a repaired file may land a few events early, never late).
+    pub fn skip_to(&mut self, file: &RawEventFile, t: i64) -> Result<()> {
+        let (mut lo, mut hi) = (self.pos, file.len);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if file.read_field(3, mid, mid + 1)?[0] < t {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        self.pos = lo;
+        Ok(())
     }
 
     /// The next chunk of `file`'s events, or `None` at the end. Polarity {0,1} or {-1,1} becomes {0,1};

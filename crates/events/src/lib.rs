@@ -12,6 +12,7 @@ pub mod labels;
 pub mod layout;
 pub mod npy;
 pub mod preprocess;
+pub mod recording;
 pub mod rng;
 pub mod testdata;
 pub mod windows;

@@ -14,8 +14,9 @@ pub const CONTINUED: u32 = 0xF;
 
 /// One wrap-around of the 34-bit time (µs).
 const LOOP: i64 = 1 << 34;
-/// A time high going back by more than this (in 64 µs units) is a wrap-around, by less a glitch.
-pub const LOOP_THRESHOLD: i64 = 1 << 27;
+/// A time high going back by this much or more (µs) is a wrap-around, by less a glitch that time
+/// follows backwards (openeb's rule: the whole range but 10 ms).
+pub const LOOP_THRESHOLD_US: i64 = ((1 << 28) - 1) * 64 - 10_000;
 
 #[derive(Clone)]
 pub struct Decoder {
@@ -84,7 +85,7 @@ impl Decoder {
                 TIME_HIGH => {
                     let th = (w & 0x0FFF_FFFF) as i64;
                     if th < self.th {
-                        if self.th - th > LOOP_THRESHOLD {
+                        if (self.th - th) * 64 >= LOOP_THRESHOLD_US {
                             self.high += LOOP;
                             sink.stats.time_high_loops += 1;
                         } else {
@@ -133,12 +134,10 @@ impl Encoder {
             }
         };
         if h != u {
-            while u - h > LOOP_THRESHOLD - 1 {
-                h += LOOP_THRESHOLD - 1;
-                put(out, (TIME_HIGH << 28) | (h & 0x0FFF_FFFF) as u32);
-            }
+            super::evt3::step_time_high(h, u, 28, 1 << 28, |th| {
+                put(out, (TIME_HIGH << 28) | th as u32)
+            });
             h = u;
-            put(out, (TIME_HIGH << 28) | (h & 0x0FFF_FFFF) as u32);
         }
         self.high = Some(h);
         self.t = Some(t);

@@ -16,7 +16,9 @@ pub const OTHERS: u64 = 0xE;
 pub const CONTINUED: u64 = 0xF;
 
 const LOOP: i64 = 1 << 34;
-pub const LOOP_THRESHOLD: i64 = 1 << 27;
+/// A time high going back by the whole range (µs) is a wrap-around, anything less a glitch that
+/// time follows backwards (openeb's rule).
+pub const LOOP_THRESHOLD_US: i64 = ((1 << 28) - 1) * 64;
 
 /// The 64-bit word at the start of `b` (8 bytes).
 #[inline(always)]
@@ -114,7 +116,7 @@ impl Decoder {
                 TIME_HIGH => {
                     let th = ((w >> 32) & 0x0FFF_FFFF) as i64;
                     if th < self.th {
-                        if self.th - th > LOOP_THRESHOLD {
+                        if (self.th - th) * 64 >= LOOP_THRESHOLD_US {
                             self.high += LOOP;
                             sink.stats.time_high_loops += 1;
                         } else {
@@ -170,12 +172,11 @@ impl Encoder {
             }
         };
         if h != u {
-            while u - h > LOOP_THRESHOLD - 1 {
-                h += LOOP_THRESHOLD - 1;
-                self.put(out, (TIME_HIGH << 60) | (((h & 0x0FFF_FFFF) as u64) << 32));
-            }
+            let legacy = self.legacy;
+            super::evt3::step_time_high(h, u, 28, 1 << 28, |th| {
+                out.extend_from_slice(&bytes((TIME_HIGH << 60) | ((th as u64) << 32), legacy))
+            });
             h = u;
-            self.put(out, (TIME_HIGH << 60) | (((h & 0x0FFF_FFFF) as u64) << 32));
         }
         self.high = Some(h);
         self.t = Some(t);

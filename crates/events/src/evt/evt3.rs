@@ -21,8 +21,12 @@ pub const CONTINUED_12: u16 = 0xF;
 
 /// One wrap-around of the 24-bit time (µs).
 const LOOP: i64 = 1 << 24;
-/// A time high going back by more than this (in 4096 µs units) is a wrap-around, by less a glitch.
+/// A time high going back by this much or more (in 4096 µs units) is a wrap-around, by less a
+/// glitch that time follows backwards (openeb's rule).
 pub const LOOP_THRESHOLD: i64 = 1 << 11;
+/// The largest forward time-high step the encoder writes: readers that accept only small steps
+/// (faery: < 4094) read evdet's files too.
+const MAX_STEP: i64 = 1024;
 
 #[derive(Clone)]
 pub struct Decoder {
@@ -31,6 +35,8 @@ pub struct Decoder {
     high: i64,
     /// Last time-high word value (12 bits).
     th: i64,
+    /// Last time-low word value (12 bits).
+    low: i64,
     /// Current time (µs, shifted).
     t: i64,
     y: u16,
@@ -46,6 +52,7 @@ impl Decoder {
             clock,
             high: 0,
             th: 0,
+            low: 0,
             t: 0,
             y: 0,
             y_inside: false,
@@ -101,9 +108,13 @@ impl Decoder {
                     sink.stats.before_time_high += 1;
                     continue;
                 }
-                self.th = (w & 0xFFF) as i64;
-                self.high = self.th << 12;
-                self.clock.start(self.high);
+                // Metavision's origin is the time high before the first one (openeb's decoder
+                // starts its clock one time-high step early), so shifted times start in 4096..8191 µs.
+                let th = (w & 0xFFF) as i64;
+                self.clock.start((th - 1).max(0) << 12);
+                self.th = th;
+                self.high = th << 12;
+                self.low = 0;
                 self.t = self.high - self.clock.shift;
                 continue;
             }
@@ -126,21 +137,26 @@ impl Decoder {
                     self.base_x += 8;
                 }
                 TIME_LOW => {
-                    self.t = self.high + (w & 0xFFF) as i64 - self.clock.shift;
+                    self.low = (w & 0xFFF) as i64;
+                    self.t = self.high + self.low - self.clock.shift;
                 }
                 TIME_HIGH => {
                     let th = (w & 0xFFF) as i64;
                     if th < self.th {
-                        if self.th - th > LOOP_THRESHOLD {
+                        if self.th - th >= LOOP_THRESHOLD {
                             self.high += LOOP;
                             sink.stats.time_high_loops += 1;
                         } else {
                             sink.stats.time_high_backwards += 1;
                         }
                     }
+                    // A repeated time high keeps the time low; a new one starts it at 0.
+                    if th != self.th {
+                        self.low = 0;
+                    }
                     self.high = (self.high & !(LOOP - 1)) | (th << 12);
                     self.th = th;
-                    self.t = self.high - self.clock.shift;
+                    self.t = self.high + self.low - self.clock.shift;
                 }
                 EXT_TRIGGER => {
                     sink.stats.triggers += 1;
@@ -157,11 +173,14 @@ impl Decoder {
     }
 }
 
-/// EVT 3.0 encoder: events in time order in, words out. Runs of consecutive events on one row with
-/// one polarity and one time stamp, at increasing columns, become vector words; the decoded order
-/// is the encoded order.
-#[derive(Debug, Clone, Default)]
+/// EVT 3.0 encoder: events in time order in, words out; the decoded order is the encoded order.
+/// Runs of at least four consecutive events on one row with one polarity and one time stamp, at
+/// increasing columns within 32, become a vector: `VECT_BASE_X` then the 12-12-8 group of words
+/// Metavision's decoder expects (it reads a `VECT_12` as the start of such a group), never past the
+/// sensor's right edge.
+#[derive(Debug, Clone)]
 pub struct Encoder {
+    width: u32,
     /// Time-high of the last time-high word, in 4096 µs units, unwrapped.
     high: Option<i64>,
     /// Time of the last time-low word (µs).
@@ -173,30 +192,60 @@ fn put(out: &mut Vec<u8>, kind: u16, payload: u16) {
     out.extend_from_slice(&((kind << 12) | payload).to_le_bytes());
 }
 
+/// Time-high words from `from` to `to` (4096 µs units, unwrapped; `from` already written): forward
+/// steps of at most `max_step`, and across a wrap-around the last value before it, so every
+/// reader's wrap-around rule sees a drop of the whole range.
+pub(crate) fn step_time_high(
+    from: i64,
+    to: i64,
+    bits: u32,
+    max_step: i64,
+    mut put_th: impl FnMut(i64),
+) {
+    let period = 1i64 << bits;
+    let mut h = from;
+    while h < to {
+        let wrap = (h / period + 1) * period;
+        let next = if to < wrap {
+            to.min(h + max_step)
+        } else if h < wrap - 1 {
+            (wrap - 1).min(h + max_step)
+        } else {
+            wrap
+        };
+        h = next;
+        put_th(h & (period - 1));
+    }
+}
+
 impl Encoder {
+    /// An encoder for a sensor `width` columns wide.
+    pub fn new(width: usize) -> Self {
+        Self {
+            width: width.min(2048) as u32,
+            high: None,
+            t: None,
+            y: None,
+        }
+    }
+
     /// Emits time words for `t` (µs, ≥ the last time encoded).
     fn set_time(&mut self, t: i64, out: &mut Vec<u8>) {
         let u = t >> 12;
-        let mut h = match self.high {
+        let h = match self.high {
             Some(h) => h,
             None => {
-                // The first time high is 0, so that Metavision's shift (the first time high) is 0 and
-                // both clocks decode to the times encoded.
+                // The first time high is 0, so that Metavision's shift is 0 and both clocks
+                // decode to the times encoded.
                 put(out, TIME_HIGH, 0);
                 0
             }
         };
         if h != u {
-            // Steps of less than the decoder's wrap-around threshold keep the unwrapping exact.
-            while u - h > LOOP_THRESHOLD - 1 {
-                h += LOOP_THRESHOLD - 1;
-                put(out, TIME_HIGH, (h & 0xFFF) as u16);
-            }
-            h = u;
-            put(out, TIME_HIGH, (h & 0xFFF) as u16);
+            step_time_high(h, u, 12, MAX_STEP, |th| put(out, TIME_HIGH, th as u16));
             self.t = None;
         }
-        self.high = Some(h);
+        self.high = Some(u);
         if self.t != Some(t) {
             put(out, TIME_LOW, (t & 0xFFF) as u16);
             self.t = Some(t);
@@ -217,6 +266,7 @@ impl Encoder {
         out: &mut Vec<u8>,
     ) -> std::result::Result<(), String> {
         let n = ev.len();
+        out.reserve(n * 2);
         let mut i = 0;
         while i < n {
             let t = ev.t[i];
@@ -230,46 +280,32 @@ impl Encoder {
                 put(out, ADDR_Y, y);
                 self.y = Some(y);
             }
-            // A run: same time, row and polarity, columns increasing.
+            // A run: same time, row and polarity, columns increasing within a 32-column group that
+            // fits the sensor.
+            let base = (x as u32).min(self.width.saturating_sub(32));
             let mut j = i + 1;
             while j < n
                 && ev.t[j] == t
                 && ev.y[j] == y
                 && ev.p[j] == p
                 && ev.x[j] > ev.x[j - 1]
-                && ev.x[j] <= 0x7FF
+                && (ev.x[j] as u32) < base + 32
             {
                 j += 1;
             }
-            if j - i == 1 {
+            if j - i < 4 || self.width < 32 || base > x as u32 {
                 put(out, ADDR_X, ((p as u16 & 1) << 11) | x);
                 i += 1;
                 continue;
             }
-            let mut base = x as u32;
-            put(out, VECT_BASE_X, ((p as u16 & 1) << 11) | x);
-            let mut k = i;
-            while k < j {
-                let mut mask = 0u16;
-                let mut m = k;
-                while m < j && (ev.x[m] as u32) < base + 12 {
-                    mask |= 1 << (ev.x[m] as u32 - base);
-                    m += 1;
-                }
-                if m < j && ev.x[m] as u32 >= base + 24 {
-                    // A gap of a whole vector: start again from the next column.
-                    put(out, VECT_12, mask);
-                    base = ev.x[m] as u32;
-                    put(out, VECT_BASE_X, ((p as u16 & 1) << 11) | ev.x[m]);
-                } else if m == j && mask < 0x100 {
-                    put(out, VECT_8, mask);
-                    base += 8;
-                } else {
-                    put(out, VECT_12, mask);
-                    base += 12;
-                }
-                k = m;
+            let mut mask = 0u32;
+            for &xk in &ev.x[i..j] {
+                mask |= 1 << (xk as u32 - base);
             }
+            put(out, VECT_BASE_X, ((p as u16 & 1) << 11) | base as u16);
+            put(out, VECT_12, (mask & 0xFFF) as u16);
+            put(out, VECT_12, ((mask >> 12) & 0xFFF) as u16);
+            put(out, VECT_8, ((mask >> 24) & 0xFF) as u16);
             i = j;
         }
         Ok(())

@@ -64,15 +64,43 @@ impl EvtHeader {
     }
 }
 
-/// Cameras whose headers name no geometry: `system_ID` → (height, width, EVT 2.1 legacy order).
-/// From Prophesee's published camera list (see notes/raw_formats.md).
-const SYSTEMS: &[(u32, (usize, usize), bool)] = &[];
+/// Prophesee cameras by `system_ID` (decimal, as headers write it): the format and sensor size
+/// Metavision assumes when a header names neither (openeb's device id list; notes/raw_formats.md).
+const SYSTEMS: &[(u32, EvtFormat, (usize, usize))] = &[
+    (21, EvtFormat::Evt2, (480, 640)),
+    (23, EvtFormat::Evt2, (480, 640)),
+    (25, EvtFormat::Evt2, (480, 640)),
+    (28, EvtFormat::Evt2, (480, 640)),
+    (29, EvtFormat::Evt2, (480, 640)),
+    (33, EvtFormat::Evt2, (480, 640)),
+    (34, EvtFormat::Evt2, (480, 640)),
+    (35, EvtFormat::Evt2, (480, 640)),
+    (41, EvtFormat::Evt2, (480, 640)),
+    (151, EvtFormat::Evt2, (480, 640)),
+    (153, EvtFormat::Evt2, (480, 640)),
+    (161, EvtFormat::Evt2, (480, 640)),
+    (162, EvtFormat::Evt2, (480, 640)),
+    (26, EvtFormat::Evt2, (720, 1280)),
+    (31, EvtFormat::Evt2, (720, 1280)),
+    (39, EvtFormat::Evt2, (720, 1280)),
+    (30, EvtFormat::Evt3, (720, 1280)),
+    (46, EvtFormat::Evt3, (720, 1280)),
+    (48, EvtFormat::Evt3, (720, 1280)),
+    (49, EvtFormat::Evt3, (720, 1280)),
+    (50, EvtFormat::Evt3, (720, 1280)),
+    (40, EvtFormat::Evt3, (480, 640)),
+];
+
+/// EVT 2.1 files without an `endianness` come in the legacy order from Prophesee systems with ids
+/// below 0x37 (openeb's rule); other ids cannot be told apart.
+const LEGACY_EVT21_BELOW: u32 = 0x37;
 
 /// Parses the header at the start of `bytes`; returns it and the offset of the first word.
 pub fn parse(bytes: &[u8], path: &Path) -> Result<(EvtHeader, usize)> {
     let mut pos = 0;
     let mut fields = Vec::new();
-    while bytes.get(pos) == Some(&b'%') {
+    // A header line starts with "% " (Metavision's rule: a '%' followed by anything else is data).
+    while bytes.get(pos..pos + 2) == Some(b"% ") {
         let Some(len) = bytes[pos..].iter().position(|&b| b == b'\n') else {
             return Err(EventsError::format(
                 path,
@@ -104,6 +132,8 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<(EvtHeader, usize)> {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     };
+    let system = get("system_ID").and_then(|s| s.trim().parse::<u32>().ok());
+    let known = system.and_then(|id| SYSTEMS.iter().find(|(s, _, _)| *s == id));
     let mut opts: Vec<(&str, &str)> = Vec::new();
     let name = if let Some(f) = get("format") {
         let mut parts = f.split(';');
@@ -112,10 +142,13 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<(EvtHeader, usize)> {
         name.to_string()
     } else if let Some(v) = get("evt") {
         format!("EVT{}", v.trim().replace(".0", "").replace('.', ""))
+    } else if let Some((_, f, _)) = known {
+        f.name().to_string()
     } else {
         return Err(EventsError::format(
             path,
-            "the RAW header names no format (expected '% format EVT3;…' or '% evt 3.0')",
+            "the RAW header names no format (expected '% format EVT3;…', '% evt 3.0' or a known \
+             Prophesee system_ID)",
         ));
     };
     let opt = |key: &str| {
@@ -123,12 +156,10 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<(EvtHeader, usize)> {
             .find(|(k, _)| k.trim() == key)
             .map(|(_, v)| v.trim())
     };
-    let system = get("system_ID").and_then(|s| s.trim().parse::<u32>().ok());
-    let known = system.and_then(|id| SYSTEMS.iter().find(|(s, _, _)| *s == id));
     let format = match name.to_ascii_uppercase().as_str() {
-        "EVT2" => EvtFormat::Evt2,
-        "EVT3" => EvtFormat::Evt3,
-        "EVT21" => {
+        "EVT2" | "EVT2.0" => EvtFormat::Evt2,
+        "EVT3" | "EVT3.0" => EvtFormat::Evt3,
+        "EVT21" | "EVT2.1" => {
             let endianness = opt("endianness").or_else(|| get("endianness"));
             let legacy = match endianness {
                 Some("legacy") => true,
@@ -139,9 +170,9 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<(EvtHeader, usize)> {
                         format!("EVT 2.1 endianness '{other}' is unknown (expected legacy or little)"),
                     ))
                 }
-                None => match known {
-                    Some((_, _, legacy)) => *legacy,
-                    None => {
+                None => match system {
+                    Some(id) if id > 0 && id < LEGACY_EVT21_BELOW => true,
+                    _ => {
                         return Err(EventsError::format(
                             path,
                             format!(
@@ -176,7 +207,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<(EvtHeader, usize)> {
         _ => get("geometry")
             .and_then(|g| g.split_once('x'))
             .and_then(|(w, h)| num(h).zip(num(w)))
-            .or(known.map(|(_, hw, _)| *hw)),
+            .or(known.map(|(_, _, hw)| *hw)),
     };
     Ok((
         EvtHeader {

@@ -454,7 +454,7 @@ impl EvtWriter {
         let encoder = match format {
             EvtFormat::Evt2 => Encoder::Evt2(evt2::Encoder::default()),
             EvtFormat::Evt21 { legacy } => Encoder::Evt21(evt21::Encoder::new(legacy)),
-            EvtFormat::Evt3 => Encoder::Evt3(evt3::Encoder::default()),
+            EvtFormat::Evt3 => Encoder::Evt3(evt3::Encoder::new(sensor_hw.1)),
         };
         Ok(Self {
             path: path.to_path_buf(),
