@@ -11,6 +11,7 @@ pub mod configs;
 pub mod launch;
 pub mod memory;
 pub mod progress;
+pub mod recording_args;
 pub mod torch_commands;
 
 /// Ends the process as both executables do: an error is printed with its causes, exit status 1.

@@ -25,6 +25,7 @@ struct Cli {
 enum Command {
     Synth(commands::synth::Args),
     Preprocess(commands::preprocess::Args),
+    Convert(commands::convert::Args),
     Report(commands::report::Args),
     Study(commands::study::Args),
     CocoEval(commands::coco_eval::Args),
@@ -35,6 +36,7 @@ enum Command {
 const HELP_ORDER: &[&str] = &[
     "synth",
     "preprocess",
+    "convert",
     "train",
     "eval",
     "predict",
@@ -77,6 +79,7 @@ fn main() {
     let result = match cli.command {
         Command::Synth(a) => commands::synth::run(a),
         Command::Preprocess(a) => commands::preprocess::run(a),
+        Command::Convert(a) => commands::convert::run(a),
         Command::Report(a) => commands::report::run(a),
         Command::Study(a) => commands::study::run(a),
         Command::CocoEval(a) => commands::coco_eval::run(a),

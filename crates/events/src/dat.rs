@@ -258,6 +258,14 @@ impl DatWriter {
         })
     }
 
+    /// Events written so far.
+    pub fn len(&self) -> u64 {
+        self.events
+    }
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+
     pub fn append(&mut self, ev: &EventBatch) -> Result<()> {
         use std::io::Write;
         let mut buf = Vec::with_capacity(ev.len() * 8);

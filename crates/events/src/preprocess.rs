@@ -7,10 +7,11 @@
 
 use crate::error::{EventsError, Result};
 use crate::event::EventBatch;
-use crate::h5_events::{EventStream, RawEventFile, ReadStats, GEN1_HW, GEN4_HW};
+use crate::h5_events::{ReadStats, GEN1_HW, GEN4_HW};
 use crate::histogram::{HistogramSpec, StackedHistogram};
 use crate::labels::{self, BBox};
 use crate::layout::{self, ReprWriter, SequenceIndex, SequencePaths};
+use crate::recording::{OpenOptions, Recording, RecordingStream};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -56,8 +57,10 @@ pub struct PreprocessConfig {
     /// Prophesee's min diagonal/side filter instead of RVT's conservative 5 px one (default: gen1 only).
     pub psee_filter: Option<bool>,
     pub apply_faulty_bbox_filter: bool,
-    /// Events read per h5 chunk.
+    /// Events read per chunk.
     pub read_chunk: usize,
+    /// Sensor size and RAW clock for opening recordings.
+    pub open: OpenOptions,
 }
 
 impl Default for PreprocessConfig {
@@ -72,6 +75,7 @@ impl Default for PreprocessConfig {
             psee_filter: None,
             apply_faulty_bbox_filter: true,
             read_chunk: 1 << 20,
+            open: OpenOptions::default(),
         }
     }
 }
@@ -127,11 +131,24 @@ impl PreprocessSummary {
 pub struct RawSequence {
     pub split: String,
     pub name: String,
-    pub h5: PathBuf,
+    /// The recording: `_td.h5`, `.raw` or `_td.dat`.
+    pub events: PathBuf,
     pub bbox: PathBuf,
 }
 
-/// Finds `<split>/<name>_bbox.npy` + `<name>_td.h5` (or gen1's `_td.dat.h5`) pairs.
+/// Names a sequence's recording may have beside `<name>_bbox.npy`, in order of preference.
+pub fn recording_names(name: &str) -> [String; 5] {
+    [
+        format!("{name}_td.h5"),
+        format!("{name}_td.dat.h5"),
+        format!("{name}.raw"),
+        format!("{name}_td.raw"),
+        format!("{name}_td.dat"),
+    ]
+}
+
+/// Finds `<split>/<name>_bbox.npy` pairs with a recording: `<name>_td.h5` (gen1: `_td.dat.h5`),
+/// a Prophesee `<name>.raw` (or `_td.raw`) or `<name>_td.dat`.
 pub fn discover(raw: &Path, splits: &[String]) -> Result<Vec<RawSequence>> {
     let mut out = Vec::new();
     for split in splits {
@@ -153,17 +170,22 @@ pub fn discover(raw: &Path, splits: &[String]) -> Result<Vec<RawSequence>> {
             let Some(name) = stem.strip_suffix("_bbox") else {
                 continue;
             };
-            let h5 = [format!("{name}_td.h5"), format!("{name}_td.dat.h5")]
+            let events = recording_names(name)
                 .into_iter()
                 .map(|f| dir.join(f))
                 .find(|p| p.exists())
                 .ok_or_else(|| {
-                    EventsError::format(&bbox, format!("no event file {name}_td.h5 next to it"))
+                    EventsError::format(
+                        &bbox,
+                        format!(
+                            "no recording {name}_td.h5, {name}.raw or {name}_td.dat next to it"
+                        ),
+                    )
                 })?;
             out.push(RawSequence {
                 split: split.clone(),
                 name: name.to_string(),
-                h5,
+                events,
                 bbox,
             });
         }
@@ -457,17 +479,17 @@ pub fn process_sequence(
     }
     std::fs::create_dir_all(&split_dir).map_err(|e| EventsError::io(&split_dir, e))?;
 
-    let events = RawEventFile::open(&seq.h5)?;
-    if events.is_empty() {
+    let events = Recording::open(&seq.events, cfg.open)?;
+    if events.event_count_hint() == 0 {
         return Err(EventsError::format(
-            &seq.h5,
+            &seq.events,
             "the recording holds no events",
         ));
     }
-    let sensor_hw = events.stored_sensor_hw().unwrap_or(match cfg.dataset {
+    let sensor_hw = events.sensor_hw_or(match cfg.dataset {
         DatasetKind::Gen1 => GEN1_HW,
         _ => GEN4_HW,
-    });
+    })?;
     let frame_hw = match cfg.dataset {
         DatasetKind::Gen4 => GEN4_HW,
         DatasetKind::Gen1 => GEN1_HW,
@@ -544,7 +566,7 @@ pub fn process_sequence(
 
 /// Reads chunks until one ends after `last_t` or the file ends; `have` is the last time already read.
 fn read_until(
-    stream: &mut EventStream<'_>,
+    stream: &mut RecordingStream,
     exhausted: &mut bool,
     last_t: i64,
     mut have: i64,
@@ -564,7 +586,7 @@ fn read_until(
 
 /// Streams the events once, computing the histogram of every window `[T − dt, T]` and writing it.
 fn write_histograms(
-    file: &RawEventFile,
+    file: &Recording,
     paths: &SequencePaths,
     repr_ts: &[i64],
     cfg: &PreprocessConfig,
@@ -573,7 +595,7 @@ fn write_histograms(
 ) -> Result<ReadStats> {
     let (oh, ow) = spec.out_hw();
     let writer = ReprWriter::create(&paths.repr_h5, repr_ts.len(), (spec.channels(), oh, ow))?;
-    let mut stream = file.stream((spec.height, spec.width), cfg.read_chunk);
+    let mut stream = file.stream((spec.height, spec.width), cfg.read_chunk)?;
     let dt = cfg.dt_ms as i64 * 1000;
     let mut buf = EventBatch::default();
     let mut exhausted = false;

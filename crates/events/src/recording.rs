@@ -11,7 +11,7 @@ use crate::h5_events::{RawEventFile, ReadStats, StreamCursor};
 use std::path::{Path, PathBuf};
 
 /// How to open a recording.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct OpenOptions {
     /// Sensor size `(height, width)` overriding what the file says (RAW headers may say nothing).
     pub sensor_hw: Option<(usize, usize)>,
@@ -164,6 +164,37 @@ impl Recording {
     }
 }
 
+/// Events and time span of a whole recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordingSummary {
+    /// Events inside the sensor.
+    pub events: u64,
+    /// First and last event time (µs).
+    pub time_range: Option<(i64, i64)>,
+}
+
+impl Recording {
+    /// Counts events and finds the time span. HDF5 and DAT read their sizes (all events counted);
+    /// RAW decodes the file once without keeping events (events outside the sensor not counted).
+    pub fn summary(&self, sensor_hw: (usize, usize)) -> Result<RecordingSummary> {
+        match &self.inner {
+            Inner::Evt(f) => {
+                let mut r = f.reader(sensor_hw, self.opts.time_origin, 1 << 22)?;
+                let first = r.next_chunk()?.and_then(|c| c.t.first().copied());
+                let last = r.scan_to_end()?;
+                Ok(RecordingSummary {
+                    events: r.stats.events,
+                    time_range: first.zip(last).map(|(f, l)| (f, l.max(f))),
+                })
+            }
+            _ => Ok(RecordingSummary {
+                events: self.event_count_hint(),
+                time_range: self.time_range(sensor_hw)?,
+            }),
+        }
+    }
+}
+
 enum StreamInner {
     H5(RawEventFile, StreamCursor),
     Evt(Box<EvtReader>),
@@ -267,4 +298,134 @@ fn drop_outside(c: &mut EventBatch, (h, w): (usize, usize), stats: &mut ReadStat
         }
     }
     *c = out;
+}
+
+/// The file formats evdet writes recordings in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteFormat {
+    /// eTraM's `_td.h5` (blosc-zstd).
+    #[default]
+    H5,
+    /// Prophesee RAW, EVT 3.0 (with vector words).
+    RawEvt3,
+    /// Prophesee RAW, EVT 2.0.
+    RawEvt2,
+    /// Prophesee RAW, EVT 2.1 (little-endian word order).
+    RawEvt21,
+    /// Prophesee `.dat` (Event2D).
+    Dat,
+}
+
+impl WriteFormat {
+    pub const NAMES: &'static str = "h5, raw-evt3, raw-evt2, raw-evt21, dat";
+
+    /// The file name of sequence `name` in this format.
+    pub fn file_name(&self, name: &str) -> String {
+        match self {
+            WriteFormat::H5 => format!("{name}_td.h5"),
+            WriteFormat::RawEvt3 | WriteFormat::RawEvt2 | WriteFormat::RawEvt21 => {
+                format!("{name}.raw")
+            }
+            WriteFormat::Dat => format!("{name}_td.dat"),
+        }
+    }
+
+    /// The format a file name asks for (`.raw` is EVT 3.0).
+    pub fn of_path(path: &Path) -> Option<Self> {
+        Some(match RecordingFormat::of_path(path)? {
+            RecordingFormat::H5 => Self::H5,
+            RecordingFormat::Raw => Self::RawEvt3,
+            RecordingFormat::Dat => Self::Dat,
+        })
+    }
+}
+
+impl std::str::FromStr for WriteFormat {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s {
+            "h5" => Self::H5,
+            "raw-evt3" | "raw" | "evt3" => Self::RawEvt3,
+            "raw-evt2" | "evt2" => Self::RawEvt2,
+            "raw-evt21" | "evt21" => Self::RawEvt21,
+            "dat" => Self::Dat,
+            other => {
+                return Err(format!(
+                    "unknown format '{other}' (expected one of {})",
+                    Self::NAMES
+                ))
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for WriteFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WriteFormat::H5 => "h5",
+            WriteFormat::RawEvt3 => "raw-evt3",
+            WriteFormat::RawEvt2 => "raw-evt2",
+            WriteFormat::RawEvt21 => "raw-evt21",
+            WriteFormat::Dat => "dat",
+        })
+    }
+}
+
+/// A streaming writer of any [`WriteFormat`]; each writes under a temporary name and renames in
+/// `finish`.
+pub enum RecordingWriter {
+    H5(crate::h5_events::RawEventWriter),
+    Evt(crate::evt::EvtWriter),
+    Dat(dat::DatWriter),
+}
+
+impl RecordingWriter {
+    pub fn create(path: &Path, format: WriteFormat, sensor_hw: (usize, usize)) -> Result<Self> {
+        use crate::evt::{EvtFormat, EvtWriter};
+        Ok(match format {
+            WriteFormat::H5 => Self::H5(crate::h5_events::RawEventWriter::create(
+                path,
+                sensor_hw,
+                crate::h5_events::Compression::BloscZstd(1),
+            )?),
+            WriteFormat::RawEvt3 => Self::Evt(EvtWriter::create(path, EvtFormat::Evt3, sensor_hw)?),
+            WriteFormat::RawEvt2 => Self::Evt(EvtWriter::create(path, EvtFormat::Evt2, sensor_hw)?),
+            WriteFormat::RawEvt21 => Self::Evt(EvtWriter::create(
+                path,
+                EvtFormat::Evt21 { legacy: false },
+                sensor_hw,
+            )?),
+            WriteFormat::Dat => Self::Dat(dat::DatWriter::create(path, sensor_hw)?),
+        })
+    }
+
+    /// Appends events in time order (and, for RAW, the triggers among them).
+    pub fn append(&mut self, ev: &EventBatch, triggers: &[Trigger]) -> Result<()> {
+        match self {
+            Self::H5(w) => w.append(ev),
+            Self::Evt(w) => w.append(ev, triggers),
+            Self::Dat(w) => w.append(ev),
+        }
+    }
+
+    /// Events written so far.
+    pub fn len(&self) -> u64 {
+        match self {
+            Self::H5(w) => w.len() as u64,
+            Self::Evt(w) => w.len(),
+            Self::Dat(w) => w.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn finish(self) -> Result<()> {
+        match self {
+            Self::H5(w) => w.finish(),
+            Self::Evt(w) => w.finish(),
+            Self::Dat(w) => w.finish(),
+        }
+    }
 }

@@ -5,11 +5,11 @@
 //! histogram pixels.
 
 use crate::error::{EventsError, Result};
-use crate::h5_events::{RawEventFile, StreamCursor};
 use crate::histogram::{HistogramSpec, StackedHistogram};
 use crate::labels::{read_bbox_npy, BBox};
 use crate::layout::{self, SequenceIndex, SequencePaths};
 use crate::preprocess::{label_frames, LabelRules};
+use crate::recording::{OpenOptions, Recording, RecordingStream};
 use crate::EventBatch;
 use std::path::{Path, PathBuf};
 
@@ -48,7 +48,7 @@ impl WindowParams {
 /// event on (or, aligned to labels, at the representation times preprocessing would choose), each
 /// window `[end − dt, end]` inclusive at both ends as preprocessing makes them.
 pub struct RawWindows {
-    file: RawEventFile,
+    stream: RecordingStream,
     pub hist: StackedHistogram,
     buf: EventBatch,
     exhausted: bool,
@@ -58,24 +58,37 @@ pub struct RawWindows {
     dt: i64,
     labels: Vec<BBox>,
     label_scale: f32,
-    cursor: StreamCursor,
+}
+
+/// Which part of a recording to run on: windows whose end time lies in `[start, end]` (µs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeSpan {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+impl TimeSpan {
+    fn contains(&self, t: i64) -> bool {
+        self.start.is_none_or(|s| t >= s) && self.end.is_none_or(|e| t <= e)
+    }
 }
 
 impl RawWindows {
-    /// `default_sensor_hw` is used when the file does not store its sensor size.
+    /// `default_sensor_hw` is used when an HDF5 or DAT file does not store its sensor size (a RAW
+    /// file must say, or `opts` give it).
     pub fn open(
         path: &Path,
         rp: &WindowParams,
         default_sensor_hw: (usize, usize),
         align_to_labels: bool,
+        opts: OpenOptions,
+        span: TimeSpan,
     ) -> Result<Self> {
-        let file = RawEventFile::open(path)?;
-        if file.is_empty() {
+        let file = Recording::open(path, opts)?;
+        let sensor_hw = file.sensor_hw_or(default_sensor_hw)?;
+        let Some((first, last)) = file.time_range(sensor_hw)? else {
             return Err(EventsError::format(path, "the recording has no events"));
-        }
-        let sensor_hw = file.stored_sensor_hw().unwrap_or(default_sensor_hw);
-        let first = file.read_raw_range(0, 1)?[3][0];
-        let last = file.read_raw_range(file.len() - 1, file.len())?[3][0];
+        };
         let dt = rp.dt_ms as i64 * 1000;
         let first_end = (first.div_euclid(dt) + 1) * dt;
         let last_end = last.max(first).div_euclid(dt) * dt + dt;
@@ -91,7 +104,7 @@ impl RawWindows {
             Some(p) if p.exists() => read_bbox_npy(p)?,
             _ => Vec::new(),
         };
-        let ends = if align_to_labels {
+        let mut ends = if align_to_labels {
             let Some(lp) = labels_path.filter(|p| p.exists()) else {
                 return Err(EventsError::format(
                     path,
@@ -109,8 +122,22 @@ impl RawWindows {
                 .take_while(|&e| e <= last_end)
                 .collect()
         };
+        ends.retain(|&e| span.contains(e));
+        if ends.is_empty() {
+            return Err(EventsError::format(
+                path,
+                format!(
+                    "no window ends inside the time span asked (the recording's events run from \
+                     {first} to {last} µs)"
+                ),
+            ));
+        }
+        let mut stream = file.stream(sensor_hw, 1 << 20)?;
+        if span.start.is_some() {
+            stream.skip_to(ends[0] - dt)?;
+        }
         Ok(Self {
-            file,
+            stream,
             hist: StackedHistogram::new(spec),
             buf: EventBatch::default(),
             exhausted: false,
@@ -119,8 +146,12 @@ impl RawWindows {
             dt,
             labels,
             label_scale: rp.scale(),
-            cursor: StreamCursor::new(sensor_hw, 1 << 20),
         })
+    }
+
+    /// The stream's counts so far (events read, dropped, repaired).
+    pub fn read_stats(&self) -> crate::h5_events::ReadStats {
+        self.stream.stats
     }
 
     pub fn num_windows(&self) -> u64 {
@@ -132,14 +163,15 @@ impl RawWindows {
             return Ok(None);
         };
         while !self.exhausted && self.buf.t.last().is_none_or(|&t| t <= end) {
-            match self.cursor.next_chunk(&self.file)? {
+            match self.stream.next_chunk()? {
                 Some(c) => self.buf.extend(&c),
                 None => self.exhausted = true,
             }
         }
         let a = self.buf.t.partition_point(|&e| e < end - self.dt);
         let b = self.buf.t.partition_point(|&e| e <= end);
-        // The cursor repairs decreasing timestamps, so the buffer is sorted.
+        // The stream repairs decreasing timestamps, so the buffer is sorted (events before a skip
+        // target may be fewer, never out of order).
         let hist = self.hist.compute_sorted(self.buf.slice(a..b)).to_vec();
         self.pos += 1;
         // Events before the next window's start are never needed again.
@@ -166,11 +198,27 @@ impl RawWindows {
     }
 }
 
-/// `<dir>/<seq>_td.h5` → `<dir>/<seq>_bbox.npy`.
-fn bbox_path_for(td: &Path) -> Option<PathBuf> {
-    let name = td.file_name()?.to_str()?;
-    let stem = name.strip_suffix("_td.h5")?;
-    Some(td.with_file_name(format!("{stem}_bbox.npy")))
+/// `<dir>/<seq>_td.h5` (or `<seq>.raw`, `<seq>_td.raw`, `<seq>_td.dat`) → `<dir>/<seq>_bbox.npy`.
+pub fn bbox_path_for(td: &Path) -> Option<PathBuf> {
+    Some(td.with_file_name(format!("{}_bbox.npy", sequence_name(td)?)))
+}
+
+/// The sequence name of a recording file: its name without `_td.h5`, `_td.dat.h5`, `_td.raw`,
+/// `.raw`, `_td.dat` or `.dat`.
+pub fn sequence_name(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    [
+        "_td.dat.h5",
+        "_td.h5",
+        "_td.raw",
+        "_td.dat",
+        ".raw",
+        ".dat",
+        ".h5",
+    ]
+    .iter()
+    .find_map(|suffix| name.strip_suffix(suffix))
+    .map(str::to_string)
 }
 
 fn scale_box(b: &BBox, s: f32) -> BBox {
@@ -189,6 +237,8 @@ pub struct SequenceWindows {
     index: SequenceIndex,
     repr_to_frame: std::collections::HashMap<usize, usize>,
     pos: usize,
+    /// One past the last window to return.
+    end: usize,
     cache: Vec<u8>,
     cache_start: usize,
     cache_len: usize,
@@ -209,6 +259,7 @@ impl SequenceWindows {
             ));
         }
         let index = SequenceIndex::read(&paths)?;
+        let n = index.repr_timestamps_us.len();
         let shape = layout::repr_shape(&paths.repr_h5)?;
         let repr_to_frame = index.repr_to_frame();
         Ok(Self {
@@ -217,6 +268,7 @@ impl SequenceWindows {
             index,
             repr_to_frame,
             pos: 0,
+            end: n,
             cache: Vec::new(),
             cache_start: 0,
             cache_len: 0,
@@ -225,15 +277,25 @@ impl SequenceWindows {
     }
 
     pub fn num_windows(&self) -> u64 {
-        self.index.repr_timestamps_us.len() as u64
+        (self.end - self.pos) as u64
+    }
+
+    /// Keeps only the windows ending inside `span`.
+    pub fn restrict(&mut self, span: TimeSpan) {
+        let ts = &self.index.repr_timestamps_us;
+        self.pos = span.start.map_or(0, |s| ts.partition_point(|&t| t < s));
+        self.end = span
+            .end
+            .map_or(ts.len(), |e| ts.partition_point(|&t| t <= e));
+        self.end = self.end.max(self.pos);
     }
 
     pub fn next_window(&mut self) -> Result<Option<Window>> {
-        let n = self.index.repr_timestamps_us.len();
+        let n = self.end;
         if self.pos >= n {
             return Ok(None);
         }
-        if self.pos >= self.cache_start + self.cache_len {
+        if self.pos >= self.cache_start + self.cache_len || self.pos < self.cache_start {
             let end = (self.pos + 32).min(n);
             let (data, _) = layout::read_repr_range(&self.paths.repr_h5, self.pos, end)?;
             self.cache = data;
@@ -262,27 +324,34 @@ pub enum WindowSource {
 }
 
 impl WindowSource {
-    /// A raw recording file or a preprocessed sequence folder, whichever `input` is.
+    /// A recording file or a preprocessed sequence folder, whichever `input` is.
     /// `default_sensor_hw` is used for a recording that does not store its sensor size.
     pub fn open(
         input: &Path,
         rp: &WindowParams,
         default_sensor_hw: (usize, usize),
         align_to_labels: bool,
+        opts: OpenOptions,
+        span: TimeSpan,
     ) -> Result<Self> {
         if input.is_dir() {
-            Ok(Self::Sequence(Box::new(SequenceWindows::open(input, rp)?)))
+            let mut s = SequenceWindows::open(input, rp)?;
+            s.restrict(span);
+            Ok(Self::Sequence(Box::new(s)))
         } else if input.is_file() {
             Ok(Self::Raw(Box::new(RawWindows::open(
                 input,
                 rp,
                 default_sensor_hw,
                 align_to_labels,
+                opts,
+                span,
             )?)))
         } else {
             Err(EventsError::format(
                 input,
-                "no such file or folder (give a <seq>_td.h5 recording or a preprocessed sequence folder)",
+                "no such file or folder (give a recording (_td.h5, .raw, .dat) or a preprocessed \
+                 sequence folder)",
             ))
         }
     }

@@ -7,9 +7,10 @@
 //! hours of recordings takes seconds.
 
 use evdet_events::error::{EventsError, Result};
-use evdet_events::h5_events::{RawEventFile, GEN4_HW};
+use evdet_events::h5_events::GEN4_HW;
 use evdet_events::labels::read_bbox_npy;
 use evdet_events::preprocess;
+use evdet_events::recording::{OpenOptions, Recording};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -103,7 +104,7 @@ pub struct Description {
 }
 
 /// Describes `root`: a folder with `train/`, `val/`, `test/` (any present), or one split folder itself.
-pub fn describe(root: &Path) -> Result<Description> {
+pub fn describe(root: &Path, opts: OpenOptions) -> Result<Description> {
     if !root.is_dir() {
         return Err(EventsError::format(
             root,
@@ -129,7 +130,8 @@ pub fn describe(root: &Path) -> Result<Description> {
     if seqs.is_empty() {
         return Err(EventsError::format(
             root,
-            "no recordings found (expected <split>/<name>_bbox.npy next to <name>_td.h5)",
+            "no recordings found (expected <split>/<name>_bbox.npy next to <name>_td.h5, <name>.raw \
+             or <name>_td.dat)",
         ));
     }
     let mut out = Description {
@@ -141,7 +143,7 @@ pub fn describe(root: &Path) -> Result<Description> {
         ..Default::default()
     };
     for seq in &seqs {
-        let d = describe_sequence(&seq.split, &seq.name, &seq.h5, &seq.bbox)?;
+        let d = describe_sequence(&seq.split, &seq.name, &seq.events, &seq.bbox, opts)?;
         match out.splits.iter_mut().find(|s| s.split == d.split) {
             Some(s) => s.add(&d),
             None => {
@@ -162,20 +164,18 @@ pub fn describe(root: &Path) -> Result<Description> {
 fn describe_sequence(
     split: &str,
     name: &str,
-    h5: &Path,
+    events: &Path,
     bbox: &Path,
+    opts: OpenOptions,
 ) -> Result<SequenceDescription> {
-    let file = RawEventFile::open(h5)?;
-    let sensor_hw = file.stored_sensor_hw().unwrap_or(GEN4_HW);
+    let file = Recording::open(events, opts)?;
+    let sensor_hw = file.sensor_hw_or(GEN4_HW)?;
     let scale = if sensor_hw.1 >= 1280 { 0.5 } else { 1.0 };
-    let n = file.len();
-    let duration_s = if n >= 2 {
-        let first = file.read_raw_range(0, 1)?[3][0];
-        let last = file.read_raw_range(n - 1, n)?[3][0];
-        (last - first).max(0) as f64 * 1e-6
-    } else {
-        0.0
-    };
+    let summary = file.summary(sensor_hw)?;
+    let n = summary.events;
+    let duration_s = summary
+        .time_range
+        .map_or(0.0, |(first, last)| (last - first).max(0) as f64 * 1e-6);
     let boxes = read_bbox_npy(bbox)?;
     let (hf, wf) = (sensor_hw.0 as f64, sensor_hw.1 as f64);
     let mut classes: BTreeMap<u32, ClassStats> = BTreeMap::new();
@@ -215,7 +215,7 @@ fn describe_sequence(
         name: name.to_string(),
         sensor_hw,
         network_scale: scale,
-        events: n as u64,
+        events: n,
         duration_s,
         event_rate: if duration_s > 0.0 {
             n as f64 / duration_s

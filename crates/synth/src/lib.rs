@@ -28,6 +28,7 @@ pub use sensor::SensorParams;
 pub use sequence::SequenceReport;
 
 use evdet_events::error::{EventsError, Result};
+use evdet_events::recording::WriteFormat;
 use rayon::prelude::*;
 use std::path::Path;
 use std::time::Instant;
@@ -161,6 +162,8 @@ pub struct SynthConfig {
     pub jobs: usize,
     /// blosc-zstd level of the event files.
     pub compression_level: u8,
+    /// File format of the recordings (`_td.h5`, `.raw`, `_td.dat`).
+    pub format: WriteFormat,
     /// Replace sequence files that already exist.
     pub overwrite: bool,
 }
@@ -196,6 +199,7 @@ impl SynthConfig {
             density: 1.0,
             jobs,
             compression_level: 1,
+            format: WriteFormat::H5,
             overwrite: false,
         };
         match preset {
@@ -337,7 +341,7 @@ pub fn generate(
         std::fs::create_dir_all(&dir).map_err(|e| EventsError::io(&dir, e))?;
         for i in 0..cfg.sequences.get(split) {
             let name = cfg.sequence_name(split, i);
-            for file in [format!("{name}_td.h5"), format!("{name}_bbox.npy")] {
+            for file in [cfg.format.file_name(&name), format!("{name}_bbox.npy")] {
                 let p = dir.join(&file);
                 if p.exists() && !cfg.overwrite {
                     return Err(EventsError::format(
@@ -368,7 +372,7 @@ pub fn generate(
     let wall_s = start.elapsed().as_secs_f64();
     let recorded: f64 = sequences.iter().map(|s| s.duration_s).sum();
     let events = sequences.iter().map(|s| s.events).sum();
-    let description = describe(out)?;
+    let description = describe(out, Default::default())?;
     Ok(SynthSummary {
         config: cfg.clone(),
         sequences,

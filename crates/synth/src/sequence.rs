@@ -15,6 +15,7 @@ use evdet_events::error::{EventsError, Result};
 use evdet_events::event::EventBatch;
 use evdet_events::h5_events::{Compression, RawEventWriter};
 use evdet_events::labels::{write_bbox_npy, BBox};
+use evdet_events::recording::{RecordingWriter, WriteFormat};
 use evdet_events::rng::Rng;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -286,12 +287,15 @@ pub(super) fn run(
     sensor.settle(g_start, &mut rng);
 
     let duration_us = (cfg.duration_s * 1e6).round() as i64;
-    let h5_path = job.dir.join(format!("{}_td.h5", job.name));
-    let writer = RawEventWriter::create(
-        &h5_path,
-        (h, w),
-        Compression::BloscZstd(cfg.compression_level),
-    )?;
+    let events_path = job.dir.join(cfg.format.file_name(&job.name));
+    let writer = match cfg.format {
+        WriteFormat::H5 => RecordingWriter::H5(RawEventWriter::create(
+            &events_path,
+            (h, w),
+            Compression::BloscZstd(cfg.compression_level),
+        )?),
+        other => RecordingWriter::create(&events_path, other, (h, w))?,
+    };
     let mut report = SequenceReport {
         split: job.split.clone(),
         name: job.name.clone(),
@@ -301,12 +305,12 @@ pub(super) fn run(
     let mut labels: Vec<BBox> = Vec::new();
     let mut per_second: Vec<u64> = vec![0; (duration_us / 1_000_000 + 1) as usize];
 
-    let writer = std::thread::scope(|scope| -> Result<RawEventWriter> {
+    let writer = std::thread::scope(|scope| -> Result<RecordingWriter> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<EventBatch>(2);
-        let handle = scope.spawn(move || -> Result<RawEventWriter> {
+        let handle = scope.spawn(move || -> Result<RecordingWriter> {
             let mut writer = writer;
             for batch in rx {
-                writer.append(&batch)?;
+                writer.append(&batch, &[])?;
             }
             Ok(writer)
         });
@@ -400,7 +404,7 @@ pub(super) fn run(
         drop(tx);
         handle
             .join()
-            .map_err(|_| EventsError::format(&h5_path, "the event writer thread panicked"))?
+            .map_err(|_| EventsError::format(&events_path, "the event writer thread panicked"))?
     })?;
     report.events = writer.len() as u64;
     writer.finish()?;

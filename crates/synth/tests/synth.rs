@@ -484,13 +484,13 @@ fn bad_settings_are_refused_with_clear_messages() {
         assert!(e.contains(want), "{s}: {e}");
     }
     assert!("huge".parse::<Preset>().unwrap_err().contains("etram"));
-    let e = synth::describe(&dir.path().join("missing"))
+    let e = synth::describe(&dir.path().join("missing"), Default::default())
         .unwrap_err()
         .to_string();
     assert!(e.contains("missing") && e.contains("not a folder"), "{e}");
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(empty.join("train")).unwrap();
-    assert!(synth::describe(&empty)
+    assert!(synth::describe(&empty, Default::default())
         .unwrap_err()
         .to_string()
         .contains("no recordings"));

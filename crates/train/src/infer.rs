@@ -134,14 +134,9 @@ pub fn gt_boxes_of(gt: &[BBox]) -> Vec<DrawBox> {
 
 /// The recording's name: `<seq>` of `<seq>_td.h5`, or the sequence folder's name.
 pub fn recording_name(input: &Path) -> String {
-    let name = input
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "recording".into());
-    name.strip_suffix("_td.h5")
-        .or_else(|| name.strip_suffix(".h5"))
-        .unwrap_or(&name)
-        .to_string()
+    evdet_events::windows::sequence_name(input)
+        .or_else(|| input.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "recording".into())
 }
 
 /// What `evdet predict` asks for.
@@ -160,6 +155,10 @@ pub struct PredictOptions {
     pub align_to_labels: bool,
     /// Stop after this many windows (0: the whole recording).
     pub limit: usize,
+    /// Sensor size and RAW clock for opening the recording.
+    pub open: evdet_events::recording::OpenOptions,
+    /// Only the windows ending in this span.
+    pub span: evdet_events::windows::TimeSpan,
 }
 
 /// What a prediction run wrote.
@@ -189,7 +188,14 @@ pub fn predict(
     }
     let rp = window_params(cfg)?;
     let [sh, sw] = cfg.dataset.resolution_hw;
-    let mut source = WindowSource::open(input, &rp, (sh, sw), opts.align_to_labels)?;
+    let mut source = WindowSource::open(
+        input,
+        &rp,
+        (sh, sw),
+        opts.align_to_labels,
+        opts.open,
+        opts.span,
+    )?;
     let name = recording_name(input);
     let frames_dir = opts.out.join("frames");
     let dir = if opts.frames { &frames_dir } else { &opts.out };

@@ -384,6 +384,8 @@ fn a_checkpoint_evaluates_and_predicts_through_the_library() {
         frame_every: 1,
         align_to_labels: false,
         limit: 0,
+        open: Default::default(),
+        span: Default::default(),
     };
     let mut seen = 0;
     let s = evdet_train::infer::predict(

@@ -6,6 +6,7 @@ pub mod bench_eval;
 pub mod bench_repr;
 pub mod bench_synth;
 pub mod coco_eval;
+pub mod convert;
 pub mod preprocess;
 pub mod report;
 pub mod study;

@@ -5,7 +5,8 @@ use evdet_events::preprocess::{self, DatasetKind, PreprocessConfig, PreprocessSu
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Turn raw recordings (`<split>/<seq>_td.h5` + `<seq>_bbox.npy`) into RVT's preprocessed layout.
+/// Turn raw recordings (`<split>/<seq>_bbox.npy` beside `<seq>_td.h5`, a Prophesee `<seq>.raw`
+/// or `<seq>_td.dat`) into RVT's preprocessed layout.
 ///
 /// Output: `OUT/<split>/<seq>/{labels_v2, event_representations_v2/stacked_histogram_dt=50_nbins=10}`,
 /// readable by evdet and by the PyTorch reference. Finished sequences are skipped on a re-run, so an
@@ -54,6 +55,8 @@ pub struct Args {
     /// Write the summary as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub recording: crate::recording_args::RecordingArgs,
 }
 
 fn default_jobs() -> usize {
@@ -80,6 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|m| preprocess::parse_class_map(m).map_err(anyhow::Error::msg))
             .transpose()?
             .unwrap_or_default(),
+        open: args.recording.open_options(),
         ..Default::default()
     };
     std::fs::create_dir_all(&args.out)
@@ -92,7 +96,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let seqs = preprocess::discover(&args.raw, &args.splits)?;
     let total: u64 = seqs
         .iter()
-        .map(|s| evdet_events::h5_events::RawEventFile::open(&s.h5).map(|f| f.len() as u64))
+        .map(|s| {
+            evdet_events::recording::Recording::open(&s.events, cfg.open)
+                .map(|f| f.event_count_hint())
+        })
         .sum::<Result<u64, _>>()?;
     let pb = crate::progress::bar(total, "events");
     pb.set_message(format!("{} sequences", seqs.len()));
@@ -169,4 +176,10 @@ fn print_summary(s: &PreprocessSummary, secs: f64) {
         "  events: {} read ({rate:.1} M/s), {} outside the sensor dropped, {} decreasing timestamps raised to the running maximum",
         ev.events_read, ev.dropped_outside_sensor, ev.timestamps_repaired
     );
+    if ev.skipped_words > 0 {
+        println!(
+            "  RAW words skipped: {} (before the first time high or of no known type)",
+            ev.skipped_words
+        );
+    }
 }

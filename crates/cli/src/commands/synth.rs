@@ -14,8 +14,9 @@ use std::path::PathBuf;
 /// contrast-threshold pixel model on log intensity (per-pixel thresholds, refractory period, background
 /// noise, hot pixels); labels are taken at 30 Hz with stable track ids.
 ///
-/// Output: OUT/{train,val,test}/<seq>_td.h5 (blosc-zstd) + <seq>_bbox.npy, the raw eTraM layout that
-/// `evdet preprocess` reads. The same --seed gives byte-identical files.
+/// Output: OUT/{train,val,test}/<seq>_td.h5 (blosc-zstd; or <seq>.raw / <seq>_td.dat with --format) +
+/// <seq>_bbox.npy, the raw eTraM layout that `evdet preprocess` reads. The same --seed gives
+/// byte-identical files.
 #[derive(clap::Args)]
 #[command(after_help = "Presets (defaults):
   mini   320x192 sensor used without downsampling; objects have the sizes eTraM objects have in the
@@ -32,6 +33,7 @@ Examples:
   evdet synth --out data/mini_raw
   evdet synth --out data/etram_raw --preset etram --seed 7 --sequences train=8,val=2,test=2
   evdet synth --out /tmp/quick --preset mini --sequences train=1 --duration-s 2
+  evdet synth --out data/mini_raw_evt3 --format raw-evt3       # Prophesee .raw files, as a camera writes
   evdet synth --describe data/mini_raw
   evdet synth --describe /data/eTraM/h5 --json etram_stats.json")]
 pub struct Args {
@@ -69,6 +71,12 @@ pub struct Args {
     /// Also write the summary (or the description) as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// File format of the recordings: h5 (<seq>_td.h5, eTraM's), raw-evt3 / raw-evt2 / raw-evt21
+    /// (<seq>.raw, as Prophesee cameras write) or dat (<seq>_td.dat).
+    #[arg(long, default_value = "h5", value_name = "FORMAT")]
+    pub format: evdet_events::recording::WriteFormat,
+    #[command(flatten)]
+    pub recording: crate::recording_args::RecordingArgs,
 }
 
 fn parse_preset(s: &str) -> Result<Preset, String> {
@@ -99,12 +107,14 @@ pub fn config(args: &Args) -> SynthConfig {
         cfg.jobs = j;
     }
     cfg.overwrite = args.overwrite;
+    cfg.format = args.format;
     cfg
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(dir) = &args.describe {
-        let d = synth::describe(dir).with_context(|| format!("describing {}", dir.display()))?;
+        let d = synth::describe(dir, args.recording.open_options())
+            .with_context(|| format!("describing {}", dir.display()))?;
         print_description(&d);
         if let Some(path) = &args.json {
             write_json(path, serde_json::to_string_pretty(&d))?;

@@ -41,6 +41,8 @@ pub struct Decoder {
     t: i64,
     y: u16,
     y_inside: bool,
+    /// Whether a row address was met since the first time high.
+    have_row: bool,
     base_x: u32,
     pol: u8,
     pub last_event: Option<i64>,
@@ -56,6 +58,7 @@ impl Decoder {
             t: 0,
             y: 0,
             y_inside: false,
+            have_row: false,
             base_x: 0,
             pol: 0,
             last_event: None,
@@ -69,7 +72,11 @@ impl Decoder {
     #[inline(always)]
     fn emit(&mut self, x: u32, p: u8, sink: &mut Sink) {
         if x >= self.clock.width || !self.y_inside {
-            sink.stats.outside_sensor += 1;
+            if self.have_row {
+                sink.stats.outside_sensor += 1;
+            } else {
+                sink.stats.without_row += 1;
+            }
             return;
         }
         self.last_event = Some(self.t);
@@ -120,6 +127,7 @@ impl Decoder {
             }
             match kind {
                 ADDR_Y => {
+                    self.have_row = true;
                     self.y = w & 0x7FF;
                     self.y_inside = (self.y as u32) < self.clock.height;
                 }

@@ -65,6 +65,8 @@ pub struct DecodeStats {
     pub outside_sensor: u64,
     /// Words before the first time high (their time is unknown), skipped.
     pub before_time_high: u64,
+    /// EVT 3.0 events met before any row address (their row is unknown), dropped.
+    pub without_row: u64,
     /// Words of a type the format does not define, skipped.
     pub unknown_words: u64,
     /// Times the time-high counter wrapped around (EVT 3.0: every 16.78 s).
@@ -257,7 +259,7 @@ impl EvtFile {
         let Some(first) = r.next_chunk()?.and_then(|c| c.t.first().copied()) else {
             return Ok(None);
         };
-        Ok(r.last_event_time()?.map(|last| (first, last.max(first))))
+        Ok(r.scan_to_end()?.map(|last| (first, last.max(first))))
     }
 }
 
@@ -317,9 +319,9 @@ impl EvtReader {
         }
     }
 
-    /// Decodes the rest of the file, keeping nothing; returns the time of the last event inside the
-    /// sensor, if any.
-    pub fn last_event_time(mut self) -> Result<Option<i64>> {
+    /// Decodes the rest of the file, keeping nothing (the counts in `stats` grow); returns the time
+    /// of the last event inside the sensor, if any.
+    pub fn scan_to_end(&mut self) -> Result<Option<i64>> {
         while self.advance(false)? {}
         Ok(self.decoder.last_event_time())
     }

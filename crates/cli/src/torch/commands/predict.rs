@@ -2,7 +2,7 @@
 //! what it saw — a Prophesee `_bbox.npy` in sensor coordinates, PNG frames with class-coloured boxes
 //! over the event image, and optionally an MP4 (ffmpeg) or animated GIF.
 //!
-//! Two inputs: a raw recording (`<seq>_td.h5`; histograms are computed on the fly, one window of the
+//! Two inputs: a recording (`<seq>_td.h5`, a Prophesee `.raw` or a `.dat`; histograms are computed on the fly, one window of the
 //! checkpoint's `dt` after another, exactly as preprocessing computes them) or a preprocessed sequence
 //! folder (its stored histograms, in order). Ground truth, when the input has it, is drawn beside the
 //! predictions.
@@ -17,6 +17,7 @@ use std::path::PathBuf;
 ///   evdet predict --checkpoint runs/synthetic/mini/4scale_sizeaware_tiny --input data/mini_raw/test/mini_test_000_td.h5 --video
 ///   evdet predict --checkpoint runs/x/checkpoints/best --input data/mini/test/mini_test_000 --out pred
 ///   evdet predict --checkpoint runs/x --input rec_td.h5 --no-frames --confidence-threshold 0.001   # boxes for evaluation
+///   evdet predict --checkpoint runs/x --input my_recording.raw --start 10s --end 20s      # a camera file, 10 s of it
 ///
 /// Writes into --out (default predictions/<recording>/): <recording>_bbox.npy (Prophesee dtype: t of
 /// the window end, x, y, w, h in sensor pixels, class_id, track_id 0, class_confidence), frames/*.png
@@ -28,9 +29,18 @@ pub struct Args {
     /// Run folder (checkpoints/best, else last), checkpoint folder, or its model.safetensors.
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// A raw recording `<seq>_td.h5` or a preprocessed sequence folder.
+    /// A recording (`<seq>_td.h5`, Prophesee `.raw` EVT 2.0/2.1/3.0, `.dat`) or a preprocessed
+    /// sequence folder.
     #[arg(long)]
     pub input: PathBuf,
+    /// Only windows ending at or after this time (12.5s, 300ms, or µs as in the labels).
+    #[arg(long, value_parser = evdet_cli::recording_args::parse_time_us)]
+    pub start: Option<i64>,
+    /// Only windows ending at or before this time (12.5s, 300ms, or µs).
+    #[arg(long, value_parser = evdet_cli::recording_args::parse_time_us)]
+    pub end: Option<i64>,
+    #[command(flatten)]
+    pub recording: evdet_cli::recording_args::RecordingArgs,
     /// Output folder (default: predictions/<recording>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -89,7 +99,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         frame_every: args.frame_every,
         align_to_labels: args.align_to_labels,
         limit: args.limit,
+        open: args.recording.open_options(),
+        span: evdet_events::windows::TimeSpan {
+            start: args.start,
+            end: args.end,
+        },
     };
+    if let (Some(s), Some(e)) = (args.start, args.end) {
+        anyhow::ensure!(s <= e, "--start ({s} µs) is after --end ({e} µs)");
+    }
     let pb = crate::progress::bar(0, "frames");
     pb.set_message(format!("predicting {name}"));
     let summary = infer::predict(

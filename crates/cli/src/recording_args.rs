@@ -1,0 +1,81 @@
+//! Command-line options shared by the commands that read recordings (`preprocess`, `predict`,
+//! `convert`, `synth --describe`): the sensor size for RAW files that do not say it, the clock of
+//! RAW timestamps, and times written with units.
+
+use evdet_events::evt::TimeOrigin;
+use evdet_events::recording::OpenOptions;
+
+/// How to read recordings.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RecordingArgs {
+    /// Sensor size HxW (e.g. 720x1280) for recordings whose header does not give it: RAW files from
+    /// cameras Metavision does not know; overrides the file's own size.
+    #[arg(long, value_name = "HxW", value_parser = parse_hw)]
+    pub sensor_size: Option<(usize, usize)>,
+    /// Clock of Prophesee RAW timestamps: `metavision` (shifted to start near 0 as Metavision and
+    /// eTraM's HDF5 files and labels are) or `sensor` (the camera's own clock).
+    #[arg(long, value_name = "metavision|sensor", default_value = "metavision")]
+    pub time_origin: TimeOrigin,
+}
+
+impl RecordingArgs {
+    pub fn open_options(&self) -> OpenOptions {
+        OpenOptions {
+            sensor_hw: self.sensor_size,
+            time_origin: self.time_origin,
+        }
+    }
+}
+
+/// `720x1280` → (720, 1280).
+pub fn parse_hw(s: &str) -> Result<(usize, usize), String> {
+    let (h, w) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("'{s}' is not HxW (e.g. 720x1280)"))?;
+    let num = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| (1..=65_535).contains(&n))
+            .ok_or_else(|| format!("'{v}' in '{s}' is not a size between 1 and 65535"))
+    };
+    Ok((num(h)?, num(w)?))
+}
+
+/// A time in µs from `12.5s`, `300ms`, `1500us` or a bare number of µs.
+pub fn parse_time_us(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (num, scale) = if let Some(v) = s.strip_suffix("ms") {
+        (v, 1e3)
+    } else if let Some(v) = s.strip_suffix("us").or_else(|| s.strip_suffix("µs")) {
+        (v, 1.0)
+    } else if let Some(v) = s.strip_suffix('s') {
+        (v, 1e6)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a time (e.g. 12.5s, 300ms, 1500000us)"))?;
+    if !v.is_finite() || v.abs() * scale > 9.0e18 {
+        return Err(format!("'{s}' is out of range"));
+    }
+    Ok((v * scale).round() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_times_parse_with_units() {
+        assert_eq!(parse_hw("720x1280"), Ok((720, 1280)));
+        assert!(parse_hw("720").is_err() && parse_hw("0x5").is_err());
+        assert_eq!(parse_time_us("12.5s"), Ok(12_500_000));
+        assert_eq!(parse_time_us("300ms"), Ok(300_000));
+        assert_eq!(parse_time_us("1500us"), Ok(1500));
+        assert_eq!(parse_time_us("42"), Ok(42));
+        assert!(parse_time_us("soon").is_err());
+    }
+}
