@@ -258,6 +258,69 @@ fn raw_predictions_aligned_to_labels_equal_those_on_the_preprocessed_sequence() 
     );
 }
 
+#[test]
+fn predict_on_a_camera_raw_file_equals_predict_on_its_h5_and_keeps_to_start_end() {
+    // The test recording as a Prophesee EVT 3.0 file, labels beside it: the same windows, the same
+    // histograms, byte-identical predictions.
+    let h5 = first_entry(&workspace().join("raw/test"), |p| {
+        p.to_string_lossy().ends_with("_td.h5")
+    });
+    let name = h5
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_end_matches("_td.h5")
+        .to_string();
+    let dir = workspace().join("camera");
+    std::fs::create_dir_all(&dir).unwrap();
+    let raw = dir.join(format!("{name}.raw"));
+    run(evdet().arg("convert").arg(&h5).arg(&raw).arg("--overwrite"));
+    std::fs::copy(
+        h5.with_file_name(format!("{name}_bbox.npy")),
+        dir.join(format!("{name}_bbox.npy")),
+    )
+    .unwrap();
+    let predict = |input: &Path, out: &str, extra: &[&str]| {
+        let out = workspace().join(out);
+        let (_, err) = run(evdet()
+            .arg("predict")
+            .arg("--checkpoint")
+            .arg(run_dir("base"))
+            .arg("--input")
+            .arg(input)
+            .arg("--out")
+            .arg(&out)
+            .args(["--no-frames", "--confidence-threshold", "0.0001"])
+            .args(extra));
+        (
+            std::fs::read(out.join(format!("{name}_bbox.npy"))).unwrap(),
+            err,
+        )
+    };
+    let (from_h5, _) = predict(&h5, "pred_h5", &["--align-to-labels", "--limit", "8"]);
+    let (from_raw, _) = predict(&raw, "pred_raw", &["--align-to-labels", "--limit", "8"]);
+    assert!(from_h5.len() > 128, "no detections written");
+    assert!(
+        from_h5 == from_raw,
+        "predictions from .raw and _td.h5 differ"
+    );
+
+    // 0.4 s to 0.7 s: windows end every 50 ms, so 7 windows (both ends included).
+    let (_, err) = predict(&raw, "pred_span", &["--start", "0.4s", "--end", "700ms"]);
+    assert!(err.contains("7 windows"), "{err}");
+    let boxes = read_bbox_npy(
+        &workspace()
+            .join("pred_span")
+            .join(format!("{name}_bbox.npy")),
+    )
+    .unwrap();
+    assert!(!boxes.is_empty());
+    assert!(
+        boxes.iter().all(|b| (400_000..=700_000).contains(&b.t)),
+        "boxes outside --start/--end"
+    );
+}
+
 /// `evdet train` of the mini experiment on the preprocessed `data` into `runs`/…/`id`: `steps` steps
 /// of batch 2, one thread; callers add the model size and sequence settings.
 fn train_cmd(data: &Path, runs: &Path, id: &str, steps: u64, no_test: bool) -> Command {
