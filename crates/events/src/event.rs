@@ -41,6 +41,13 @@ impl EventBatch {
             t: &self.t[range],
         }
     }
+    /// Removes every event, keeping the memory.
+    pub fn clear(&mut self) {
+        self.x.clear();
+        self.y.clear();
+        self.p.clear();
+        self.t.clear();
+    }
     /// Drops the first `n` events (used to slide a streaming buffer forward).
     pub fn drain_front(&mut self, n: usize) {
         self.x.drain(..n);

@@ -16,6 +16,8 @@ enum What {
     Eval(super::bench_eval::Args),
     /// Synthetic data generator throughput.
     Synth(super::bench_synth::Args),
+    /// Prophesee RAW decoding/encoding throughput and preprocessing from .raw vs _td.h5.
+    Raw(super::bench_raw::Args),
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -23,5 +25,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         What::Repr(a) => super::bench_repr::run(a),
         What::Eval(a) => super::bench_eval::run(a),
         What::Synth(a) => super::bench_synth::run(a),
+        What::Raw(a) => super::bench_raw::run(a),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_eval;
+pub mod bench_raw;
 pub mod bench_repr;
 pub mod bench_synth;
 pub mod coco_eval;

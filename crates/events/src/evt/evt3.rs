@@ -69,107 +69,178 @@ impl Decoder {
         self.clock.started.then_some(self.t)
     }
 
-    #[inline(always)]
-    fn emit(&mut self, x: u32, p: u8, sink: &mut Sink) {
-        if x >= self.clock.width || !self.y_inside {
-            if self.have_row {
-                sink.stats.outside_sensor += 1;
-            } else {
-                sink.stats.without_row += 1;
+    /// Waits for the first time high: words before it are skipped (their time is unknown). Returns
+    /// the bytes left after it.
+    fn start<'b>(&mut self, bytes: &'b [u8], sink: &mut Sink) -> &'b [u8] {
+        for (i, w) in bytes.chunks_exact(2).enumerate() {
+            let w = u16::from_le_bytes([w[0], w[1]]);
+            if w >> 12 != TIME_HIGH {
+                sink.stats.before_time_high += 1;
+                continue;
             }
-            return;
+            // Metavision's origin is the time high before the first one (openeb's decoder starts
+            // its clock one time-high step early), so shifted times start in 4096..8191 µs.
+            let th = (w & 0xFFF) as i64;
+            self.clock.start((th - 1).max(0) << 12);
+            self.th = th;
+            self.high = th << 12;
+            self.low = 0;
+            self.t = self.high - self.clock.shift;
+            return &bytes[2 * (i + 1)..];
         }
-        self.last_event = Some(self.t);
-        if sink.emit {
-            let e = &mut *sink.events;
-            e.x.push(x as u16);
-            e.y.push(self.y);
-            e.p.push(p);
-            e.t.push(self.t);
-        }
-        sink.stats.events += 1;
-    }
-
-    fn emit_mask(&mut self, mut mask: u32, sink: &mut Sink) {
-        while mask != 0 {
-            let i = mask.trailing_zeros();
-            self.emit(self.base_x + i, self.pol, sink);
-            mask &= mask - 1;
-        }
+        &[]
     }
 
     pub(crate) fn decode(&mut self, bytes: &[u8], sink: &mut Sink) {
-        let words = bytes.chunks_exact(2);
-        sink.stats.words += words.len() as u64;
-        if sink.emit {
-            sink.events.x.reserve(words.len());
-            sink.events.y.reserve(words.len());
-            sink.events.p.reserve(words.len());
-            sink.events.t.reserve(words.len());
-        }
-        for w in words {
-            let w = u16::from_le_bytes([w[0], w[1]]);
-            let kind = w >> 12;
-            if !self.clock.started {
-                if kind != TIME_HIGH {
-                    sink.stats.before_time_high += 1;
-                    continue;
-                }
-                // Metavision's origin is the time high before the first one (openeb's decoder
-                // starts its clock one time-high step early), so shifted times start in 4096..8191 µs.
-                let th = (w & 0xFFF) as i64;
-                self.clock.start((th - 1).max(0) << 12);
-                self.th = th;
-                self.high = th << 12;
-                self.low = 0;
-                self.t = self.high - self.clock.shift;
-                continue;
+        sink.stats.words += (bytes.len() / 2) as u64;
+        let bytes = if self.clock.started {
+            bytes
+        } else {
+            self.start(bytes, sink)
+        };
+        // Blocks of words whose events (at most 12 per word) fit the space reserved for them, so
+        // the hot loop writes without growing vectors.
+        const BLOCK_WORDS: usize = 2048;
+        for block in bytes.chunks(2 * BLOCK_WORDS) {
+            if sink.emit {
+                let e = &mut *sink.events;
+                let need = block.len() / 2 * 12;
+                e.x.reserve(need);
+                e.y.reserve(need);
+                e.p.reserve(need);
+                e.t.reserve(need);
             }
-            match kind {
+            self.decode_block(block, sink);
+        }
+    }
+
+    /// Decodes whole words into the space `decode` reserved (none when not emitting).
+    fn decode_block(&mut self, block: &[u8], sink: &mut Sink) {
+        let emit = sink.emit;
+        let (w_max, h_max, shift) = (self.clock.width, self.clock.height, self.clock.shift);
+        // State in locals (registers) for the loop, written back after it.
+        let (mut high, mut th, mut low, mut t) = (self.high, self.th, self.low, self.t);
+        let (mut y, mut y_inside, mut have_row) = (self.y, self.y_inside, self.have_row);
+        let (mut base_x, mut pol) = (self.base_x, self.pol);
+        let mut last = self.last_event;
+        let (mut inside, mut outside, mut no_row) = (0u64, 0u64, 0u64);
+        let e = &mut *sink.events;
+        let len0 = e.t.len();
+        // Raw pointers past the events already there: the hot loop writes at most 12 events per
+        // word into the space `decode` reserved, without a bounds check per field.
+        let (xs, ys) = (e.x.spare_capacity_mut(), e.y.spare_capacity_mut());
+        let (ps, ts) = (e.p.spare_capacity_mut(), e.t.spare_capacity_mut());
+        let room = xs.len().min(ys.len()).min(ps.len()).min(ts.len());
+        assert!(
+            !emit || room >= block.len() / 2 * 12,
+            "decode reserves 12 events per word"
+        );
+        let (xs, ys) = (xs.as_mut_ptr(), ys.as_mut_ptr());
+        let (ps, ts) = (ps.as_mut_ptr(), ts.as_mut_ptr());
+        let mut k = 0usize;
+        macro_rules! write_at {
+            ($k:expr, $x:expr, $p:expr) => {
+                // SAFETY: $k < 12 · words of this block ≤ `room`, checked above.
+                unsafe {
+                    (*xs.add($k)).write($x);
+                    (*ys.add($k)).write(y);
+                    (*ps.add($k)).write($p);
+                    (*ts.add($k)).write(t);
+                }
+            };
+        }
+        macro_rules! event {
+            ($x:expr, $p:expr) => {{
+                let x: u32 = $x;
+                if x < w_max && y_inside {
+                    if emit {
+                        write_at!(k, x as u16, $p);
+                        k += 1;
+                    }
+                    inside += 1;
+                    last = Some(t);
+                } else if have_row {
+                    outside += 1;
+                } else {
+                    no_row += 1;
+                }
+            }};
+        }
+        for w in block.chunks_exact(2) {
+            let w = u16::from_le_bytes([w[0], w[1]]);
+            match w >> 12 {
+                ADDR_X => event!((w & 0x7FF) as u32, ((w >> 11) & 1) as u8),
                 ADDR_Y => {
-                    self.have_row = true;
-                    self.y = w & 0x7FF;
-                    self.y_inside = (self.y as u32) < self.clock.height;
-                }
-                ADDR_X => self.emit((w & 0x7FF) as u32, ((w >> 11) & 1) as u8, sink),
-                VECT_BASE_X => {
-                    self.base_x = (w & 0x7FF) as u32;
-                    self.pol = ((w >> 11) & 1) as u8;
-                }
-                VECT_12 => {
-                    self.emit_mask((w & 0xFFF) as u32, sink);
-                    self.base_x += 12;
-                }
-                VECT_8 => {
-                    self.emit_mask((w & 0xFF) as u32, sink);
-                    self.base_x += 8;
+                    have_row = true;
+                    y = w & 0x7FF;
+                    y_inside = (y as u32) < h_max;
                 }
                 TIME_LOW => {
-                    self.low = (w & 0xFFF) as i64;
-                    self.t = self.high + self.low - self.clock.shift;
+                    low = (w & 0xFFF) as i64;
+                    t = high + low - shift;
+                }
+                VECT_BASE_X => {
+                    base_x = (w & 0x7FF) as u32;
+                    pol = ((w >> 11) & 1) as u8;
+                }
+                VECT_12 | VECT_8 => {
+                    let (mask, step) = if w >> 12 == VECT_12 {
+                        ((w & 0xFFF) as u32, 12)
+                    } else {
+                        ((w & 0xFF) as u32, 8)
+                    };
+                    // Columns past the sensor's edge, or a row outside it, drop their bits.
+                    let fits = if base_x >= w_max {
+                        0
+                    } else {
+                        u32::MAX >> (32 - (w_max - base_x).min(32)) as u32
+                    };
+                    let keep = if y_inside { mask & fits } else { 0 };
+                    if keep != mask {
+                        let dropped = (mask & !keep).count_ones() as u64;
+                        if have_row {
+                            outside += dropped;
+                        } else {
+                            no_row += dropped;
+                        }
+                    }
+                    if keep != 0 {
+                        last = Some(t);
+                        if emit {
+                            // Branch-free compaction: every candidate column is written, and
+                            // the slot advances only past the kept ones.
+                            for i in 0..12u32 {
+                                write_at!(k, (base_x + i) as u16, pol);
+                                k += ((keep >> i) & 1) as usize;
+                            }
+                        } else {
+                            inside += keep.count_ones() as u64;
+                        }
+                    }
+                    base_x += step;
                 }
                 TIME_HIGH => {
-                    let th = (w & 0xFFF) as i64;
-                    if th < self.th {
-                        if self.th - th >= LOOP_THRESHOLD {
-                            self.high += LOOP;
+                    let new = (w & 0xFFF) as i64;
+                    if new < th {
+                        if th - new >= LOOP_THRESHOLD {
+                            high += LOOP;
                             sink.stats.time_high_loops += 1;
                         } else {
                             sink.stats.time_high_backwards += 1;
                         }
                     }
                     // A repeated time high keeps the time low; a new one starts it at 0.
-                    if th != self.th {
-                        self.low = 0;
+                    if new != th {
+                        low = 0;
                     }
-                    self.high = (self.high & !(LOOP - 1)) | (th << 12);
-                    self.th = th;
-                    self.t = self.high + self.low - self.clock.shift;
+                    high = (high & !(LOOP - 1)) | (new << 12);
+                    th = new;
+                    t = high + low - shift;
                 }
                 EXT_TRIGGER => {
                     sink.stats.triggers += 1;
                     sink.triggers.push(Trigger {
-                        t: self.t,
+                        t,
                         id: ((w >> 8) & 0xF) as u8,
                         p: (w & 1) as u8,
                     });
@@ -178,6 +249,24 @@ impl Decoder {
                 _ => sink.stats.unknown_words += 1,
             }
         }
+        if emit {
+            // Single events counted themselves; vector events are the rest of what was written.
+            inside = k as u64;
+        }
+        // SAFETY: the first k slots of each vector's spare capacity were written above.
+        unsafe {
+            e.x.set_len(len0 + k);
+            e.y.set_len(len0 + k);
+            e.p.set_len(len0 + k);
+            e.t.set_len(len0 + k);
+        }
+        (self.high, self.th, self.low, self.t) = (high, th, low, t);
+        (self.y, self.y_inside, self.have_row) = (y, y_inside, have_row);
+        (self.base_x, self.pol) = (base_x, pol);
+        self.last_event = last;
+        sink.stats.events += inside;
+        sink.stats.outside_sensor += outside;
+        sink.stats.without_row += no_row;
     }
 }
 

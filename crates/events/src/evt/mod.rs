@@ -293,6 +293,22 @@ impl EvtReader {
         Ok(Some(std::mem::take(&mut self.events)))
     }
 
+    /// Like [`next_chunk`](Self::next_chunk) into `out` (cleared first), reusing its memory: no
+    /// allocation per chunk once `out` has grown. False at the end of the file.
+    pub fn next_chunk_into(&mut self, out: &mut EventBatch) -> Result<bool> {
+        out.clear();
+        std::mem::swap(out, &mut self.events);
+        while out.is_empty() {
+            std::mem::swap(out, &mut self.events);
+            let more = self.advance(true);
+            std::mem::swap(out, &mut self.events);
+            if !more? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Skips to the buffer holding the first event at or after `t` (µs): buffers whose time ends
     /// before `t` are decoded for their time only, without materialising their events. The next
     /// [`next_chunk`](Self::next_chunk) returns events from at or before `t` on.
