@@ -193,7 +193,7 @@ impl Decoder {
                     let fits = if base_x >= w_max {
                         0
                     } else {
-                        u32::MAX >> (32 - (w_max - base_x).min(32)) as u32
+                        u32::MAX >> (32 - (w_max - base_x).min(32))
                     };
                     let keep = if y_inside { mask & fits } else { 0 };
                     if keep != mask {
