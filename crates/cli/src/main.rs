@@ -12,7 +12,7 @@ use evdet_cli::torch_commands;
     name = "evdet",
     version,
     about = "Recurrent event-camera object detection (RVT: MaxViT-RNN + YOLOX) for small objects",
-    long_about = "evdet turns raw event recordings (eTraM / Prophesee Gen4 and Gen1) into RVT's preprocessed \
+    long_about = "evdet turns raw event recordings (eTraM / Prophesee Gen4 and Gen1 HDF5, camera .raw files) into RVT's preprocessed \
 layout, trains and evaluates recurrent detectors, and compares experiments.\n\n\
 Typical session:\n  evdet synth --out data/mini_raw --preset mini\n  evdet preprocess --raw data/mini_raw --out data/mini\n  evdet train                                   # the synthetic mini experiment, then test metrics and report.html\n  evdet predict --checkpoint runs/synthetic/mini/4scale_sizeaware_tiny --input data/mini_raw/test/mini_test_000_td.h5 --video\n  evdet report runs/synthetic/mini/4scale_sizeaware_tiny"
 )]

@@ -78,6 +78,11 @@ fn preprocessing_raw_recordings_writes_the_bytes_h5_ones_do() {
         assert!(out.contains("preprocessed 2 sequences"), "{format}: {out}");
     }
     assert!(d.join("raw-evt3/train/mini_train_000.raw").exists());
+    // synth → raw → decode is synth → h5 → read, event for event.
+    let h5 = read_all(&d.join("h5/train/mini_train_000_td.h5"));
+    assert!(h5.len() > 10_000);
+    assert_eq!(read_all(&d.join("raw-evt3/train/mini_train_000.raw")), h5);
+    assert_eq!(read_all(&d.join("raw-evt21/train/mini_train_000.raw")), h5);
     assert!(d.join("dat/val/mini_val_000_td.dat").exists());
     let reference = tree(&d.join("pre_h5"));
     assert!(

@@ -5,8 +5,10 @@ use evdet_events::preprocess::{self, DatasetKind, PreprocessConfig, PreprocessSu
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Turn raw recordings (`<split>/<seq>_bbox.npy` beside `<seq>_td.h5`, a Prophesee `<seq>.raw`
-/// or `<seq>_td.dat`) into RVT's preprocessed layout.
+/// Turn raw recordings (_td.h5, Prophesee .raw or _td.dat, beside _bbox.npy) into RVT's layout.
+///
+/// Input: `RAW/<split>/<seq>_bbox.npy` with `<seq>_td.h5`, `<seq>.raw` (EVT 2.0/2.1/3.0) or
+/// `<seq>_td.dat` beside it; the same recording in any of them gives byte-identical output.
 ///
 /// Output: `OUT/<split>/<seq>/{labels_v2, event_representations_v2/stacked_histogram_dt=50_nbins=10}`,
 /// readable by evdet and by the PyTorch reference. Finished sequences are skipped on a re-run, so an
