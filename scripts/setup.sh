@@ -3,7 +3,8 @@
 # when it is already there: HDF5 (Debian's libhdf5-dev; blosc is built by the hdf5-metno crate), the
 # Gloo headers for the c10d shim (Debian's libgloo-dev), the PyPI wheel torch==2.11.0 whose libtorch
 # tch 0.24 links against (in $EVDET_VENV, shared by every clone) and the CUDA header wheels the shim's
-# NCCL side compiles against (nvidia-cuda-crt, nvidia-cuda-cccl; headers only, no GPU needed).
+# NCCL side compiles against (nvidia-cuda-crt, nvidia-cuda-cccl; headers only, no GPU needed), and
+# numpy, safetensors, onnx, onnxruntime for the ONNX export and its tests.
 # Also makes the repository's `.torch` link that .cargo/config.toml points tch at.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,6 +32,14 @@ cuda_headers=(nvidia-cuda-crt==13.0.88 nvidia-cuda-cccl==13.0.85)
 if ! "$venv/bin/pip" show -q nvidia-cuda-crt nvidia-cuda-cccl >/dev/null 2>&1; then
   echo "setup: installing the CUDA header wheels ${cuda_headers[*]} into $venv (pip)" >&2
   "$venv/bin/pip" install -q --disable-pip-version-check "${cuda_headers[@]}"
+fi
+
+# Deployment checks: `evdet export --format onnx` converts with torch.onnx (needs onnx), and the tests
+# run the exported files in Python (torch.jit.load, onnxruntime) on safetensors inputs.
+deploy=(numpy==2.4.6 safetensors==0.8.0 onnx==1.23.2 onnxruntime==1.32.0)
+if ! "$venv/bin/python" -c "import numpy, safetensors, onnx, onnxruntime" >/dev/null 2>&1; then
+  echo "setup: installing ${deploy[*]} into $venv (pip)" >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check "${deploy[@]}"
 fi
 
 torch_dir="$("$venv/bin/python" -c 'import torch, os; print(os.path.dirname(torch.__file__))' 2>/dev/null)"

@@ -40,6 +40,7 @@ const HELP_ORDER: &[&str] = &[
     "train",
     "eval",
     "predict",
+    "export",
     "report",
     "study",
     "coco-eval",

@@ -21,6 +21,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "Detect objects in a recording with a checkpoint and look at the result",
     ),
     (
+        EXPORT,
+        "Export a checkpoint to TorchScript or ONNX with explicit LSTM states, for deployment",
+    ),
+    (
         IMPORT_RVT,
         "Import RVT or eTraM weights into an evdet checkpoint folder",
     ),
@@ -34,6 +38,7 @@ pub const TRAIN: &str = "train";
 pub const EVAL: &str = "eval";
 pub const PREDICT: &str = "predict";
 pub const IMPORT_RVT: &str = "import-rvt";
+pub const EXPORT: &str = "export";
 pub const CHECK_REFERENCE: &str = "check-reference";
 /// `bench model` (the other `bench` subcommands run in `evdet`).
 pub const BENCH_MODEL: (&str, &str) = (

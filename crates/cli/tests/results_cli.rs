@@ -321,6 +321,173 @@ fn predict_on_a_camera_raw_file_equals_predict_on_its_h5_and_keeps_to_start_end(
     );
 }
 
+/// The venv Python of `scripts/setup.sh` (torch, onnx, onnxruntime, safetensors).
+fn python() -> PathBuf {
+    std::env::var_os("EVDET_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".evdet/venv/bin/python")
+        })
+}
+
+#[test]
+fn exported_torchscript_and_onnx_reproduce_streaming_inference() {
+    // The "base" run exported both ways, then 24 consecutive windows of the test sequence with the
+    // states fed back: evdet's own streaming detector, the TorchScript file in libtorch (tch) and
+    // in Python (torch.jit.load), the ONNX file in ONNX Runtime.
+    let dir = workspace().join("export");
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["base.pt", "base.onnx"] {
+        let (out, _) = run(evdet()
+            .args(["export", "--device", "cpu", "--overwrite", "--checkpoint"])
+            .arg(run_dir("base"))
+            .arg("--out")
+            .arg(dir.join(file)));
+        assert!(out.contains("sidecar"), "{out}");
+    }
+    let side: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("base.pt.json")).unwrap()).unwrap();
+    assert_eq!(side["input_shape"], serde_json::json!([1, 20, 192, 320]));
+    assert_eq!(side["state_shapes"].as_array().unwrap().len(), 8);
+    assert_eq!(side["output_names"][0], "detections");
+    assert_eq!(side["output_names"][8], "c4_out");
+    let onnx_side: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("base.onnx.json")).unwrap()).unwrap();
+    assert_eq!(onnx_side["onnx_opset"], 17);
+    assert_eq!(onnx_side["checkpoint_sha256"], side["checkpoint_sha256"]);
+
+    let opened = evdet_train::checkpoint::open(&run_dir("base"), tch::Device::Cpu, |_| {
+        Ok::<_, evdet_train::checkpoint::CheckpointError>(())
+    })
+    .unwrap();
+    let seq = first_entry(&workspace().join("pre/test"), |p| p.is_dir());
+    let rp = evdet_train::infer::window_params(&opened.config).unwrap();
+    let mut source = evdet_events::windows::WindowSource::open(
+        &seq,
+        &rp,
+        (192, 320),
+        false,
+        Default::default(),
+        Default::default(),
+    )
+    .unwrap();
+    let mut sd = evdet_train::infer::StreamingDetector::new(
+        &opened.detector,
+        &opened.config,
+        tch::Device::Cpu,
+        0.0001,
+    );
+    let ts = tch::CModule::load(dir.join("base.pt")).unwrap();
+    let mut states: Vec<tch::Tensor> = side["state_shapes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let dims: Vec<i64> = s
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_i64().unwrap())
+                .collect();
+            tch::Tensor::zeros(dims, (tch::Kind::Float, tch::Device::Cpu))
+        })
+        .collect();
+    let (conf, nms) = sd.thresholds();
+    let (mut hists, mut eager) = (Vec::new(), Vec::new());
+    let close = |a: &tch::Tensor, b: &tch::Tensor, what: &str| {
+        // 1e-5 relative, absolute below magnitude 1.
+        let excess = ((a - b).abs() - b.abs().clamp_min(1.0) * 1e-5).max();
+        if f64::try_from(&excess).unwrap() > 0.0 {
+            let d = (a - b).abs();
+            let i = d.flatten(0, -1).argmax(0, false);
+            panic!(
+                "{what}: beyond 1e-5 relative: max |diff| {} at {} ({} vs {})",
+                f64::try_from(d.max()).unwrap(),
+                i64::try_from(&i).unwrap(),
+                f64::try_from(a.flatten(0, -1).get(i64::try_from(&i).unwrap())).unwrap(),
+                f64::try_from(b.flatten(0, -1).get(i64::try_from(&i).unwrap())).unwrap()
+            );
+        }
+    };
+    for k in 0..24 {
+        let win = source.next_window().unwrap().expect("24 windows");
+        let e = sd.step_decoded(&win.hist, (20, 192, 320)).unwrap();
+        let x = tch::Tensor::from_slice(&win.hist)
+            .view([1, 20, 192, 320])
+            .to_kind(tch::Kind::Float);
+        let mut args = vec![tch::IValue::Tensor(x.shallow_clone())];
+        args.extend(
+            states
+                .iter()
+                .map(|s| tch::IValue::Tensor(s.shallow_clone())),
+        );
+        let tch::IValue::Tuple(out) = ts.forward_is(&args).unwrap() else {
+            panic!("the TorchScript file returns a tuple")
+        };
+        let mut out: Vec<tch::Tensor> = out
+            .into_iter()
+            .map(|v| match v {
+                tch::IValue::Tensor(t) => t,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let d = out.remove(0);
+        states = out;
+        close(&d, &e, &format!("window {k}: TorchScript in tch vs eager"));
+        // After postprocessing: the same boxes.
+        let boxes = |t: &tch::Tensor| {
+            evdet_model::postprocess::postprocess(t, conf, nms).unwrap()[0].copy()
+        };
+        let (bd, be) = (boxes(&d), boxes(&e));
+        assert_eq!(bd.size(), be.size(), "window {k}: box count");
+        assert!(bd.size()[0] > 0, "window {k}: no boxes to compare");
+        // The same boxes, as a set: near-equal scores of a barely trained model may swap places
+        // in the score order. Every box has a partner of the same class within 1e-3 px.
+        let pair = (bd.unsqueeze(1) - be.unsqueeze(0)).abs(); // [n, n, 7]
+        let same_class = pair.select(2, 6).eq(0.0);
+        let near = pair.narrow(2, 0, 4).amax([2], false).le(1e-3);
+        let matched = (same_class * near).any_dim(1, false);
+        assert!(
+            bool::try_from(matched.all()).unwrap(),
+            "window {k}: a box of the export has no eager partner"
+        );
+        hists.push(x);
+        eager.push(e.squeeze_dim(0));
+    }
+    let inputs = dir.join("hists.safetensors");
+    tch::Tensor::write_safetensors(
+        &[(
+            "histograms",
+            tch::Tensor::cat(&hists, 0).to_kind(tch::Kind::Uint8),
+        )],
+        &inputs,
+    )
+    .unwrap();
+    let eager = tch::Tensor::stack(&eager, 0);
+    for model in ["base.pt", "base.onnx"] {
+        let out = dir.join(format!("{model}.decoded.safetensors"));
+        let o = std::process::Command::new(python())
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/run_export.py"))
+            .arg("--model")
+            .arg(dir.join(model))
+            .arg("--inputs")
+            .arg(&inputs)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{model}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let got = tch::Tensor::read_safetensors(&out).unwrap();
+        let decoded = &got.iter().find(|(n, _)| n == "decoded").unwrap().1;
+        assert_eq!(decoded.size(), eager.size(), "{model}");
+        close(decoded, &eager, &format!("{model} in Python vs eager"));
+    }
+}
+
 /// `evdet train` of the mini experiment on the preprocessed `data` into `runs`/…/`id`: `steps` steps
 /// of batch 2, one thread; callers add the model size and sequence settings.
 fn train_cmd(data: &Path, runs: &Path, id: &str, steps: u64, no_test: bool) -> Command {
@@ -417,6 +584,72 @@ fn an_imported_rvt_checkpoint_evaluates_predicts_and_fine_tunes() {
         std::fs::read_dir(pred_raw.join("frames")).unwrap().count(),
         3
     );
+
+    // export the import (eTraM's 360×640 input rounds up to 384×640) and run one step of it.
+    let exported = d.path().join("rvt3.pt");
+    run(evdet()
+        .args(["export", "--device", "cpu", "--checkpoint"])
+        .arg(&ckpt)
+        .arg("--out")
+        .arg(&exported));
+    let side: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("rvt3.pt.json")).unwrap()).unwrap();
+    assert_eq!(side["input_shape"], serde_json::json!([1, 20, 384, 640]));
+    let m = tch::CModule::load(&exported).unwrap();
+    let mut args = vec![tch::IValue::Tensor(tch::Tensor::ones(
+        [1, 20, 384, 640],
+        (tch::Kind::Float, tch::Device::Cpu),
+    ))];
+    for s in side["state_shapes"].as_array().unwrap() {
+        let dims: Vec<i64> = s
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        args.push(tch::IValue::Tensor(tch::Tensor::zeros(
+            dims,
+            (tch::Kind::Float, tch::Device::Cpu),
+        )));
+    }
+    let tch::IValue::Tuple(out) = m.forward_is(&args).unwrap() else {
+        panic!("a tuple")
+    };
+    assert_eq!(out.len(), 9);
+    // Bad requests: an input size off the grid names the nearest valid ones; an output in a
+    // folder that cannot exist fails before anything is written.
+    let o = evdet()
+        .args([
+            "export",
+            "--device",
+            "cpu",
+            "--input-size",
+            "360",
+            "640",
+            "--checkpoint",
+        ])
+        .arg(&ckpt)
+        .arg("--out")
+        .arg(d.path().join("bad.pt"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("nearest: height"),
+        "{err}"
+    );
+    let blocker = d.path().join("a_file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let o = evdet()
+        .args(["export", "--device", "cpu", "--checkpoint"])
+        .arg(&ckpt)
+        .arg("--out")
+        .arg(blocker.join("m.onnx"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("a_file"));
+    assert!(!d.path().join("bad.pt").exists() && !d.path().join("bad.pt.json").exists());
 
     // fine-tune from the import: same architecture on the mini sample, every tensor loaded.
     let (_, err) = run(tiny_train(&d.path().join("runs"), "finetune", 2)

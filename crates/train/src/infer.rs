@@ -77,6 +77,24 @@ impl<'a> StreamingDetector<'a> {
         hist: &[u8],
         chw: (usize, usize, usize),
     ) -> Result<Vec<Detection>, InferError> {
+        let decoded = self.step_decoded(hist, chw)?;
+        tch::no_grad(|| {
+            let dets = evdet_model::postprocess::postprocess(
+                &decoded.to_kind(Kind::Float),
+                self.conf,
+                self.nms,
+            )?;
+            Ok(Detection::from_tensor(&dets[0])?)
+        })
+    }
+
+    /// The decoded head outputs `[1, anchors, 5 + classes]` of the next window (what an exported
+    /// model returns), states carried.
+    pub fn step_decoded(
+        &mut self,
+        hist: &[u8],
+        chw: (usize, usize, usize),
+    ) -> Result<Tensor, InferError> {
         let (c, h, w) = chw;
         let (ih, iw) = self.input_hw;
         if h > ih || w > iw {
@@ -85,7 +103,7 @@ impl<'a> StreamingDetector<'a> {
                  (dataset.resolution_hw / downsample_by_factor_2 of its config)"
             )));
         }
-        tch::no_grad(|| {
+        Ok(tch::no_grad(|| {
             let mut x = Tensor::from_slice(hist)
                 .view([1, c as i64, h as i64, w as i64])
                 .to_device(self.device)
@@ -98,14 +116,13 @@ impl<'a> StreamingDetector<'a> {
                 self.det
                     .forward_backbone_step(&x, self.states.as_deref(), None, false);
             self.states = Some(states);
-            let out = self.det.forward_detect(&feats, false);
-            let dets = evdet_model::postprocess::postprocess(
-                &out.decoded.to_kind(Kind::Float),
-                self.conf,
-                self.nms,
-            )?;
-            Ok(Detection::from_tensor(&dets[0])?)
-        })
+            self.det.forward_detect(&feats, false).decoded
+        }))
+    }
+
+    /// The postprocess thresholds `(confidence, nms)` this detector applies.
+    pub fn thresholds(&self) -> (f64, f64) {
+        (self.conf, self.nms)
     }
 }
 

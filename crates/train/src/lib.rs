@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub use evdet_config as config;
 pub mod data;
 pub mod evaluate;
+pub mod export;
 pub mod import;
 pub mod infer;
 pub mod logs;

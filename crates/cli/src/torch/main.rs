@@ -30,6 +30,8 @@ enum Command {
     Eval(commands::eval::Args),
     #[command(name = names::PREDICT, about = about(names::PREDICT))]
     Predict(commands::predict::Args),
+    #[command(name = names::EXPORT, about = about(names::EXPORT))]
+    Export(commands::export::Args),
     #[command(name = names::IMPORT_RVT, about = about(names::IMPORT_RVT))]
     ImportRvt(commands::import_rvt::Args),
     #[command(name = names::CHECK_REFERENCE, about = about(names::CHECK_REFERENCE))]
@@ -54,6 +56,7 @@ fn main() {
         Command::Train(a) => commands::train::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Predict(a) => commands::predict::run(a),
+        Command::Export(a) => commands::export::run(a),
         Command::ImportRvt(a) => commands::import_rvt::run(a),
         Command::CheckReference(a) => commands::check_reference::run(a),
         Command::Bench {

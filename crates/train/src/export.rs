@@ -1,0 +1,375 @@
+//! Deployment files: the detector's streaming step as TorchScript, traced from this Rust model
+//! through `evdet-jit` with its weights frozen in, and as ONNX, converted from the TorchScript file
+//! by `torch.onnx.export` in a small embedded Python script. Both take the histogram and the LSTM
+//! states and return the decoded head outputs and the new states; a JSON sidecar (`<file>.json`)
+//! says how to feed and read them.
+//!
+//! NMS stays outside the graph, deliberately: its output size depends on the data (a traced graph
+//! would bake one size in), ONNX's `NonMaxSuppression` is not torchvision's class-aware NMS that the
+//! reference's numbers come from, deployment stacks bring their own (TensorRT's EfficientNMS plugin,
+//! ONNX Runtime's contrib ops), and the score threshold is the user's choice (0.1 for display,
+//! 0.001 for evaluation). The sidecar states the rule so any runtime reproduces `evdet predict`.
+
+use crate::config::ExperimentConfig;
+use evdet_model::backbone::LstmState;
+use evdet_model::detector::Detector;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{0}")]
+    Input(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the model could not be traced: {0}")]
+    Trace(#[from] evdet_jit::JitError),
+    #[error("ONNX conversion: {0}")]
+    Onnx(String),
+    #[error(transparent)]
+    Tch(#[from] tch::TchError),
+}
+
+/// File format of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    TorchScript,
+    Onnx,
+}
+
+impl std::str::FromStr for ExportFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "torchscript" | "ts" => Ok(Self::TorchScript),
+            "onnx" => Ok(Self::Onnx),
+            o => Err(format!("unknown export format '{o}' (torchscript or onnx)")),
+        }
+    }
+}
+
+/// What to export.
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    pub out: PathBuf,
+    pub format: ExportFormat,
+    /// Network input `(H, W)`; `None`: the checkpoint's, rounded up to the input multiple.
+    pub input_hw: Option<(usize, usize)>,
+    pub batch: usize,
+    /// fp16 weights and inputs (CUDA only).
+    pub half: bool,
+    pub device: Device,
+    /// The Python with torch and onnx for the ONNX conversion.
+    pub python: PathBuf,
+    /// ONNX opset.
+    pub opset: u32,
+}
+
+/// The `<file>.json` written beside an export: everything a runtime needs to use the file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Sidecar {
+    pub format: ExportFormat,
+    pub evdet_version: String,
+    /// sha256 of the source checkpoint's `model.safetensors`.
+    pub checkpoint_sha256: String,
+    pub checkpoint: String,
+    pub onnx_opset: Option<u32>,
+    /// The histogram input `[N, C, H, W]`.
+    pub input_shape: [usize; 4],
+    pub dtype: String,
+    /// Argument names in order: the histogram, then `h1, c1, …, h4, c4`.
+    pub input_names: Vec<String>,
+    /// One shape per state argument, in argument order.
+    pub state_shapes: Vec<[usize; 4]>,
+    /// The model output first, then the new states in the order of the state arguments.
+    pub output_names: Vec<String>,
+    /// Shape of `detections`: `[N, anchors, 5 + classes]`.
+    pub detections_shape: [usize; 3],
+    pub detections_layout: String,
+    pub classes: Vec<String>,
+    pub strides: Vec<usize>,
+    pub score_rule: String,
+    pub nms: String,
+    pub preprocessing: String,
+    pub states: String,
+}
+
+/// `(H, W)` for an export: `given` must be a multiple of `multiple` (per side: the largest stride
+/// times the attention partition, what the backbone would pad to); `None` rounds the checkpoint's
+/// input up.
+pub fn export_input_hw(
+    given: Option<(usize, usize)>,
+    checkpoint_hw: (usize, usize),
+    multiple: (usize, usize),
+) -> Result<(usize, usize), ExportError> {
+    let up = |v: usize, m: usize| v.max(1).div_ceil(m) * m;
+    let (mh, mw) = multiple;
+    match given {
+        None => Ok((up(checkpoint_hw.0, mh), up(checkpoint_hw.1, mw))),
+        Some((h, w)) if h > 0 && w > 0 && h % mh == 0 && w % mw == 0 => Ok((h, w)),
+        Some((h, w)) => {
+            let near = |v: usize, m: usize| {
+                let lo = v / m * m;
+                if lo == 0 || lo == v {
+                    format!("{}", up(v, m))
+                } else {
+                    format!("{lo} or {}", up(v, m))
+                }
+            };
+            Err(ExportError::Input(format!(
+                "input size {h}x{w} does not fit the network: height must be a multiple of {mh} \
+                 and width of {mw} (the largest stride times the attention window partition); \
+                 nearest: height {}, width {}",
+                near(h, mh),
+                near(w, mw)
+            )))
+        }
+    }
+}
+
+/// sha256 (hex) of a file.
+pub fn file_sha256(path: &Path) -> Result<String, ExportError> {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).map_err(|e| ExportError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    Ok(format!("{:x}", sha2::Sha256::digest(&bytes)))
+}
+
+/// The states of one step at zero, shaped as the detector returns them for a `[N, C, H, W]` input.
+pub fn zero_states(det: &Detector, input: &Tensor) -> Vec<Tensor> {
+    tch::no_grad(|| {
+        let (_, states) = det.forward_backbone_step(input, None, None, false);
+        states
+            .iter()
+            .flat_map(|s| [s.h.zeros_like().contiguous(), s.c.zeros_like().contiguous()])
+            .collect()
+    })
+}
+
+/// One streaming step as the exported function computes it: `inputs` = histogram, h1, c1, …;
+/// returns decoded outputs, h1', c1', ….
+pub fn step(det: &Detector, inputs: &[Tensor]) -> Vec<Tensor> {
+    let states: Vec<LstmState> = inputs[1..]
+        .chunks(2)
+        .map(|hc| LstmState {
+            h: hc[0].shallow_clone(),
+            c: hc[1].shallow_clone(),
+        })
+        .collect();
+    let (feats, new) = det.forward_backbone_step(&inputs[0], Some(&states), None, false);
+    let out = det.forward_detect(&feats, false);
+    let mut v = vec![out.decoded];
+    for s in new {
+        v.push(s.h);
+        v.push(s.c);
+    }
+    v
+}
+
+/// Writes the export and its sidecar; returns the sidecar. Files appear under their names only when
+/// complete.
+pub fn export(
+    det: &Detector,
+    cfg: &ExperimentConfig,
+    checkpoint_dir: &Path,
+    req: &ExportRequest,
+) -> Result<Sidecar, ExportError> {
+    if req.batch == 0 {
+        return Err(ExportError::Input("--batch must be at least 1".into()));
+    }
+    if req.half && !req.device.is_cuda() {
+        return Err(ExportError::Input(
+            "--half needs --device cuda (libtorch's CPU half-precision convolutions are slow or \
+             missing)"
+                .into(),
+        ));
+    }
+    let rp = crate::infer::window_params(cfg).map_err(|e| ExportError::Input(e.to_string()))?;
+    let channels = 2 * rp.nbins;
+    let strides = det.config().head_strides();
+    let [mh, mw] = det.backbone.input_multiple();
+    let (h, w) = export_input_hw(req.input_hw, cfg.dataset.input_hw(), (mh, mw))?;
+    let kind = if req.half { Kind::Half } else { Kind::Float };
+    let model_file = checkpoint_dir.join(crate::checkpoint::MODEL_FILE);
+    let sha = file_sha256(&model_file)?;
+    if let Some(parent) = req.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| ExportError::Io {
+            path: parent.to_path_buf(),
+            source: e,
+        })?;
+    }
+
+    let x = Tensor::zeros(
+        [req.batch as i64, channels as i64, h as i64, w as i64],
+        (kind, req.device),
+    );
+    let mut inputs = vec![x.shallow_clone()];
+    inputs.extend(zero_states(det, &x));
+    let state_shapes: Vec<[usize; 4]> = inputs[1..]
+        .iter()
+        .map(|t| {
+            let s = t.size();
+            [s[0] as usize, s[1] as usize, s[2] as usize, s[3] as usize]
+        })
+        .collect();
+    let n_stages = state_shapes.len() / 2;
+    let state_names: Vec<String> = (1..=n_stages)
+        .flat_map(|i| [format!("h{i}"), format!("c{i}")])
+        .collect();
+    let decoded_shape = tch::no_grad(|| step(det, &inputs))[0].size();
+
+    let ts_final = match req.format {
+        ExportFormat::TorchScript => req.out.clone(),
+        ExportFormat::Onnx => req.out.with_extension("torchscript.tmp.pt"),
+    };
+    let ts_tmp = evdet_atomic::tmp_path(&ts_final);
+    tch::no_grad(|| evdet_jit::trace_to_file(&ts_tmp, &inputs, |xs| step(det, xs)))?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: std::io::Error| ExportError::Io { path, source: e }
+    };
+    let mut sidecar = Sidecar {
+        format: req.format,
+        evdet_version: env!("CARGO_PKG_VERSION").to_string(),
+        checkpoint_sha256: sha,
+        checkpoint: checkpoint_dir.display().to_string(),
+        onnx_opset: None,
+        input_shape: [req.batch, channels, h, w],
+        dtype: if req.half { "float16" } else { "float32" }.into(),
+        input_names: std::iter::once("histogram".to_string())
+            .chain(state_names.iter().cloned())
+            .collect(),
+        state_shapes,
+        output_names: std::iter::once("detections".to_string())
+            .chain(state_names.iter().map(|n| format!("{n}_out")))
+            .collect(),
+        detections_shape: [
+            decoded_shape[0] as usize,
+            decoded_shape[1] as usize,
+            decoded_shape[2] as usize,
+        ],
+        detections_layout: "per anchor: cx, cy, w, h (network-input pixels), objectness \
+                            (sigmoid), one probability per class (sigmoid); anchors level by \
+                            level, finest stride first, row-major"
+            .into(),
+        classes: cfg.dataset.classes.clone(),
+        strides: strides.clone(),
+        score_rule: "score = objectness × the best class probability; keep score ≥ threshold \
+                     (evdet predict: 0.1; evaluation: 0.001)"
+            .into(),
+        nms: format!(
+            "not in the graph: class-aware greedy NMS on (x1, y1, x2, y2) = (cx ∓ w/2, cy ∓ h/2) \
+             with IoU > {} suppressed, boxes in decreasing score order (torchvision \
+             batched_nms); boxes × {} give sensor pixels",
+            det.config().postprocess.nms_threshold,
+            rp.scale()
+        ),
+        preprocessing: format!(
+            "stacked histogram of the events in [t − {} ms, t] (RVT: {} bins per polarity, \
+             channels 0–{} OFF then ON, counts clipped to 10{}), as {}; zero-padded at the bottom \
+             and right to {h}×{w}",
+            rp.dt_ms,
+            rp.nbins,
+            rp.nbins - 1,
+            if rp.downsample_by_factor_2 {
+                ", then odd rows and columns (ds2)"
+            } else {
+                ""
+            },
+            if req.half { "float16" } else { "float32" },
+        ),
+        states: "zeros at the start of a recording; afterwards the *_out tensors of the previous \
+                 window, in argument order"
+            .into(),
+    };
+    match req.format {
+        ExportFormat::TorchScript => {
+            std::fs::rename(&ts_tmp, &req.out).map_err(io(&req.out))?;
+        }
+        ExportFormat::Onnx => {
+            let opset = req.opset;
+            sidecar.onnx_opset = Some(opset);
+            let r = convert_to_onnx(&ts_tmp, &req.out, &sidecar, &req.python, &inputs);
+            let _ = std::fs::remove_file(&ts_tmp);
+            r?;
+        }
+    }
+    let json =
+        serde_json::to_string_pretty(&sidecar).map_err(|e| ExportError::Input(e.to_string()))?;
+    let side = sidecar_path(&req.out);
+    evdet_atomic::write(&side, format!("{json}\n").as_bytes()).map_err(io(&side))?;
+    Ok(sidecar)
+}
+
+/// `m.pt` → `m.pt.json`.
+pub fn sidecar_path(file: &Path) -> PathBuf {
+    let mut s = file.as_os_str().to_owned();
+    s.push(".json");
+    PathBuf::from(s)
+}
+
+const ONNX_SCRIPT: &str = include_str!("export_onnx.py");
+
+fn convert_to_onnx(
+    ts: &Path,
+    out: &Path,
+    sidecar: &Sidecar,
+    python: &Path,
+    inputs: &[Tensor],
+) -> Result<(), ExportError> {
+    let dir = tempfile::tempdir().map_err(|e| ExportError::Io {
+        path: std::env::temp_dir(),
+        source: e,
+    })?;
+    let script = dir.path().join("export_onnx.py");
+    let spec = dir.path().join("spec.json");
+    std::fs::write(&script, ONNX_SCRIPT).map_err(|e| ExportError::Io {
+        path: script.clone(),
+        source: e,
+    })?;
+    let spec_json = serde_json::json!({
+        "torchscript": ts,
+        "out": evdet_atomic::tmp_path(out),
+        "opset": sidecar.onnx_opset,
+        "input_names": sidecar.input_names,
+        "output_names": sidecar.output_names,
+        "input_shapes": inputs.iter().map(|t| t.size()).collect::<Vec<_>>(),
+        "dtype": sidecar.dtype,
+        "device": if inputs[0].device().is_cuda() { "cuda" } else { "cpu" },
+    });
+    std::fs::write(&spec, spec_json.to_string()).map_err(|e| ExportError::Io {
+        path: spec.clone(),
+        source: e,
+    })?;
+    let o = std::process::Command::new(python)
+        .arg(&script)
+        .arg(&spec)
+        .output()
+        .map_err(|e| {
+            ExportError::Onnx(format!(
+                "cannot run {} (set EVDET_PYTHON to a Python with torch, onnx): {e}",
+                python.display()
+            ))
+        })?;
+    if !o.status.success() {
+        let _ = std::fs::remove_file(evdet_atomic::tmp_path(out));
+        return Err(ExportError::Onnx(
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .rfind(|l| !l.contains("Warning") && !l.trim().is_empty())
+                .unwrap_or("the conversion script failed")
+                .to_string(),
+        ));
+    }
+    evdet_atomic::commit(&evdet_atomic::tmp_path(out), out).map_err(|e| ExportError::Io {
+        path: out.to_path_buf(),
+        source: e,
+    })
+}
