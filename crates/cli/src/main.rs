@@ -59,8 +59,10 @@ fn command_tree() -> clap::Command {
         cmd = cmd.mut_subcommand(*name, |c| c.display_order(i));
     }
     let (model, about) = torch_commands::BENCH_MODEL;
+    let (latency, latency_about) = torch_commands::BENCH_LATENCY;
     cmd.mut_subcommand("bench", |b| {
         b.subcommand(clap::Command::new(model).about(about))
+            .subcommand(clap::Command::new(latency).about(latency_about))
     })
 }
 

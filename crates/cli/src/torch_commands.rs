@@ -46,6 +46,12 @@ pub const BENCH_MODEL: (&str, &str) = (
     "Detector latency per frame and training-step time / memory",
 );
 
+/// `bench latency`.
+pub const BENCH_LATENCY: (&str, &str) = (
+    "latency",
+    "Streaming latency per window: histogram, eager, exported TorchScript, ONNX Runtime",
+);
+
 /// The description of a command `evdet-torch` runs.
 pub fn about(name: &str) -> &'static str {
     COMMANDS
@@ -65,7 +71,7 @@ pub fn wants_torch(args: &[OsString]) -> bool {
         .collect();
     let is_torch = |w: &[&str]| match w {
         [first, ..] if COMMANDS.iter().any(|(n, _)| n == first) => true,
-        ["bench", second, ..] => *second == BENCH_MODEL.0,
+        ["bench", second, ..] => *second == BENCH_MODEL.0 || *second == BENCH_LATENCY.0,
         _ => false,
     };
     match words.as_slice() {

@@ -296,7 +296,15 @@ pub fn export(
         ExportFormat::Onnx => {
             let opset = req.opset;
             sidecar.onnx_opset = Some(opset);
-            let r = convert_to_onnx(&ts_tmp, &req.out, &sidecar, &req.python, &inputs);
+            let r = torchscript_to_onnx(
+                &ts_tmp,
+                &req.out,
+                &sidecar.input_names,
+                &sidecar.output_names,
+                opset,
+                &req.python,
+                &inputs,
+            );
             let _ = std::fs::remove_file(&ts_tmp);
             r?;
         }
@@ -317,10 +325,14 @@ pub fn sidecar_path(file: &Path) -> PathBuf {
 
 const ONNX_SCRIPT: &str = include_str!("export_onnx.py");
 
-fn convert_to_onnx(
+/// Converts a TorchScript export to ONNX at `out` (written whole or not at all) with `python`
+/// running torch.onnx on example `inputs` of the traced shapes.
+pub fn torchscript_to_onnx(
     ts: &Path,
     out: &Path,
-    sidecar: &Sidecar,
+    input_names: &[String],
+    output_names: &[String],
+    opset: u32,
     python: &Path,
     inputs: &[Tensor],
 ) -> Result<(), ExportError> {
@@ -337,11 +349,11 @@ fn convert_to_onnx(
     let spec_json = serde_json::json!({
         "torchscript": ts,
         "out": evdet_atomic::tmp_path(out),
-        "opset": sidecar.onnx_opset,
-        "input_names": sidecar.input_names,
-        "output_names": sidecar.output_names,
+        "opset": opset,
+        "input_names": input_names,
+        "output_names": output_names,
         "input_shapes": inputs.iter().map(|t| t.size()).collect::<Vec<_>>(),
-        "dtype": sidecar.dtype,
+        "dtype": if inputs[0].kind() == Kind::Half { "float16" } else { "float32" },
         "device": if inputs[0].device().is_cuda() { "cuda" } else { "cpu" },
     });
     std::fs::write(&spec, spec_json.to_string()).map_err(|e| ExportError::Io {

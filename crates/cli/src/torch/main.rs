@@ -47,6 +47,8 @@ enum Command {
 enum Bench {
     #[command(name = names::BENCH_MODEL.0, about = names::BENCH_MODEL.1)]
     Model(commands::bench_model::Args),
+    #[command(name = names::BENCH_LATENCY.0, about = names::BENCH_LATENCY.1)]
+    Latency(commands::bench_latency::Args),
 }
 
 fn main() {
@@ -62,6 +64,9 @@ fn main() {
         Command::Bench {
             what: Bench::Model(a),
         } => commands::bench_model::run(a),
+        Command::Bench {
+            what: Bench::Latency(a),
+        } => commands::bench_latency::run(a),
     };
     evdet_cli::exit_with(result);
 }

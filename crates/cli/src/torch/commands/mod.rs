@@ -1,5 +1,6 @@
 //! One module per command that runs the network.
 
+pub mod bench_latency;
 pub mod bench_model;
 pub mod check_reference;
 pub mod eval;
