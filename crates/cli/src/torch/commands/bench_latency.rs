@@ -151,7 +151,7 @@ pub fn run(args: Args) -> Result<()> {
     let pb = crate::progress::bar(args.presets.len() as u64, "presets");
     let mut per = Map::new();
     for preset in &args.presets {
-        pb.set_message(format!("{preset}"));
+        pb.set_message(preset.to_string());
         let p: RvtPreset = preset
             .parse()
             .with_context(|| format!("--presets {preset}"))?;
