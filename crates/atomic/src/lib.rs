@@ -89,6 +89,35 @@ pub fn replace_dir<E: From<std::io::Error>>(
     Ok(())
 }
 
+/// As [`replace_dir`], but the folder being replaced is kept as `keep` (an older `keep` is deleted)
+/// instead of being deleted: after the swap `dir` is the new folder and `keep` the one before it. At
+/// every moment either `dir` or `keep` is a complete folder (a crash between the two renames leaves
+/// `keep` complete and `dir` missing), which is what a reader falling back from a damaged `dir` needs.
+pub fn replace_dir_keeping<E: From<std::io::Error>>(
+    dir: &Path,
+    keep: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
+    let tmp = tmp_path(dir);
+    create_parent(dir)?;
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| at(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| at(&tmp, e))?;
+    if let Err(e) = fill(&tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if dir.exists() {
+        if keep.exists() {
+            std::fs::remove_dir_all(keep).map_err(|e| at(keep, e))?;
+        }
+        std::fs::rename(dir, keep).map_err(|e| at(dir, e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| at(dir, e))?;
+    Ok(())
+}
+
 /// An I/O error that names the path it happened on.
 fn at(path: &Path, e: std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
@@ -120,6 +149,23 @@ mod tests {
         assert!(err.contains("sub"), "{err}");
         assert!(!tmp_path(&blocked).exists());
         assert_eq!(std::fs::read(&p).unwrap(), b"x");
+    }
+
+    #[test]
+    fn the_replaced_folder_is_kept_as_the_previous_one() {
+        let d = tempfile::tempdir().unwrap();
+        let (dir, keep) = (d.path().join("last"), d.path().join("previous"));
+        for v in [b"1", b"2", b"3"] {
+            replace_dir_keeping(&dir, &keep, |t| std::fs::write(t.join("a"), v)).unwrap();
+        }
+        assert_eq!(std::fs::read(dir.join("a")).unwrap(), b"3");
+        assert_eq!(std::fs::read(keep.join("a")).unwrap(), b"2");
+        let failed: std::io::Result<()> =
+            replace_dir_keeping(&dir, &keep, |_| Err(std::io::Error::other("disk full")));
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read(dir.join("a")).unwrap(), b"3");
+        assert_eq!(std::fs::read(keep.join("a")).unwrap(), b"2");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 2);
     }
 
     #[test]

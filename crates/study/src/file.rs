@@ -170,11 +170,17 @@ impl StudyFile {
         Ok(())
     }
 
-    /// Every (arm, seed) run in order: arms in name order, seeds in file order.
+    /// Every (arm, seed) run in order: seeds in file order, and within a seed the baseline first, then
+    /// the other arms in name order. Seed-major, so that a study stopped part way has every arm's
+    /// first seed (and the baseline's) to look at, and its first paired differences, as early as can be.
     pub fn runs(&self) -> Vec<(String, u64)> {
-        self.arms
-            .keys()
-            .flat_map(|a| self.seeds.iter().map(move |&s| (a.clone(), s)))
+        let arms: Vec<&String> = std::iter::once(&self.baseline)
+            .filter(|b| self.arms.contains_key(*b))
+            .chain(self.arms.keys().filter(|a| **a != self.baseline))
+            .collect();
+        self.seeds
+            .iter()
+            .flat_map(|&s| arms.iter().map(move |a| ((*a).clone(), s)))
             .collect()
     }
 }
@@ -279,6 +285,9 @@ hypotheses:
         assert_eq!(f.hypotheses[1].margin, -0.005);
         assert_eq!(f.runs().len(), 6);
         assert_eq!(f.runs()[0], ("3scale".to_string(), 0));
+        // Seed-major: both arms' seed 0 before any seed 1.
+        assert_eq!(f.runs()[1], ("4scale_sa".to_string(), 0));
+        assert_eq!(f.runs()[2], ("3scale".to_string(), 1));
     }
 
     #[test]

@@ -9,10 +9,18 @@
 //! Writing builds the folder under a temporary name and swaps it in whole (`evdet-atomic`), so a crash
 //! never leaves half a checkpoint. Reading is strict: a missing or unreadable `state.json` or
 //! `config.yaml` is an error naming the file, never a silent default.
+//!
+//! The folder verifies itself: `state.json` lists the size and SHA-256 of every other file
+//! (`files`), and [`load`] checks them, so a tensor file altered on disk (bit rot, a bad or partial
+//! copy) is an error naming the file instead of weights resumed silently. `checkpoints/last` is
+//! saved with [`save_keeping`], which keeps the folder it replaces as `checkpoints/previous`: a resume
+//! whose `last` fails verification goes on from there ([`load_for_resume`]).
 
 use crate::config::ExperimentConfig;
 use evdet_model::detector::Detector;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use tch::{nn, Tensor};
 
@@ -21,6 +29,8 @@ pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const RECURRENT_FILE: &str = "recurrent.safetensors";
 pub const STATE_FILE: &str = "state.json";
 pub const CONFIG_FILE: &str = "config.yaml";
+/// The checkpoint `last` was before the latest save (see [`save_keeping`]).
+pub const PREVIOUS: &str = "previous";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -97,6 +107,74 @@ pub struct TrainState {
     pub imported_from: Option<serde_json::Value>,
 }
 
+/// Size and content hash of one file of a checkpoint folder, as `state.json` records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDigest {
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// `state.json`: the training state and the digests of the folder's other files.
+#[derive(Serialize, Deserialize)]
+struct StateFile {
+    #[serde(flatten)]
+    state: TrainState,
+    /// Absent in folders written before digests existed; those load unverified.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    files: BTreeMap<String, FileDigest>,
+}
+
+/// Size and SHA-256 of a file, read in blocks.
+pub fn digest(path: &Path) -> Result<FileDigest, CheckpointError> {
+    use sha2::Digest;
+    let mut f = std::fs::File::open(path).map_err(|e| io(path, e))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    let sha256 = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok(FileDigest { bytes, sha256 })
+}
+
+/// Checks every file `state.json` lists against its size and hash.
+fn verify(dir: &Path, files: &BTreeMap<String, FileDigest>) -> Result<(), CheckpointError> {
+    use rayon::prelude::*;
+    files.par_iter().try_for_each(|(name, want)| {
+        let p = dir.join(name);
+        if !p.is_file() {
+            return Err(invalid(&p, "listed in state.json but missing"));
+        }
+        let got = digest(&p)?;
+        if got.bytes != want.bytes {
+            return Err(invalid(
+                &p,
+                format!(
+                    "{} bytes, state.json says {} (truncated or an incomplete copy)",
+                    got.bytes, want.bytes
+                ),
+            ));
+        }
+        if got.sha256 != want.sha256 {
+            return Err(invalid(
+                &p,
+                format!(
+                    "content does not match its SHA-256 in state.json ({} ≠ {}): the file was altered after it was written (bit rot, a bad copy)",
+                    &got.sha256[..12],
+                    &want.sha256[..12]
+                ),
+            ));
+        }
+        Ok(())
+    })
+}
+
 /// What goes into a checkpoint folder.
 pub struct Contents<'a> {
     /// Every model variable (parameters and BatchNorm buffers) by RVT name, e.g.
@@ -113,7 +191,17 @@ pub struct Contents<'a> {
 /// Writes the checkpoint folder `dir` atomically (an existing one is replaced only once the new one
 /// is complete).
 pub fn save(dir: &Path, c: &Contents) -> Result<(), CheckpointError> {
-    evdet_atomic::replace_dir(dir, |tmp| {
+    evdet_atomic::replace_dir(dir, |tmp| fill(tmp, c))
+}
+
+/// As [`save`], keeping the folder it replaces as `keep` (the trainer's `last` → `previous`), so that
+/// a damaged `dir` has a complete predecessor to fall back to.
+pub fn save_keeping(dir: &Path, keep: &Path, c: &Contents) -> Result<(), CheckpointError> {
+    evdet_atomic::replace_dir_keeping(dir, keep, |tmp| fill(tmp, c))
+}
+
+fn fill(tmp: &Path, c: &Contents) -> Result<(), CheckpointError> {
+    {
         let write = |file: &str, t: &[(String, Tensor)]| -> Result<(), CheckpointError> {
             let p = tmp.join(file);
             let cpu: Vec<(&str, Tensor)> = t
@@ -129,12 +217,23 @@ pub fn save(dir: &Path, c: &Contents) -> Result<(), CheckpointError> {
         if !c.recurrent.is_empty() {
             write(RECURRENT_FILE, c.recurrent)?;
         }
-        let json = serde_json::to_string_pretty(c.state).map_err(|e| io(tmp, e))?;
-        let p = tmp.join(STATE_FILE);
-        std::fs::write(&p, json).map_err(|e| io(&p, e))?;
         let p = tmp.join(CONFIG_FILE);
-        std::fs::write(&p, c.config.to_yaml()).map_err(|e| io(&p, e))
-    })
+        std::fs::write(&p, c.config.to_yaml()).map_err(|e| io(&p, e))?;
+        let mut files = BTreeMap::new();
+        for name in [MODEL_FILE, OPTIMIZER_FILE, RECURRENT_FILE, CONFIG_FILE] {
+            let p = tmp.join(name);
+            if p.is_file() {
+                files.insert(name.to_string(), digest(&p)?);
+            }
+        }
+        let state = StateFile {
+            state: c.state.clone(),
+            files,
+        };
+        let json = serde_json::to_string_pretty(&state).map_err(|e| io(tmp, e))?;
+        let p = tmp.join(STATE_FILE);
+        std::fs::write(&p, json).map_err(|e| io(&p, e))
+    }
 }
 
 /// A checkpoint folder's state, configuration and training tensors (the model weights are loaded
@@ -157,7 +256,9 @@ pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
     }
     let state_path = dir.join(STATE_FILE);
     let text = std::fs::read_to_string(&state_path).map_err(|e| io(&state_path, e))?;
-    let state: TrainState = serde_json::from_str(&text).map_err(|e| invalid(&state_path, e))?;
+    let StateFile { state, files } =
+        serde_json::from_str(&text).map_err(|e| invalid(&state_path, e))?;
+    verify(dir, &files)?;
     let config = read_config(&dir.join(CONFIG_FILE))?;
     let read = |file: &str| -> Result<Vec<(String, Tensor)>, CheckpointError> {
         let p = dir.join(file);
@@ -173,6 +274,41 @@ pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
         optimizer: read(OPTIMIZER_FILE)?,
         recurrent: read(RECURRENT_FILE)?,
     })
+}
+
+/// The checkpoint a run resumes from: `run_dir/checkpoints/last` when it loads and verifies, else
+/// `checkpoints/previous` (the one `last` replaced), with a message saying what was wrong with `last`.
+/// `Ok(None)` when the run has no checkpoint yet; an error when the checkpoints it has all fail.
+pub fn load_for_resume(
+    run_dir: &Path,
+) -> Result<Option<(Checkpoint, Option<String>)>, CheckpointError> {
+    let ckpts = run_dir.join("checkpoints");
+    let (last, previous) = (ckpts.join("last"), ckpts.join(PREVIOUS));
+    if !last.exists() && !previous.exists() {
+        return Ok(None);
+    }
+    let last_err = match load(&last) {
+        Ok(ck) => return Ok(Some((ck, None))),
+        Err(e) => e,
+    };
+    if !previous.exists() {
+        return Err(last_err);
+    }
+    match load(&previous) {
+        Ok(ck) => {
+            let msg = format!(
+                "{}: cannot resume from it ({last_err}); resuming from {} (step {}) instead",
+                last.display(),
+                previous.display(),
+                ck.state.step
+            );
+            Ok(Some((ck, Some(msg))))
+        }
+        Err(prev_err) => Err(invalid(
+            &ckpts,
+            format!("no checkpoint to resume from: {last_err}; {prev_err}"),
+        )),
+    }
 }
 
 /// The complete experiment configuration of a checkpoint (or run) folder's `config.yaml`.

@@ -142,13 +142,48 @@ impl Trainer {
     ) -> Result<Self, TrainError> {
         let (rank, world) = par.as_ref().map_or((0, 1), |p| (p.rank(), p.world()));
         let run_dir = run_dir(&cfg);
-        let last = run_dir.join("checkpoints/last");
-        let resume_from = if resume && last.join(checkpoint::MODEL_FILE).exists() {
-            Some(checkpoint::load(&last)?)
+        let root = rank == 0;
+        if root {
+            std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::Io {
+                path: run_dir.clone(),
+                source: e,
+            })?;
+        }
+        // One writer per run folder, for the whole life of this trainer (taken before the resume
+        // looks at the checkpoints, since it may move a damaged one aside).
+        let run_lock = if root {
+            Some(crate::run_lock::RunLock::acquire(&run_dir)?)
         } else {
             None
         };
         let mut notices = Vec::new();
+        // `last`, or `previous` when `last` fails verification (the notice says why).
+        let resume_from = match resume.then(|| checkpoint::load_for_resume(&run_dir)) {
+            Some(Ok(Some((ck, Some(why))))) => {
+                // The damaged `last` moves aside (kept for inspection), or the next save would
+                // rotate it into `previous` and leave nothing sound to fall back to.
+                let ckpts = run_dir.join("checkpoints");
+                let damaged = ckpts.join("last.damaged");
+                if root && ckpts.join("last").exists() {
+                    let _ = std::fs::remove_dir_all(&damaged);
+                    std::fs::rename(ckpts.join("last"), &damaged).map_err(|e| TrainError::Io {
+                        path: damaged.clone(),
+                        source: e,
+                    })?;
+                }
+                notices.push(format!(
+                    "warning: {why}; the damaged folder is now {}",
+                    damaged.display()
+                ));
+                Some(ck)
+            }
+            Some(Ok(found)) => found.map(|(ck, _)| ck),
+            Some(Err(e)) => return Err(e.into()),
+            None => None,
+        };
+        let last = resume_from
+            .as_ref()
+            .map_or_else(|| run_dir.join("checkpoints/last"), |ck| ck.dir.clone());
         if let Some(g) = resume_from.as_ref().and_then(|c| c.state.global_batch) {
             let b = cfg.batch_size.train;
             if b * world != g {
@@ -190,19 +225,6 @@ impl Trainer {
             pct_start: s.pct_start,
             div_factor: s.div_factor,
             final_div_factor: s.final_div_factor,
-        };
-        let root = rank == 0;
-        if root {
-            std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::Io {
-                path: run_dir.clone(),
-                source: e,
-            })?;
-        }
-        // One writer per run folder, for the whole life of this trainer.
-        let run_lock = if root {
-            Some(crate::run_lock::RunLock::acquire(&run_dir)?)
-        } else {
-            None
         };
         let mut state = TrainState {
             seed: cfg.reproduce.seed,
@@ -746,16 +768,21 @@ impl Trainer {
         state.stream_slots = self.plan.bs_stream;
         state.global_batch = Some(self.plan.batch_size());
         state.world_size = Some(self.plan.world);
-        checkpoint::save(
-            &self.run_dir.join("checkpoints").join(name),
-            &checkpoint::Contents {
-                model: &evdet_model::import::named_tensors(&self.vs),
-                optimizer: &self.opt.state_tensors(),
-                recurrent: &recurrent,
-                state: &state,
-                config: &self.cfg,
-            },
-        )?;
+        let contents = checkpoint::Contents {
+            model: &evdet_model::import::named_tensors(&self.vs),
+            optimizer: &self.opt.state_tensors(),
+            recurrent: &recurrent,
+            state: &state,
+            config: &self.cfg,
+        };
+        let dir = self.run_dir.join("checkpoints");
+        if name == "last" {
+            // The `last` being replaced stays as `previous`: a resume falls back to it when the new
+            // `last` turns out damaged.
+            checkpoint::save_keeping(&dir.join(name), &dir.join(checkpoint::PREVIOUS), &contents)?;
+        } else {
+            checkpoint::save(&dir.join(name), &contents)?;
+        }
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 
 use evdet_events::preprocess::{self, PreprocessConfig};
 use evdet_synth::{self as synth, Preset, SynthConfig};
+use evdet_train::checkpoint;
 use evdet_train::config::{self, ExperimentConfig};
 use evdet_train::trainer::Trainer;
 use std::path::{Path, PathBuf};
@@ -193,6 +194,109 @@ fn an_interrupted_run_resumes_to_identical_weights() {
         assert_eq!(na, nb);
         assert!(va == vb, "{na} differs after resume");
     }
+}
+
+/// Checkpoints verify themselves: a `last` whose tensor bytes changed on disk (one flipped byte) or
+/// that was cut short is refused with the file named, the resume goes on from `previous` (the `last`
+/// before it) and still ends with the uninterrupted run's weights; with both damaged it is an error.
+#[test]
+fn a_damaged_last_checkpoint_falls_back_to_the_previous_one() {
+    let _serial = serial();
+    let (runs_a, runs_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let extra = ["training.max_steps=5", "logging.ckpt_every_n_steps=1"];
+    let mut a = fresh_cpu_trainer(tiny_config(runs_a.path(), &extra)).unwrap();
+    a.fit(None, |_| {}, |_| {}).unwrap();
+
+    let mut b = fresh_cpu_trainer(tiny_config(runs_b.path(), &extra)).unwrap();
+    b.fit(Some(3), |_| {}, |_| {}).unwrap();
+    let ckpts = b.run_dir.join("checkpoints");
+    drop(b);
+    let (last, previous) = (ckpts.join("last"), ckpts.join("previous"));
+    assert_eq!(checkpoint::load(&last).unwrap().state.step, 3);
+    assert_eq!(checkpoint::load(&previous).unwrap().state.step, 2);
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(last.join("state.json")).unwrap()).unwrap();
+    for f in ["model.safetensors", "optimizer.safetensors", "config.yaml"] {
+        assert_eq!(
+            state["files"][f]["sha256"].as_str().map(str::len),
+            Some(64),
+            "{f}"
+        );
+    }
+
+    // One byte of the weights flipped, past the safetensors header.
+    let model = last.join("model.safetensors");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0x10;
+    std::fs::write(&model, &bytes).unwrap();
+    let err = checkpoint::load(&last)
+        .err()
+        .expect("a flipped byte")
+        .to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("SHA-256"),
+        "{err}"
+    );
+
+    let data = tiny_config(runs_b.path(), &extra).dataset.path;
+    let mut resumed = Trainer::new(
+        tiny_config(runs_b.path(), &extra),
+        Path::new(&data),
+        tch::Device::Cpu,
+        true,
+    )
+    .unwrap();
+    assert_eq!(resumed.state.step, 2, "resumes from checkpoints/previous");
+    let notice = resumed.notices.join("\n");
+    assert!(
+        notice.contains("checkpoints/last")
+            && notice.contains("SHA-256")
+            && notice.contains("previous (step 2)"),
+        "{notice}"
+    );
+    assert!(ckpts.join("last.damaged/model.safetensors").exists() && !last.exists());
+    resumed.fit(None, |_| {}, |_| {}).unwrap();
+    assert_eq!(resumed.state.step, 5);
+    assert_eq!(checkpoint::load(&previous).unwrap().state.step, 4);
+    let (wa, wb) = (weights(&a), weights(&resumed));
+    for ((na, va), (nb, vb)) in wa.iter().zip(&wb) {
+        assert_eq!(na, nb);
+        assert!(va == vb, "{na} differs after resuming from previous");
+    }
+    drop(resumed);
+
+    // Both damaged: a truncated `last` optimizer file and a flipped `previous` weight byte.
+    let opt = last.join("optimizer.safetensors");
+    let len = std::fs::metadata(&opt).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&opt)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let err = checkpoint::load(&last)
+        .err()
+        .expect("truncated")
+        .to_string();
+    assert!(
+        err.contains("optimizer.safetensors") && err.contains("truncated"),
+        "{err}"
+    );
+    let model = previous.join("model.safetensors");
+    let mut bytes = std::fs::read(&model).unwrap();
+    bytes[at] ^= 0x01;
+    std::fs::write(&model, &bytes).unwrap();
+    let err = Trainer::new(
+        tiny_config(runs_b.path(), &extra),
+        Path::new(&data),
+        tch::Device::Cpu,
+        true,
+    )
+    .err()
+    .expect("nothing to resume from")
+    .to_string();
+    assert!(err.contains("no checkpoint to resume from"), "{err}");
 }
 
 /// `training.precision` bf16 and fp16 run the forward pass under autocast (on the CPU here, as on a

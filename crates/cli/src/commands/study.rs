@@ -264,9 +264,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     });
     let failed = failed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let records: Vec<RunRecord> = plan
-        .iter()
-        .enumerate()
+    // study.json lists runs arm by arm (name order), seeds in file order, whatever order they ran in.
+    let mut order: Vec<usize> = (0..plan.len()).collect();
+    let seed_pos = |s: u64| study.seeds.iter().position(|&x| x == s);
+    order.sort_by(|&a, &b| {
+        (&plan[a].arm, seed_pos(plan[a].seed)).cmp(&(&plan[b].arm, seed_pos(plan[b].seed)))
+    });
+    let records: Vec<RunRecord> = order
+        .into_iter()
+        .map(|i| (i, &plan[i]))
         .map(|(i, p)| {
             let status = if failed.contains_key(&i) {
                 "failed"
