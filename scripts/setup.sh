@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Installs what evdet needs on a fresh Debian machine with Rust, gcc and Python 3.11, and does nothing
-# when it is already there: HDF5 (Debian's libhdf5-dev; blosc is built by the hdf5-metno crate), the
+# when it is already there: zlib headers and CMake ≥ 3.26 (the PyPI wheel, in the venv; Debian 12 has
+# 3.25) to build HDF5 2.x from source (hdf5-metno-src; blosc is built by the hdf5-metno crate), the
 # Gloo headers for the c10d shim (Debian's libgloo-dev), the PyPI wheel torch==2.11.0 whose libtorch
 # tch 0.24 links against (in $EVDET_VENV, shared by every clone) and the CUDA header wheels the shim's
 # NCCL side compiles against (nvidia-cuda-crt, nvidia-cuda-cccl; headers only, no GPU needed), and
 # numpy, safetensors, onnx, onnxruntime for the ONNX export and its tests.
-# Also makes the repository's `.torch` link that .cargo/config.toml points tch at.
+# Also makes the repository's `.torch` and `.cmake` links that .cargo/config.toml points the build at.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${EVDET_VENV:-$HOME/.evdet/venv}"
 torch_version="2.11.0"
 
 need_apt=()
-dpkg -s libhdf5-dev >/dev/null 2>&1 || need_apt+=(libhdf5-dev)
+dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 dpkg -s libgloo-dev >/dev/null 2>&1 || need_apt+=(libgloo-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -40,6 +41,15 @@ deploy=(numpy==2.4.6 safetensors==0.8.0 onnx==1.23.2 onnxruntime==1.32.0)
 if ! "$venv/bin/python" -c "import numpy, safetensors, onnx, onnxruntime" >/dev/null 2>&1; then
   echo "setup: installing ${deploy[*]} into $venv (pip)" >&2
   "$venv/bin/pip" install -q --disable-pip-version-check "${deploy[@]}"
+fi
+
+# HDF5 2.x's CMakeLists needs CMake 3.26; .cargo/config.toml points the build at the `.cmake` link.
+if ! "$venv/bin/cmake" --version 2>/dev/null | grep -q "version 3.31.6"; then
+  echo "setup: installing cmake==3.31.6 into $venv (pip)" >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check "cmake==3.31.6"
+fi
+if [ "$(readlink "$root/.cmake" 2>/dev/null)" != "$venv/bin/cmake" ]; then
+  ln -sfn "$venv/bin/cmake" "$root/.cmake"
 fi
 
 torch_dir="$("$venv/bin/python" -c 'import torch, os; print(os.path.dirname(torch.__file__))' 2>/dev/null)"

@@ -160,6 +160,9 @@ impl RawEventFile {
     }
 }
 
+/// Blosc's largest buffer (2³¹ − 255 bytes): no valid chunk holds more.
+const MAX_CHUNK_BYTES: u64 = (1 << 31) - 255;
+
 /// The fast path for blosc-compressed 1-D integer datasets (eTraM's and RVT's files): the compressed
 /// chunks are copied out under the HDF5 lock, then decompressed and converted on all threads. `None`
 /// when the dataset is laid out otherwise (the caller then reads through HDF5's filter pipeline).
@@ -201,15 +204,26 @@ fn read_blosc_range_parallel(
         if ok < 0 || nbytes == 0 {
             return None; // unallocated chunk (fill value): let HDF5 handle it
         }
+        // A stored chunk larger than blosc's own limit, or a decoded one past it, is a corrupt
+        // file, not a reason to allocate what it claims.
+        if nbytes > MAX_CHUNK_BYTES || (chunk as u64).saturating_mul(size as u64) > MAX_CHUNK_BYTES
+        {
+            return Some(Err(format!(
+                "chunk at {} claims {nbytes} stored bytes for {chunk} values of {size} bytes (corrupt file)",
+                c * chunk
+            )));
+        }
         let mut buf = vec![0u8; nbytes as usize];
-        // SAFETY: buf holds exactly the chunk's stored size.
+        let mut buf_size = buf.len();
+        // SAFETY: buf holds the chunk's stored size, which buf_size tells HDF5.
         let ok = hdf5::sync::sync(|| unsafe {
-            hdf5_sys::h5d::H5Dread_chunk(
+            hdf5_sys::h5d::H5Dread_chunk2(
                 id,
                 hdf5_sys::h5p::H5P_DEFAULT,
                 offset.as_ptr(),
                 &mut mask,
                 buf.as_mut_ptr().cast(),
+                &mut buf_size,
             )
         });
         if ok < 0 {

@@ -297,7 +297,10 @@ fn dtype_from_descr(v: &literal::Value) -> std::result::Result<Dtype, String> {
                             ty,
                             offset,
                         });
-                        offset += ty.size();
+                        // A mutated '|V…' size must not wrap the record size around.
+                        offset = offset.checked_add(ty.size()).ok_or_else(|| {
+                            format!("field '{name}' makes the record size overflow")
+                        })?;
                     }
                     _ => return Err("nested or shaped record fields are not supported".into()),
                 }
