@@ -481,10 +481,14 @@ impl RawEventWriter {
         compression: Compression,
     ) -> Result<Self> {
         let tmp = evdet_atomic::tmp_path(path);
-        let file = hdf5::File::create(&tmp)
+        let file = crate::layout::create_h5_untimed(&tmp)
             .map_err(|e| EventsError::hdf5(&tmp, format!("cannot create: {e}")))?;
         let h5 = |e: hdf5::Error| EventsError::hdf5(&tmp, e);
-        let group = file.create_group("events").map_err(h5)?;
+        let group = file
+            .create_group_builder()
+            .obj_track_times(false)
+            .create("events")
+            .map_err(h5)?;
         macro_rules! ds {
             ($t:ty, $name:expr) => {{
                 let mut b = group.new_dataset::<$t>().chunk(16384).shape(0..);

@@ -173,11 +173,19 @@ pub struct ReprWriter {
     frame_len: usize,
 }
 
+/// Creates an HDF5 file whose objects carry no creation/modification times, so that the same
+/// content gives the same bytes (HDF5 2.x records times on the root group by default).
+pub fn create_h5_untimed(path: &Path) -> hdf5::Result<hdf5::File> {
+    hdf5::File::with_options()
+        .with_fcpl(|p| p.obj_track_times(false))
+        .create(path)
+}
+
 impl ReprWriter {
     pub fn create(path: &Path, len: usize, chw: (usize, usize, usize)) -> Result<Self> {
         let (c, h, w) = chw;
         let h5 = |e: hdf5::Error| EventsError::hdf5(path, e);
-        let file = hdf5::File::create(path)
+        let file = create_h5_untimed(path)
             .map_err(|e| EventsError::hdf5(path, format!("cannot create: {e}")))?;
         let data = file
             .new_dataset::<u8>()
@@ -199,20 +207,28 @@ impl ReprWriter {
         let offset: [u64; 4] = [index as u64, 0, 0, 0];
         let id = self.data.id();
         // SAFETY: offset has the dataset's rank; chunk is a valid buffer of the given size.
-        let status = hdf5::sync::sync(|| unsafe {
-            hdf5_sys::h5d::H5Dwrite_chunk(
+        let (status, os) = hdf5::sync::sync(|| unsafe {
+            // errno cleared first, so that what it holds afterwards is this write's (HDF5's own
+            // message does not say why the system refused: a full disk, a file-size limit).
+            *libc::__errno_location() = 0;
+            let st = hdf5_sys::h5d::H5Dwrite_chunk(
                 id,
                 hdf5_sys::h5p::H5P_DEFAULT,
                 0,
                 offset.as_ptr(),
                 chunk.len(),
                 chunk.as_ptr().cast(),
-            )
+            );
+            (st, std::io::Error::last_os_error())
         });
         if status < 0 {
+            let why = match os.raw_os_error() {
+                Some(n) if n != 0 => format!(": {os}"),
+                _ => String::new(),
+            };
             return Err(EventsError::hdf5(
                 &self.path,
-                format!("direct chunk write of time step {index} failed"),
+                format!("direct chunk write of time step {index} failed{why}"),
             ));
         }
         Ok(())

@@ -2,7 +2,7 @@
 //! `evdet-fuzz` mutation test: safetensors weights and Lightning `.ckpt` files as `import-rvt` and
 //! `model.init_from` read them, and a checkpoint folder's `state.json` as resume, `eval` and `predict`
 //! read it. Seeds are the model_3scale fixture's real files and a checkpoint folder written here;
-//! `EVDET_FUZZ_CASES` mutated inputs per target (100 by default: the files are megabytes).
+//! `EVDET_FUZZ_CASES` mutated inputs per target (300 by default).
 
 use evdet_events::rng::{derive_seed, Rng};
 use evdet_fuzz::alloc_cap::{self, CappedAlloc};
@@ -21,7 +21,7 @@ fn cases() -> u64 {
     std::env::var("EVDET_FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100)
+        .unwrap_or(300)
 }
 
 /// Mutations of `seeds`, each written to `path` and given to `read`; returns (read, refused).
@@ -46,7 +46,7 @@ fn fuzz(
         let label = format!("{name} case {i}");
         alloc_cap::set_label(&label);
         alloc_cap::set_cap(alloc_cap::cap_for(bytes.len()));
-        let r = std::panic::catch_unwind(|| read(path));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(path)));
         alloc_cap::set_cap(usize::MAX);
         match r {
             Ok(Ok(())) => ok += 1,
