@@ -140,6 +140,16 @@ impl RawEventFile {
                 )
             });
         }
+        // Never through HDF5's blosc filter, which trusts what a corrupt file says.
+        if crate::blosc_guard::is_blosc(d) {
+            let field = || format!("events/{}", FIELDS[k]);
+            let (size, signed) = int_layout(d)
+                .ok_or_else(|| EventsError::field(&self.path, &field(), "not an integer type"))?;
+            let bytes = crate::blosc_guard::read_hyperslab(d, &[start], &[end]).map_err(|e| {
+                EventsError::field(&self.path, &field(), format!("events {start}..{end}: {e}"))
+            })?;
+            return Ok(decode_ints(&bytes, size, signed));
+        }
         read_int_range(d, start, end).map_err(|e| {
             EventsError::field(
                 &self.path,
@@ -160,12 +170,11 @@ impl RawEventFile {
     }
 }
 
-/// Blosc's largest buffer (2³¹ − 255 bytes): no valid chunk holds more.
-const MAX_CHUNK_BYTES: u64 = (1 << 31) - 255;
+use crate::blosc_guard::MAX_CHUNK_BYTES;
 
 /// The fast path for blosc-compressed 1-D integer datasets (eTraM's and RVT's files): the compressed
 /// chunks are copied out under the HDF5 lock, then decompressed and converted on all threads. `None`
-/// when the dataset is laid out otherwise (the caller then reads through HDF5's filter pipeline).
+/// when the dataset is laid out otherwise (the caller then reads it with `blosc_guard`).
 fn read_blosc_range_parallel(
     d: &hdf5::Dataset,
     start: usize,
@@ -179,12 +188,7 @@ fn read_blosc_range_parallel(
     if !matches!(d.filters().as_slice(), [hdf5::filters::Filter::Blosc(..)]) || start >= end {
         return None;
     }
-    let desc = d.dtype().ok()?.to_descriptor().ok()?;
-    let (size, signed) = match desc {
-        TypeDescriptor::Integer(s) => (s as usize, true),
-        TypeDescriptor::Unsigned(s) => (s as usize, false),
-        _ => return None,
-    };
+    let (size, signed) = int_layout(d)?;
     let id = d.id();
     let (first, last) = (start / chunk, (end - 1) / chunk);
     let mut raw = Vec::with_capacity(last - first + 1);
@@ -206,12 +210,13 @@ fn read_blosc_range_parallel(
         }
         // A stored chunk larger than blosc's own limit, or a decoded one past it, is a corrupt
         // file, not a reason to allocate what it claims.
-        if nbytes > MAX_CHUNK_BYTES || (chunk as u64).saturating_mul(size as u64) > MAX_CHUNK_BYTES
-        {
+        if (chunk as u64).saturating_mul(size as u64) > MAX_CHUNK_BYTES {
             return Some(Err(format!(
-                "chunk at {} claims {nbytes} stored bytes for {chunk} values of {size} bytes (corrupt file)",
-                c * chunk
+                "chunks of {chunk} values of {size} bytes (corrupt file)"
             )));
+        }
+        if let Err(e) = crate::blosc_guard::check_stored_size(d, addr, nbytes) {
+            return Some(Err(format!("event {}: {e}", c * chunk)));
         }
         let mut buf = vec![0u8; nbytes as usize];
         let mut buf_size = buf.len();
@@ -238,21 +243,8 @@ fn read_blosc_range_parallel(
             let bytes: &[u8] = if mask & 1 != 0 {
                 buf // the filter was skipped for this chunk: stored as is
             } else {
-                let mut out = vec![0u8; chunk * size];
-                // SAFETY: out has room for one full chunk; blosc checks the header against destsize.
-                let n = unsafe {
-                    blosc_src::blosc_decompress_ctx(
-                        buf.as_ptr().cast(),
-                        out.as_mut_ptr().cast(),
-                        out.len(),
-                        1,
-                    )
-                };
-                if n < 0 {
-                    return Err(format!("corrupt blosc chunk at event {}", c * chunk));
-                }
-                out.truncate(n as usize);
-                plain = out;
+                plain = crate::blosc_guard::decompress(buf, chunk * size)
+                    .map_err(|e| format!("event {}: {e}", c * chunk))?;
                 &plain
             };
             let lo = start.max(c * chunk) - c * chunk;
@@ -264,6 +256,15 @@ fn read_blosc_range_parallel(
         })
         .collect();
     Some(parts.map(|p| p.concat()))
+}
+
+/// Byte size and signedness of an integer dataset.
+fn int_layout(d: &hdf5::Dataset) -> Option<(usize, bool)> {
+    match d.dtype().ok()?.to_descriptor().ok()? {
+        TypeDescriptor::Integer(s) => Some((s as usize, true)),
+        TypeDescriptor::Unsigned(s) => Some((s as usize, false)),
+        _ => None,
+    }
 }
 
 fn decode_ints(b: &[u8], size: usize, signed: bool) -> Vec<i64> {

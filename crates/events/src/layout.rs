@@ -264,6 +264,9 @@ pub fn repr_shape(path: &Path) -> Result<[usize; 4]> {
     }
 }
 
+/// The largest histogram frame read (256 MiB: 20 bins of a 3840×2160 sensor are 166 MB).
+pub const MAX_FRAME_BYTES: usize = 1 << 28;
+
 /// Reads time steps `[start, end)` of a histogram file as one flat uint8 vector, with the shape.
 pub fn read_repr_range(path: &Path, start: usize, end: usize) -> Result<(Vec<u8>, [usize; 4])> {
     let h5 = |e: hdf5::Error| EventsError::hdf5(path, e);
@@ -286,6 +289,36 @@ pub fn read_repr_range(path: &Path, start: usize, end: usize) -> Result<(Vec<u8>
             "data",
             format!("time steps {start}..{end} out of range (T = {})", shape[0]),
         ));
+    }
+    let dims = [shape[0], shape[1], shape[2], shape[3]];
+    // A frame bigger than a 4K sensor's 20 bins is a corrupt shape, not a reason to allocate it.
+    let frame = dims[1..].iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if frame.is_none_or(|f| f > MAX_FRAME_BYTES) {
+        return Err(EventsError::field(
+            path,
+            "data",
+            format!(
+                "frames of {:?} are larger than {MAX_FRAME_BYTES} bytes (corrupt shape?)",
+                &dims[1..]
+            ),
+        ));
+    }
+    // Never through HDF5's blosc filter, which trusts what a corrupt file says.
+    if crate::blosc_guard::is_blosc(&data) {
+        if data.dtype().map(|t| t.size()).ok() != Some(1) {
+            return Err(EventsError::field(
+                path,
+                "data",
+                "expected uint8 histograms",
+            ));
+        }
+        let bytes = crate::blosc_guard::read_hyperslab(
+            &data,
+            &[start, 0, 0, 0],
+            &[end, dims[1], dims[2], dims[3]],
+        )
+        .map_err(|e| EventsError::field(path, "data", e))?;
+        return Ok((bytes, [end - start, dims[1], dims[2], dims[3]]));
     }
     let arr = data
         .read_slice::<u8, _, ndarray::Ix4>(ndarray::s![start..end, .., .., ..])

@@ -2,6 +2,7 @@
 //! `.dat`) and of RVT's preprocessed layout, the bit-exact stacked histogram, and the preprocessing
 //! pipeline. No tensor engine here: this crate builds fast and is usable alone.
 
+pub mod blosc_guard;
 pub mod dat;
 pub mod error;
 pub mod event;

@@ -207,7 +207,15 @@ pub fn read_npz_member(path: &Path, name: &str) -> Result<NpyArray> {
     let mut entry = zip
         .by_name(&member)
         .map_err(|_| EventsError::format(path, format!("npz archive has no array '{name}'")))?;
-    let mut bytes = Vec::with_capacity(entry.size() as usize);
+    // The size the archive claims is reserved only as far as the stored bytes can hold it (deflate
+    // expands at most 1032×; stored members not at all): a corrupt size is not an allocation.
+    let file_len = std::fs::metadata(path).map_or(0, |m| m.len());
+    let justified = entry
+        .compressed_size()
+        .min(file_len)
+        .saturating_mul(1032)
+        .saturating_add(1 << 16);
+    let mut bytes = Vec::with_capacity(entry.size().min(justified) as usize);
     entry
         .read_to_end(&mut bytes)
         .map_err(|e| EventsError::format(path, format!("array '{name}': {e}")))?;

@@ -130,6 +130,22 @@ fn fuzz(name: &str) {
         let b = rng.below(seeds.len() as u64) as usize;
         let (bytes, _) = mutate(&seeds[a].1, &seeds[b].1, &mut rng);
         let len = bytes.len();
+        // EVDET_FUZZ_DUMP=DIR EVDET_FUZZ_DUMP_CASES=i,j,… writes those inputs out (to keep as
+        // regressions) instead of running them.
+        if let (Ok(dir), Ok(list)) = (
+            std::env::var("EVDET_FUZZ_DUMP"),
+            std::env::var("EVDET_FUZZ_DUMP_CASES"),
+        ) {
+            if list.split(',').any(|c| c.trim() == i.to_string()) {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(
+                    Path::new(&dir).join(format!("{name}_seed{seed}_case{i}.bin")),
+                    &bytes,
+                )
+                .unwrap();
+            }
+            continue;
+        }
         alloc_cap::reset_largest();
         let label = format!(
             "case {i} (EVDET_FUZZ_SEED={seed}, seed file {})",
