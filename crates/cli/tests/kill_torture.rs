@@ -181,7 +181,7 @@ fn train_cmd(runs: &Path) -> Command {
 }
 
 /// metrics.jsonl by step (a resumed run logs again the steps after its checkpoint: every copy must
-/// agree), without the timings.
+/// agree), without the timings and memory figures.
 fn metrics(run: &Path) -> BTreeMap<u64, BTreeMap<String, String>> {
     let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap_or_default();
     let mut by_step: BTreeMap<u64, BTreeMap<String, String>> = BTreeMap::new();
@@ -194,7 +194,7 @@ fn metrics(run: &Path) -> BTreeMap<u64, BTreeMap<String, String>> {
             .as_object()
             .unwrap()
             .iter()
-            .filter(|(k, _)| !k.ends_with("_time_s"))
+            .filter(|(k, _)| !k.ends_with("_time_s") && !k.ends_with("rss_mib"))
             .map(|(k, x)| (k.clone(), x.to_string()))
             .collect();
         let entry = by_step.entry(step).or_default();

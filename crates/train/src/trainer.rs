@@ -384,6 +384,11 @@ impl Trainer {
             metrics.insert("train/data_time_s".into(), data_s);
             metrics.insert("train/compute_time_s".into(), compute_s);
             if step.is_multiple_of(self.cfg.logging.log_every_n_steps.max(1)) || step == end {
+                // Memory over the run: growth from recurrent state, logs or the prefetcher shows here.
+                if let Some((rss, peak)) = process_memory_mib() {
+                    metrics.insert("train/rss_mib".into(), rss);
+                    metrics.insert("train/peak_rss_mib".into(), peak);
+                }
                 self.write_log(step, &metrics)?;
             }
             on_step(&StepReport {
@@ -789,6 +794,17 @@ impl Trainer {
     pub fn train_data(&self) -> &Arc<SplitData> {
         &self.train
     }
+}
+
+/// Resident and peak resident memory of this process in MiB (Linux `/proc/self/status`).
+fn process_memory_mib() -> Option<(f64, f64)> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<f64> {
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb / 1024.0)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 fn named_states(s: &[LstmState]) -> Vec<(String, Tensor)> {
