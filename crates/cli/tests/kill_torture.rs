@@ -194,7 +194,7 @@ fn metrics(run: &Path) -> BTreeMap<u64, BTreeMap<String, String>> {
             .as_object()
             .unwrap()
             .iter()
-            .filter(|(k, _)| !k.ends_with("_time_s") && !k.ends_with("rss_mib"))
+            .filter(|(k, _)| !k.ends_with("_time_s") && !k.ends_with("_mib"))
             .map(|(k, x)| (k.clone(), x.to_string()))
             .collect();
         let entry = by_step.entry(step).or_default();

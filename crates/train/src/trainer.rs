@@ -389,6 +389,15 @@ impl Trainer {
                     metrics.insert("train/rss_mib".into(), rss);
                     metrics.insert("train/peak_rss_mib".into(), peak);
                 }
+                // What the allocator has handed out (live), as against what it holds (RSS): a leak
+                // grows the first, fragmentation only the second.
+                #[cfg(all(target_os = "linux", target_env = "gnu"))]
+                {
+                    // SAFETY: mallinfo2 only reads the allocator's counters.
+                    let mi = unsafe { libc::mallinfo2() };
+                    let live = (mi.uordblks + mi.hblkhd) as f64 / (1 << 20) as f64;
+                    metrics.insert("train/heap_live_mib".into(), live);
+                }
                 self.write_log(step, &metrics)?;
             }
             on_step(&StepReport {
