@@ -57,32 +57,13 @@ pub fn replace_dir<E: From<std::io::Error>>(
     dir: &Path,
     fill: impl FnOnce(&Path) -> Result<(), E>,
 ) -> Result<(), E> {
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(|e| at(&parent, e))?;
-    let tmp = tmp_path(dir);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| at(&tmp, e))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(|e| at(&tmp, e))?;
-    if let Err(e) = fill(&tmp) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
+    let tmp = filled_tmp(dir, fill)?;
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let old = parent.join(format!(".{name}.old"));
-    if dir.exists() {
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| at(&old, e))?;
-        }
-        std::fs::rename(dir, &old).map_err(|e| at(dir, e))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| at(dir, e))?;
+    let old = dir.with_file_name(format!(".{name}.old"));
+    swap_in(dir, &tmp, &old)?;
     if old.exists() {
         let _ = std::fs::remove_dir_all(&old);
     }
@@ -98,8 +79,18 @@ pub fn replace_dir_keeping<E: From<std::io::Error>>(
     keep: &Path,
     fill: impl FnOnce(&Path) -> Result<(), E>,
 ) -> Result<(), E> {
-    let tmp = tmp_path(dir);
+    let tmp = filled_tmp(dir, fill)?;
+    swap_in(dir, &tmp, keep)?;
+    Ok(())
+}
+
+/// `dir`'s temporary folder, emptied, created and filled by `fill` (removed again if `fill` fails).
+fn filled_tmp<E: From<std::io::Error>>(
+    dir: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<PathBuf, E> {
     create_parent(dir)?;
+    let tmp = tmp_path(dir);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| at(&tmp, e))?;
     }
@@ -108,14 +99,18 @@ pub fn replace_dir_keeping<E: From<std::io::Error>>(
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
+    Ok(tmp)
+}
+
+/// Moves an existing `dir` to `aside` (replacing an older `aside`), then `tmp` to `dir`.
+fn swap_in(dir: &Path, tmp: &Path, aside: &Path) -> std::io::Result<()> {
     if dir.exists() {
-        if keep.exists() {
-            std::fs::remove_dir_all(keep).map_err(|e| at(keep, e))?;
+        if aside.exists() {
+            std::fs::remove_dir_all(aside).map_err(|e| at(aside, e))?;
         }
-        std::fs::rename(dir, keep).map_err(|e| at(dir, e))?;
+        std::fs::rename(dir, aside).map_err(|e| at(dir, e))?;
     }
-    std::fs::rename(&tmp, dir).map_err(|e| at(dir, e))?;
-    Ok(())
+    std::fs::rename(tmp, dir).map_err(|e| at(dir, e))
 }
 
 /// An I/O error that names the path it happened on.

@@ -217,7 +217,10 @@ pub fn read_hyperslab(ds: &hdf5::Dataset, lo: &[usize], hi: &[usize]) -> Result<
 pub const MAX_CHUNK_BYTES: u64 = (1 << 31) - 255;
 
 /// A stored chunk's filter mask and bytes; `None` when the chunk was never written.
-fn read_raw_chunk(ds: &hdf5::Dataset, offset: &[u64]) -> Result<Option<(u32, Vec<u8>)>, String> {
+pub(crate) fn read_raw_chunk(
+    ds: &hdf5::Dataset,
+    offset: &[u64],
+) -> Result<Option<(u32, Vec<u8>)>, String> {
     let id = ds.id();
     let (mut mask, mut addr, mut nbytes) = (0u32, 0u64, 0u64);
     // SAFETY: offset has the dataset's rank; the out-pointers are valid locals.
@@ -258,7 +261,7 @@ fn read_raw_chunk(ds: &hdf5::Dataset, offset: &[u64]) -> Result<Option<(u32, Vec
 
 /// A chunk's stored bytes must lie inside the file: a corrupt chunk index is not a reason to
 /// allocate what it claims.
-pub fn check_stored_size(ds: &hdf5::Dataset, addr: u64, nbytes: u64) -> Result<(), String> {
+fn check_stored_size(ds: &hdf5::Dataset, addr: u64, nbytes: u64) -> Result<(), String> {
     let file_len = ds.file().map(|f| f.size()).unwrap_or(0);
     if nbytes > MAX_CHUNK_BYTES || addr.checked_add(nbytes).is_none_or(|end| end > file_len) {
         return Err(format!(

@@ -189,51 +189,20 @@ fn read_blosc_range_parallel(
         return None;
     }
     let (size, signed) = int_layout(d)?;
-    let id = d.id();
     let (first, last) = (start / chunk, (end - 1) / chunk);
     let mut raw = Vec::with_capacity(last - first + 1);
+    // A decoded chunk past blosc's own limit is a corrupt file, not a reason to allocate it.
+    if (chunk as u64).saturating_mul(size as u64) > MAX_CHUNK_BYTES {
+        return Some(Err(format!(
+            "chunks of {chunk} values of {size} bytes (corrupt file)"
+        )));
+    }
     for c in first..=last {
-        let offset = [(c * chunk) as u64];
-        let (mut mask, mut addr, mut nbytes) = (0u32, 0u64, 0u64);
-        // SAFETY: offset has rank 1 like the dataset; out-pointers are valid locals.
-        let ok = hdf5::sync::sync(|| unsafe {
-            hdf5_sys::h5d::H5Dget_chunk_info_by_coord(
-                id,
-                offset.as_ptr(),
-                &mut mask,
-                &mut addr,
-                &mut nbytes,
-            )
-        });
-        if ok < 0 || nbytes == 0 {
-            return None; // unallocated chunk (fill value): let HDF5 handle it
-        }
-        // A stored chunk larger than blosc's own limit, or a decoded one past it, is a corrupt
-        // file, not a reason to allocate what it claims.
-        if (chunk as u64).saturating_mul(size as u64) > MAX_CHUNK_BYTES {
-            return Some(Err(format!(
-                "chunks of {chunk} values of {size} bytes (corrupt file)"
-            )));
-        }
-        if let Err(e) = crate::blosc_guard::check_stored_size(d, addr, nbytes) {
-            return Some(Err(format!("event {}: {e}", c * chunk)));
-        }
-        let mut buf = vec![0u8; nbytes as usize];
-        let mut buf_size = buf.len();
-        // SAFETY: buf holds the chunk's stored size, which buf_size tells HDF5.
-        let ok = hdf5::sync::sync(|| unsafe {
-            hdf5_sys::h5d::H5Dread_chunk2(
-                id,
-                hdf5_sys::h5p::H5P_DEFAULT,
-                offset.as_ptr(),
-                &mut mask,
-                buf.as_mut_ptr().cast(),
-                &mut buf_size,
-            )
-        });
-        if ok < 0 {
-            return Some(Err(format!("cannot read chunk at {}", c * chunk)));
-        }
+        let (mask, buf) = match crate::blosc_guard::read_raw_chunk(d, &[(c * chunk) as u64]) {
+            Ok(Some(found)) => found,
+            Ok(None) => return None, // an unwritten chunk (fill value): the general path has it
+            Err(e) => return Some(Err(format!("event {}: {e}", c * chunk))),
+        };
         raw.push((c, mask, buf));
     }
     let parts: std::result::Result<Vec<Vec<i64>>, String> = raw
