@@ -18,10 +18,9 @@ pub struct MetricLog {
 impl MetricLog {
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let jsonl = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("metrics.jsonl"))?;
+        let path = dir.join("metrics.jsonl");
+        drop_cut_last_line(&path)?;
+        let jsonl = OpenOptions::new().create(true).append(true).open(&path)?;
         let now = wall_time();
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
         let name = format!(
@@ -59,7 +58,9 @@ impl MetricLog {
                 },
             );
         }
-        writeln!(self.jsonl, "{}", serde_json::Value::Object(obj))?;
+        // One write per line: a line is cut only by a kill inside that one system call.
+        let line = format!("{}\n", serde_json::Value::Object(obj));
+        self.jsonl.write_all(line.as_bytes())?;
         self.jsonl.flush()?;
         let mut summary = Vec::new();
         for (k, v) in values {
@@ -75,6 +76,24 @@ impl MetricLog {
         write_record(&mut self.tb, &ev)?;
         self.tb.flush()
     }
+}
+
+/// A run killed in the middle of writing a line leaves it without its newline; the resumed run would
+/// glue its next line to it. The cut line goes (the resumed run logs that step again).
+fn drop_cut_last_line(path: &Path) -> std::io::Result<()> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Ok(());
+    }
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .set_len(keep as u64)
 }
 
 /// Reads `metrics.jsonl` back (for reports and resume checks).
@@ -158,6 +177,28 @@ mod tests {
     #[test]
     fn crc32c_matches_the_standard_check_value() {
         assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+    }
+
+    #[test]
+    fn a_line_cut_by_a_kill_is_dropped_when_the_log_reopens() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("metrics.jsonl");
+        std::fs::write(
+            &p,
+            "{\"step\":1,\"train/loss\":2.0}\n{\"step\":2,\"train/lo",
+        )
+        .unwrap();
+        let mut log = MetricLog::open(d.path()).unwrap();
+        let mut m = BTreeMap::new();
+        m.insert("train/loss".to_string(), 1.5);
+        log.log(2, &m).unwrap();
+        let rows = read_jsonl(&p).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0]["step"].clone(), rows[1]["step"].clone()),
+            (1.into(), 2.into())
+        );
+        assert_eq!(rows[1]["train/loss"], 1.5);
     }
 
     #[test]
