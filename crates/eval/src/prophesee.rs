@@ -87,8 +87,9 @@ pub fn match_times(gt: &[BBox], dt: &[BBox], tol_us: i64) -> Vec<Window> {
     while i < gt.len() {
         let t = gt[i].t;
         let end = i + gt[i..].iter().take_while(|b| b.t == t).count();
-        let lo = dt.partition_point(|b| b.t < t - tol_us);
-        let hi = dt.partition_point(|b| b.t <= t + tol_us);
+        // Saturating: a time stamp near the ends of i64 (a corrupt file) must not wrap the window.
+        let lo = dt.partition_point(|b| b.t < t.saturating_sub(tol_us));
+        let hi = dt.partition_point(|b| b.t <= t.saturating_add(tol_us));
         out.push(Window {
             t,
             gt: i..end,
