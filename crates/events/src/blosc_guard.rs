@@ -270,3 +270,82 @@ fn check_stored_size(ds: &hdf5::Dataset, addr: u64, nbytes: u64) -> Result<(), S
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against HDF5's own read of a valid file: hyperslabs across chunk borders, partial edge chunks
+    /// and chunks never written (the fill value 0), in 2-D and 1-D.
+    #[test]
+    fn hyperslabs_equal_hdf5_s_own_read() {
+        let d = tempfile::tempdir().unwrap();
+        let f = hdf5::File::create(d.path().join("x.h5")).unwrap();
+        let ds = f
+            .new_dataset::<u16>()
+            .chunk((2, 3))
+            .shape((5, 7))
+            .blosc_zstd(1, hdf5::filters::BloscShuffle::Byte)
+            .create("m")
+            .unwrap();
+        // Rows 0..4 written, row 4 (its chunks) never.
+        let data = ndarray::Array2::from_shape_fn((4, 7), |(i, j)| (i * 100 + j) as u16);
+        ds.write_slice(&data, ndarray::s![0..4, ..]).unwrap();
+        assert!(is_blosc(&ds));
+        for (lo, hi) in [
+            ([0, 0], [5, 7]),
+            ([1, 2], [4, 6]),
+            ([3, 5], [5, 7]),
+            ([2, 0], [3, 1]),
+            ([4, 0], [5, 7]),
+        ] {
+            let ours = read_hyperslab(&ds, &lo, &hi).unwrap();
+            let theirs: Vec<u16> = ds
+                .read_slice_2d::<u16, _>(ndarray::s![lo[0]..hi[0], lo[1]..hi[1]])
+                .unwrap()
+                .iter()
+                .copied()
+                .collect();
+            let ours: Vec<u16> = ours
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .collect();
+            assert_eq!(ours, theirs, "{lo:?}..{hi:?}");
+        }
+        let one = f
+            .new_dataset::<i64>()
+            .chunk(4)
+            .shape(10)
+            .blosc_zstd(1, hdf5::filters::BloscShuffle::Byte)
+            .create("v")
+            .unwrap();
+        one.write_slice(&[5i64, -6, 7, 8, 9], ndarray::s![0..5])
+            .unwrap();
+        let ours = read_hyperslab(&one, &[3], &[10]).unwrap();
+        let ours: Vec<i64> = ours
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(ours, [8, 9, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn a_header_that_lies_about_its_sizes_is_refused() {
+        let mut h = vec![2u8, 1, 0x11, 1];
+        h.extend(100u32.to_le_bytes()); // nbytes
+        h.extend(100u32.to_le_bytes()); // blocksize
+        h.extend(4000u32.to_le_bytes()); // cbytes: more than stored
+        h.extend([0u8; 24]);
+        let e = check(&h, 100).unwrap_err();
+        assert!(
+            e.contains("says 4000 compressed bytes, stored in 40"),
+            "{e}"
+        );
+        h[12..16].copy_from_slice(&40u32.to_le_bytes());
+        assert!(check(&h, 100).is_ok());
+        assert!(check(&h, 64).unwrap_err().contains("the chunk holds 64"));
+        assert!(check(&h[..10], 100)
+            .unwrap_err()
+            .contains("shorter than its header"));
+    }
+}
