@@ -11,6 +11,9 @@ import os
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import study_archive  # noqa: E402  (the runs of a study folder, as the archive walks them)
+
 root = sys.argv[1]
 BINS = ["0-16", "16-32", "32-96"]
 
@@ -31,20 +34,15 @@ def mean(vals):
 
 
 arms = {}
-for arm in sorted(os.listdir(root)):
-    a = os.path.join(root, arm)
-    if not os.path.isdir(a):
+for arm, seed, run in study_archive.runs(root):
+    if not os.path.isfile(os.path.join(run, "eval/test_metrics.json")):
         continue
-    for seed in sorted(os.listdir(a)):
-        run = os.path.join(a, seed)
-        if not os.path.isfile(os.path.join(run, "eval/test_metrics.json")):
-            continue
-        r = [x for x in rows(run) if "train/loss" in x]
-        last = max(x["step"] for x in r)
-        late = [x for x in r if x["step"] > last / 2]
-        d = {k: mean([x.get(k) for x in late]) for k in set().union(*late)}
-        d["test"] = json.load(open(os.path.join(run, "eval/test_metrics.json")))
-        arms.setdefault(arm, []).append((seed, d))
+    r = [x for x in rows(run) if "train/loss" in x]
+    last = max(x["step"] for x in r)
+    late = [x for x in r if x["step"] > last / 2]
+    d = {k: mean([x.get(k) for x in late]) for k in set().union(*late)}
+    d["test"] = json.load(open(os.path.join(run, "eval/test_metrics.json")))
+    arms.setdefault(arm, []).append((seed, d))
 
 
 def f(v):
