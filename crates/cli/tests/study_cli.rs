@@ -157,6 +157,14 @@ fn a_killed_study_resumes_its_interrupted_run() {
     // The study and its training child, together.
     unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     let _ = child.wait_with_output();
+    // Nothing finished yet: nothing to summarize.
+    let o = study(&file, &runs, 30, &["--no-train"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("no run of study 'tiny' has finished yet"),
+        "{err}"
+    );
     let (out, err) = run(study(&file, &runs, 30, &["--dry-run"]));
     assert!(out.contains("interrupted"), "{out}{err}");
     // The estimate: 3 timed steps, extrapolated to the 4 runs × 30 steps not done (an interrupted run
@@ -206,6 +214,24 @@ fn a_failing_arm_is_marked_and_the_others_go_on() {
             .contains("no seed has both runs"),
         "{h}"
     );
+
+    // --no-train summarizes what has finished and trains nothing (the failed runs count as pending).
+    let (out, err) = run(study(&file, &runs, 2, &["--no-train"]));
+    assert_eq!(err.matches("training (log").count(), 0, "{err}");
+    assert!(out.contains("2 of 4 runs finished"), "{out}");
+    let j = study_json(&runs);
+    let statuses: Vec<&str> = j["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["done", "done", "pending", "pending"]);
+    assert_eq!(
+        j["arms"]["3scale"]["test/prophesee/AP"]["n"].as_u64(),
+        Some(2)
+    );
+    assert_eq!(j["hypotheses"][0]["verdict"].as_str(), Some("inconclusive"));
 }
 
 #[test]

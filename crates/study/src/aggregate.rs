@@ -211,7 +211,12 @@ pub fn add_bootstrap(result: &mut StudyResult, root: &std::path::Path, rounds: u
                         p.len()
                     );
                 }
-                None => out.bootstrap_note = "no test recordings".into(),
+                None => {
+                    let n = p[0].0.recordings.len();
+                    out.bootstrap_note = format!(
+                        "the test split has {n} recording(s): resampling recordings cannot vary it, so no bootstrap interval"
+                    )
+                }
             },
         }
     }

@@ -52,7 +52,9 @@ fn metric_on(run: &RunFrames, ids: &[usize], pick: &[usize], metric: &str) -> f6
 }
 
 /// Percentile 95 % interval of the mean over `pairs` (one per seed: arm run, other run) of
-/// `metric(arm) − metric(other)`, over `rounds` resamples of the test recordings.
+/// `metric(arm) − metric(other)`, over `rounds` resamples of the test recordings; `None` with fewer
+/// than two recordings, where every resample is the same one and an interval would only repeat the
+/// observed difference.
 pub fn paired_difference_ci(
     pairs: &[(&RunFrames, &RunFrames)],
     metric: &str,
@@ -60,6 +62,9 @@ pub fn paired_difference_ci(
     seed: u64,
 ) -> Option<(f64, f64)> {
     let ids: Vec<usize> = pairs.first()?.0.recordings.keys().copied().collect();
+    if ids.len() < 2 {
+        return None;
+    }
     bootstrap_ci(ids.len(), rounds, seed, |pick| {
         let diffs: Vec<f64> = pairs
             .iter()
@@ -124,5 +129,11 @@ mod tests {
             ci,
             paired_difference_ci(&[(&one, &none)], m, 400, 1).unwrap()
         );
+        // One recording: every resample is that recording, so there is no interval to give.
+        let mut single = run([true, false, false]);
+        single.recordings.retain(|&k, _| k == 0);
+        let mut other = run([false; 3]);
+        other.recordings.retain(|&k, _| k == 0);
+        assert_eq!(paired_difference_ci(&[(&single, &other)], m, 50, 1), None);
     }
 }

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 /// Examples:
 ///   evdet study study/size_aware_mini.yaml
 ///   evdet study study/size_aware_mini.yaml --dry-run
+///   evdet study study/size_aware_mini.yaml --no-train     # study.json from the runs finished so far
 ///   evdet study study/size_aware_mini.yaml training.max_steps=200 --parallel 2
 ///   evdet study study/size_aware_etram.yaml dataset.path=/data/etram_pre --devices cuda:0,cuda:1 --parallel 2
 #[derive(clap::Args)]
@@ -46,6 +47,10 @@ pub struct Args {
     /// Print the plan (runs, their state and devices) and exit.
     #[arg(long)]
     pub dry_run: bool,
+    /// Train nothing: write study.json, the study page and the table from the runs finished so far
+    /// (a look at a study still under way; unfinished runs count as pending).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub no_train: bool,
     /// Resamples of the test recordings for each hypothesis's bootstrap interval (0 = off).
     #[arg(long, default_value_t = 200, value_name = "N")]
     pub bootstrap: usize,
@@ -95,7 +100,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         runs_dir.get_or_insert(cfg.logging.runs_dir);
     }
     let root = PathBuf::from(runs_dir.unwrap_or_else(|| "runs".into())).join(&study.study);
-    check_same_study(&root, &study, &args.overrides, !args.dry_run)?;
+    check_same_study(
+        &root,
+        &study,
+        &args.overrides,
+        !args.dry_run && !args.no_train,
+    )?;
 
     let plan: Vec<Planned> = study
         .runs()
@@ -182,12 +192,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if args.no_train && !plan.iter().any(|p| state_of(&p.dir) == "done") {
+        anyhow::bail!(
+            "no run of study '{}' has finished yet in {}: nothing to summarize",
+            study.study,
+            root.display()
+        );
+    }
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     let exe = std::env::current_exe()?;
     let queue = Arc::new(Mutex::new(
         plan.iter()
             .enumerate()
-            .filter(|(_, p)| state_of(&p.dir) != "done")
+            .filter(|(_, p)| !args.no_train && state_of(&p.dir) != "done")
             .map(|(i, _)| i)
             .collect::<std::collections::VecDeque<_>>(),
     ));
@@ -310,6 +327,12 @@ study page: {}",
         out.display(),
         page.display()
     );
+    if args.no_train {
+        let done = result.runs.iter().filter(|r| r.status == "done").count();
+        println!(
+            "{done} of {total} runs finished; the others count as pending (run without --no-train to continue the study)"
+        );
+    }
     if !failed.is_empty() {
         anyhow::bail!(
             "{} of {} runs failed (the verdicts say which seeds are missing); rerun the same command to retry them",
