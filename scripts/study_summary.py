@@ -55,7 +55,7 @@ table("Unfiltered (every box)",
 bins = sorted({k.rsplit("/", 1)[1] for a in arms.values() for k in a if k.startswith("test/unfiltered/AP_bin/")},
               key=lambda b: float(b.split("-")[0]))
 bins = [b for b in bins if any(arms[a].get(f"test/unfiltered/AP_bin/{b}", {}).get("mean", 0) > 0 for a in arms)]
-table("AP by size bin, unfiltered (√area in pixels of the sensor)",
+table("AP by size bin, unfiltered (√area of the box in label pixels)",
       [f"test/unfiltered/AP_bin/{b}" for b in bins], [f"{b} px" for b in bins])
 
 print("**Seed by seed** (test/prophesee/AP_S, then test/prophesee/AP; seeds in order)\n")
