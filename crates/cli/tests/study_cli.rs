@@ -274,3 +274,113 @@ fn bad_study_inputs_are_refused_with_the_reason() {
         "{e}"
     );
 }
+
+/// The README's finding on `size_aware_mini`, rebuilt the way the README says a newcomer rebuilds
+/// it: restore the archived runs, `evdet study … --no-train`, and compare study.json with the
+/// README's tables (arms: mean ± half-width; hypotheses: difference, interval, verdict).
+#[test]
+fn the_archived_mini_study_gives_the_readme_numbers() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let d = tempfile::tempdir().unwrap();
+    let runs = d.path().join("runs/size_aware_mini");
+    let st = Command::new("python3")
+        .arg(repo.join("scripts/study_archive.py"))
+        .arg("restore")
+        .arg(repo.join("notes/study_runs/size_aware_mini"))
+        .arg(&runs)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (out, _) = run(evdet()
+        .current_dir(d.path())
+        .args([
+            "study",
+            "study/size_aware_mini.yaml",
+            "--no-train",
+            "--config-dir",
+        ])
+        .arg(config_dir()));
+    assert!(out.contains("all 27 runs finished"), "{out}");
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("study.json")).unwrap()).unwrap();
+
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    let finding = &readme[readme.find("The finding on `size_aware_mini`").unwrap()..];
+    let finding = &finding[..finding.find("###").unwrap()];
+    let num = |s: &str| s.trim().replace('−', "-").parse::<f64>().unwrap();
+    let fmt = |v: f64| format!("{v:.3}");
+    let arm_metric = |arm: &str, m: &str| {
+        let a = &j["arms"][arm][m];
+        let (mean, lo, hi) = (
+            a["mean"].as_f64().unwrap(),
+            a["ci95_low"].as_f64().unwrap(),
+            a["ci95_high"].as_f64().unwrap(),
+        );
+        (fmt(mean), fmt((hi - lo) / 2.0))
+    };
+    let mut arms_seen = 0;
+    let mut hyps_seen = 0;
+    for row in finding
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("| "))
+    {
+        let cells: Vec<&str> = row.trim_matches('|').split(" | ").map(str::trim).collect();
+        let arm = cells[0].split(' ').next().unwrap();
+        if j["arms"].get(arm).is_some() && cells.len() == 4 {
+            let metrics = [
+                "test/prophesee/AP",
+                "test/prophesee/AP_S",
+                "test/unfiltered/AP_bin/8-16",
+            ];
+            for (cell, m) in cells[1..].iter().zip(metrics) {
+                let (mean, half) = cell.split_once(" ± ").unwrap();
+                assert_eq!(
+                    (mean.to_string(), half.to_string()),
+                    arm_metric(arm, m),
+                    "README row {row}, {m}"
+                );
+            }
+            arms_seen += 1;
+        } else if cells[0].contains(" > ") || cells[0].contains(" ≥ ") {
+            // `| AP_S: 4scale_sa > 3scale | −0.058 [−0.237, +0.120] | inconclusive |`
+            let (metric, claim) = cells[0].split_once(": ").unwrap();
+            let arms: Vec<&str> = claim
+                .split([' ', '/'])
+                .filter(|w| j["arms"].get(*w).is_some())
+                .collect();
+            let than = *arms.last().unwrap();
+            let diffs: Vec<&str> = cells[1].split(" / ").collect();
+            for (k, arm) in arms[..arms.len() - 1].iter().enumerate() {
+                let h = j["hypotheses"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|h| {
+                        h["arm"] == *arm
+                            && h["than"] == than
+                            && h["metric"] == format!("test/prophesee/{metric}")
+                    })
+                    .unwrap_or_else(|| panic!("no hypothesis for README row {row}"));
+                let d = diffs[k]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_end_matches(',');
+                assert_eq!(fmt(num(d)), fmt(h["mean_diff"].as_f64().unwrap()), "{row}");
+                if let Some(ci) = diffs[k].split_once('[') {
+                    let (lo, hi) = ci.1.split_once(']').unwrap().0.split_once(", ").unwrap();
+                    assert_eq!(fmt(num(lo)), fmt(h["ci95_low"].as_f64().unwrap()), "{row}");
+                    assert_eq!(fmt(num(hi)), fmt(h["ci95_high"].as_f64().unwrap()), "{row}");
+                }
+                assert_eq!(
+                    cells[2].trim_matches('*'),
+                    h["verdict"].as_str().unwrap(),
+                    "{row}"
+                );
+                hyps_seen += 1;
+            }
+        }
+    }
+    assert_eq!((arms_seen, hyps_seen), (5, 7), "{finding}");
+}

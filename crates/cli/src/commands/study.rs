@@ -329,9 +329,13 @@ study page: {}",
     );
     if args.no_train {
         let done = result.runs.iter().filter(|r| r.status == "done").count();
-        println!(
-            "{done} of {total} runs finished; the others count as pending (run without --no-train to continue the study)"
-        );
+        if done < total {
+            println!(
+                "{done} of {total} runs finished; the others count as pending (run without --no-train to continue the study)"
+            );
+        } else {
+            println!("all {total} runs finished");
+        }
     }
     if !failed.is_empty() {
         anyhow::bail!(
