@@ -63,6 +63,16 @@ fn study_json(runs: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(runs.join("tiny/study.json")).unwrap()).unwrap()
 }
 
+/// Each run's status in study.json, in its order.
+fn statuses(j: &serde_json::Value) -> Vec<&str> {
+    j["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn a_tiny_study_runs_every_arm_and_seed_and_skips_them_when_rerun() {
     let d = tempfile::tempdir().unwrap();
@@ -197,13 +207,7 @@ fn a_failing_arm_is_marked_and_the_others_go_on() {
         "{err}"
     );
     let j = study_json(&runs);
-    let statuses: Vec<&str> = j["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(statuses, ["done", "done", "failed", "failed"]);
+    assert_eq!(statuses(&j), ["done", "done", "failed", "failed"]);
     let h = &j["hypotheses"][0];
     assert_eq!(h["verdict"].as_str(), Some("inconclusive"));
     assert_eq!(h["missing_seeds"], serde_json::json!([0, 1]));
@@ -220,13 +224,7 @@ fn a_failing_arm_is_marked_and_the_others_go_on() {
     assert_eq!(err.matches("training (log").count(), 0, "{err}");
     assert!(out.contains("2 of 4 runs finished"), "{out}");
     let j = study_json(&runs);
-    let statuses: Vec<&str> = j["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(statuses, ["done", "done", "pending", "pending"]);
+    assert_eq!(statuses(&j), ["done", "done", "pending", "pending"]);
     assert_eq!(
         j["arms"]["3scale"]["test/prophesee/AP"]["n"].as_u64(),
         Some(2)
