@@ -140,6 +140,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         })
         .collect();
+    // Each run's state before anything trains (a run's state is read again after training).
+    let states: Vec<&str> = plan.iter().map(|p| state_of(&p.dir)).collect();
     let parallel = args.parallel.max(1);
     let devices = if args.devices.is_empty() {
         vec![String::new()]
@@ -166,7 +168,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "  {:<24} seed {:<4} {:<12} {}",
             p.arm,
             p.seed,
-            state_of(&p.dir),
+            states[i],
             if dev.is_empty() {
                 "default device"
             } else {
@@ -176,7 +178,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.dry_run {
         // A few timed steps of the first run still to do, extrapolated to every run left.
-        let todo: Vec<&Planned> = plan.iter().filter(|p| state_of(&p.dir) != "done").collect();
+        let todo: Vec<&Planned> = plan
+            .iter()
+            .zip(&states)
+            .filter(|(_, &st)| st != "done")
+            .map(|(p, _)| p)
+            .collect();
         if let Some(first) = todo.first() {
             match time_steps(&first.args) {
                 Ok(step_s) => {
@@ -192,7 +199,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if args.no_train && !plan.iter().any(|p| state_of(&p.dir) == "done") {
+    if args.no_train && !states.contains(&"done") {
         anyhow::bail!(
             "no run of study '{}' has finished yet in {}: nothing to summarize",
             study.study,
@@ -202,10 +209,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     let exe = std::env::current_exe()?;
     let queue = Arc::new(Mutex::new(
-        plan.iter()
-            .enumerate()
-            .filter(|(_, p)| !args.no_train && state_of(&p.dir) != "done")
-            .map(|(i, _)| i)
+        (0..plan.len())
+            .filter(|&i| !args.no_train && states[i] != "done")
             .collect::<std::collections::VecDeque<_>>(),
     ));
     let failed = Arc::new(Mutex::new(BTreeMap::<usize, String>::new()));
