@@ -5,7 +5,8 @@
 # Gloo headers for the c10d shim (Debian's libgloo-dev), the PyPI wheel torch==2.11.0 whose libtorch
 # tch 0.24 links against (in $EVDET_VENV, shared by every clone) and the CUDA header wheels the shim's
 # NCCL side compiles against (nvidia-cuda-crt, nvidia-cuda-cccl; headers only, no GPU needed), and
-# numpy, safetensors, onnx, onnxruntime for the ONNX export and its tests.
+# numpy, safetensors, onnx, onnxruntime for the ONNX export and its tests; h5py, hdf5plugin, pillow and
+# torchvision for the README's Python example.
 # Also makes the repository's `.torch` and `.cmake` links that .cargo/config.toml points the build at.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,6 +42,16 @@ deploy=(numpy==2.4.6 safetensors==0.8.0 onnx==1.23.2 onnxruntime==1.32.0)
 if ! "$venv/bin/python" -c "import numpy, safetensors, onnx, onnxruntime" >/dev/null 2>&1; then
   echo "setup: installing ${deploy[*]} into $venv (pip)" >&2
   "$venv/bin/pip" install -q --disable-pip-version-check "${deploy[@]}"
+fi
+
+# The README's Python deployment example (run by crates/cli/tests/readme.rs): reads a preprocessed
+# sequence's blosc-compressed histograms (h5py + hdf5plugin) and applies torchvision's class-aware NMS.
+# torchvision without its dependencies keeps the torch above as it is; it needs pillow to import.
+example=(h5py==3.16.0 hdf5plugin==7.1.0 pillow==12.1.0)
+if ! "$venv/bin/python" -c "import h5py, hdf5plugin, PIL, torchvision" >/dev/null 2>&1; then
+  echo "setup: installing ${example[*]} torchvision==0.26.0 into $venv (pip)" >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check "${example[@]}"
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps torchvision==0.26.0
 fi
 
 # HDF5 2.x's CMakeLists needs CMake 3.26; .cargo/config.toml points the build at the `.cmake` link.

@@ -17,8 +17,51 @@ pub mod torch_commands;
 /// Ends the process as both executables do: an error is printed with its causes, exit status 1.
 pub fn exit_with(result: anyhow::Result<()>) {
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", error_chain(&e));
         std::process::exit(1);
+    }
+}
+
+/// The error and its causes joined by `: `, as `{:#}` prints them, but without a cause that the
+/// message before it already quotes: library errors write `{path}: {source}` and keep `source` as
+/// their cause, which `{:#}` would print twice (`x.yaml: No such file (os error 2): No such file (os
+/// error 2)`).
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_quoted_by_its_message_is_printed_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("{path}: {source}")]
+        struct Io {
+            path: String,
+            source: std::io::Error,
+        }
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::new(Io {
+            path: "s.yaml".into(),
+            source: io,
+        })
+        .context("reading the study");
+        let text = error_chain(&e);
+        assert_eq!(text, "reading the study: s.yaml: entity not found");
+        assert_eq!(text.matches("not found").count(), 1);
     }
 }
 

@@ -5,7 +5,7 @@
 //! model, the tiny data's input size). A README line that stops working fails here.
 
 mod common;
-use common::evdet;
+use common::{evdet, python};
 
 use std::path::Path;
 
@@ -43,6 +43,26 @@ fn readme_commands() -> Vec<String> {
             vars.push((k.to_string(), v.to_string()));
         } else if full.starts_with("evdet ") {
             out.push(full);
+        }
+    }
+    out
+}
+
+/// The README's ```python block (the deployment example).
+fn python_example() -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in README.lines() {
+        if line.trim_start().starts_with("```") {
+            if inside {
+                break;
+            }
+            inside = line.trim() == "```python";
+            continue;
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
         }
     }
     out
@@ -161,6 +181,23 @@ fn every_readme_command_runs_on_tiny_data() {
             p.display()
         );
     }
+    // The Python deployment example runs as written on the exported mini.pt and the tiny data.
+    let example = python_example();
+    assert!(example.contains("torch.jit.load(\"mini.pt\")"), "{example}");
+    let o = std::process::Command::new(python())
+        .current_dir(d)
+        .args(["-c", &example])
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(
+        o.status.success(),
+        "the README's Python example failed\n{out}\n{err}"
+    );
+    assert!(out.contains("tensor("), "it printed no boxes: {out}");
     // The fine-tuning line started from the imported weights, every tensor of them.
     let init: serde_json::Value = serde_json::from_slice(
         &std::fs::read(d.join("runs/etram/size_aware/rvt_etram_finetune/init_from.json")).unwrap(),

@@ -321,15 +321,6 @@ fn predict_on_a_camera_raw_file_equals_predict_on_its_h5_and_keeps_to_start_end(
     );
 }
 
-/// The venv Python of `scripts/setup.sh` (torch, onnx, onnxruntime, safetensors).
-fn python() -> PathBuf {
-    std::env::var_os("EVDET_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".evdet/venv/bin/python")
-        })
-}
-
 #[test]
 fn exported_torchscript_and_onnx_reproduce_streaming_inference() {
     // The "base" run exported both ways, then 24 consecutive windows of the test sequence with the

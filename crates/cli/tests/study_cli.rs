@@ -175,7 +175,16 @@ fn a_killed_study_resumes_its_interrupted_run() {
         err.contains("no run of study 'tiny' has finished yet"),
         "{err}"
     );
+    // The plan alone is instant: nothing trains, nothing is estimated.
+    let t0 = std::time::Instant::now();
     let (out, err) = run(study(&file, &runs, 30, &["--dry-run"]));
+    assert!(out.contains("interrupted"), "{out}{err}");
+    assert!(
+        !out.contains("s per training step") && out.contains("--estimate"),
+        "{out}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    let (out, err) = run(study(&file, &runs, 30, &["--dry-run", "--estimate"]));
     assert!(out.contains("interrupted"), "{out}{err}");
     // The estimate: 3 timed steps, extrapolated to the 4 runs × 30 steps not done (an interrupted run
     // counts whole).

@@ -83,7 +83,13 @@ impl ConfigRoot {
                 message: e.to_string(),
             })?;
             let path: Vec<&str> = key.split('.').collect();
-            check_path_known(&path, &ctx.schema)?;
+            check_path_known(&path, &ctx.schema).map_err(|e| match e {
+                ConfigError::UnknownKey { key, hint } => ConfigError::UnknownKey {
+                    hint: hint_anywhere(&ctx.schema, &key).unwrap_or(hint),
+                    key,
+                },
+                e => e,
+            })?;
             set_path(&mut value, &path, parsed);
         }
         Ok(Composed {
@@ -270,6 +276,47 @@ fn unknown(prefix: &str, key: &str, schema: &Value) -> ConfigError {
     ConfigError::UnknownKey { key: full, hint }
 }
 
+/// Every dotted key of `schema`, leaves and inner keys alike.
+fn all_keys(schema: &Value, prefix: &str, out: &mut Vec<String>) {
+    let Some(m) = schema.as_mapping() else { return };
+    for (k, v) in m {
+        let Some(k) = k.as_str() else { continue };
+        let p = if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        out.push(p.clone());
+        all_keys(v, &p, out);
+    }
+}
+
+/// A hint for an unknown override key from anywhere in the tree, matched on its last part:
+/// `max_steps` → `training.max_steps`, `training.max_step` → `training.max_steps`. `None` when
+/// nothing elsewhere is closer than the siblings' best match.
+fn hint_anywhere(schema: &Value, key: &str) -> Option<String> {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    let mut keys = Vec::new();
+    all_keys(schema, "", &mut keys);
+    let tail = |k: &str| k.rsplit('.').next().unwrap_or(k).to_string();
+    let exact: Vec<&String> = keys.iter().filter(|k| tail(k) == last).collect();
+    if !exact.is_empty() {
+        let names: Vec<String> = exact.iter().take(4).map(|k| format!("'{k}'")).collect();
+        return Some(format!(" (did you mean {}?)", names.join(" or ")));
+    }
+    // A near miss of the last part, only when clearly close (one or two edits).
+    // At equal distance a sibling of the key as typed wins.
+    let prefix = key.rsplit_once('.').map_or("", |(p, _)| p);
+    let (best, d, _) = keys
+        .iter()
+        .map(|k| {
+            let sibling = k.rsplit_once('.').map_or("", |(p, _)| p) == prefix;
+            (k, strsim::levenshtein(&tail(k), last), !sibling)
+        })
+        .min_by_key(|&(_, d, other)| (d, other))?;
+    (d <= 2 && d < last.len()).then(|| format!(" (did you mean '{best}'?)"))
+}
+
 /// Every key of `v` must exist in `schema`; below a key whose schema value is not a mapping (a leaf,
 /// a list, or null meaning "free-form") anything goes.
 fn check_known(v: &Value, schema: &Value, prefix: &str) -> Result<(), ConfigError> {
@@ -376,6 +423,29 @@ mod tests {
             2
         );
         assert!(get_path(v, "defaults").is_none());
+    }
+
+    #[test]
+    fn an_unknown_override_is_matched_on_its_last_part_anywhere_in_the_tree() {
+        let d = root();
+        let r = ConfigRoot::new(d.path());
+        let e = |o: &str| {
+            r.compose(Path::new("experiment/e.yaml"), &[o.into()])
+                .unwrap_err()
+                .to_string()
+        };
+        let m = e("max_steps=5");
+        assert!(
+            m.contains("'max_steps'") && m.contains("did you mean 'training.max_steps'"),
+            "{m}"
+        );
+        let m = e("head.size_aware_los=true");
+        assert!(
+            m.contains("did you mean 'model.head.size_aware_loss'"),
+            "{m}"
+        );
+        let m = e("training.max_step=5");
+        assert!(m.contains("did you mean 'training.max_steps'"), "{m}");
     }
 
     #[test]

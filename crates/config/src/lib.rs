@@ -2,9 +2,11 @@
 //! (`schema`). The model section stays a YAML value here and is typed by the model crate.
 
 pub mod compose;
+pub mod diff;
 pub mod schema;
 
 pub use compose::{get_path, ConfigError, ConfigRoot};
+pub use diff::{differing_keys, KeyDiff};
 pub use schema::*;
 
 use std::path::Path;

@@ -22,9 +22,13 @@ pub struct ExperimentConfig {
 
 impl ExperimentConfig {
     pub fn from_value(v: Value) -> Result<Self, ConfigError> {
-        let cfg: Self = serde_yaml::from_value(v).map_err(|e| ConfigError::Value {
-            key: "<root>".into(),
-            message: e.to_string(),
+        // The path of the value at fault (`training.max_steps`), not the root the error surfaced at.
+        let cfg: Self = serde_path_to_error::deserialize(v).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Value {
+                key: if key == "." { "<root>".into() } else { key },
+                message: e.into_inner().to_string(),
+            }
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -238,6 +242,10 @@ pub struct Synthesize {
     pub preset: String,
     pub raw_path: String,
     pub seed: u64,
+    /// The folder the sample is preprocessed into: it is generated only when `dataset.path` names
+    /// this folder, so a mistyped `dataset.path` is an error, not a new sample. Empty: any path.
+    #[serde(default)]
+    pub path: String,
 }
 
 impl DatasetConfig {

@@ -143,14 +143,11 @@ pub fn size_bins_from_edges(edges: &[f64]) -> Result<Vec<(String, [f64; 2])>> {
 }
 
 /// Runs the analysis for the evaluation `class_aware` of `gt`/`dt` (the class-aware one).
-/// `detections_present` false reports the size bins as zeros, as the reference reports every
-/// metric when there are no detections at all.
 pub fn analyse(
     gt: &Arc<COCO>,
     dt: &Arc<COCO>,
     class_aware: &CocoEval,
     config: &AnalysisConfig,
-    detections_present: bool,
 ) -> Result<SmallObjectAnalysis> {
     let per_class = class_aware.per_class();
 
@@ -186,10 +183,7 @@ pub fn analyse(
 
     let (size_bins, confusion) = if config.detailed {
         let ranges = size_bins_from_edges(&config.size_edges)?;
-        (
-            size_bins(gt, dt, &ranges, detections_present)?,
-            Some(confusion(gt, dt)),
-        )
+        (size_bins(gt, dt, &ranges)?, Some(confusion(gt, dt)))
     } else {
         (Vec::new(), None)
     };
@@ -232,7 +226,6 @@ fn size_bins(
     gt: &Arc<COCO>,
     dt: &Arc<COCO>,
     ranges: &[(String, [f64; 2])],
-    detections_present: bool,
 ) -> Result<Vec<SizeBin>> {
     let count = |r: [f64; 2]| {
         gt.dataset
@@ -241,20 +234,6 @@ fn size_bins(
             .filter(|a| !a.iscrowd && a.area.is_some_and(|x| x >= r[0] && x <= r[1]))
             .count()
     };
-    if !detections_present {
-        return Ok(ranges
-            .iter()
-            .map(|(label, r)| SizeBin {
-                label: label.clone(),
-                area: *r,
-                num_gt: count(*r),
-                ap: 0.0,
-                ap50: 0.0,
-                ar: 0.0,
-                recall50: 0.0,
-            })
-            .collect());
-    }
     let mut area_ranges = vec![("all".to_string(), [0.0, AREA_MAX])];
     area_ranges.extend(ranges.iter().cloned());
     let ev = CocoEval::run(

@@ -179,46 +179,6 @@ impl CocoEval {
         })
     }
 
-    /// An evaluation in which nothing was detected, reported as all zeros: the reference returns
-    /// 0 for every metric when there are no detections at all (REFERENCE §6).
-    pub fn zeros_like(
-        names: &[String],
-        area_ranges: &[(String, [f64; 2])],
-        use_cats: bool,
-    ) -> Self {
-        let iou_thrs: Vec<f64> = (0..10).map(|i| 0.5 + 0.05 * i as f64).collect();
-        let rec_thrs: Vec<f64> = (0..101).map(|i| i as f64 / 100.0).collect();
-        let k = if use_cats { names.len() } else { 1 };
-        let shape = Shape {
-            t: 10,
-            r: 101,
-            k,
-            a: area_ranges.len(),
-            m: 3,
-        };
-        CocoEval {
-            use_cats,
-            iou_thrs,
-            rec_thrs,
-            max_dets: vec![1, 10, 100],
-            area_ranges: area_ranges.to_vec(),
-            cat_ids: if use_cats {
-                (1..=names.len() as u64).collect()
-            } else {
-                Vec::new()
-            },
-            cat_names: if use_cats {
-                names.to_vec()
-            } else {
-                vec!["all".into()]
-            },
-            shape,
-            precision: vec![0.0; shape.t * shape.r * shape.k * shape.a * shape.m],
-            recall: vec![0.0; shape.t * shape.k * shape.a * shape.m],
-            scores: vec![0.0; shape.t * shape.r * shape.k * shape.a * shape.m],
-        }
-    }
-
     /// `precision[t, r, k, a, m]`.
     pub fn precision_at(&self, t: usize, r: usize, k: usize, a: usize, m: usize) -> f64 {
         let s = self.shape;

@@ -15,7 +15,7 @@ use crate::analysis::{
     analyse, size_bins_from_edges, AnalysisConfig, SmallObjectAnalysis, DEFAULT_SIZE_EDGES,
 };
 use crate::boxes::BBox;
-use crate::coco::{default_area_ranges, CocoEval, CocoOptions, STAT_NAMES, UNDEFINED};
+use crate::coco::{CocoEval, CocoOptions, STAT_NAMES, UNDEFINED};
 use crate::error::{EvalError, Result};
 use crate::metrics::{metric_key, Protocol};
 use crate::prophesee::{BoxFilter, Camera, CocoImages, TIME_TOL_US};
@@ -170,8 +170,7 @@ impl Evaluator {
 
     /// The COCO images of `protocol`: filtered (or not), time-matched, boxes of unnamed classes
     /// dropped (COCOeval only ever visits the named categories, in both matching modes).
-    /// Also returns the number of windowed detections before that drop, which decides the
-    /// reference's "no detections at all" case.
+    /// Also returns the number of windowed detections before that drop.
     pub fn coco_images(&self, protocol: Protocol) -> (CocoImages, usize) {
         let filter = self.config.filter(protocol);
         let mut images = CocoImages::default();
@@ -193,7 +192,7 @@ impl Evaluator {
 
     /// Evaluates one protocol.
     pub fn summarize_protocol(&self, protocol: Protocol) -> Result<ProtocolReport> {
-        let (images, windowed_dt) = self.coco_images(protocol);
+        let (images, _) = self.coco_images(protocol);
         let cfg = &self.config;
         let (gt, dt) = images.to_coco(&cfg.class_names, cfg.height, cfg.width);
         let (gt, dt) = (Arc::new(gt), Arc::new(dt));
@@ -202,28 +201,19 @@ impl Evaluator {
             size_edges: cfg.size_edges.clone(),
             detailed: cfg.detailed,
         };
-        // REFERENCE §6: no detections at all (or no image at all) → every metric is 0.
-        let detections_present = windowed_dt > 0;
-        let (class_aware, agnostic) = if detections_present {
-            (
-                CocoEval::run(&gt, &dt, &CocoOptions::default())?,
-                CocoEval::run(
-                    &gt,
-                    &dt,
-                    &CocoOptions {
-                        use_cats: false,
-                        ..Default::default()
-                    },
-                )?,
-            )
-        } else {
-            let areas = default_area_ranges();
-            (
-                CocoEval::zeros_like(&cfg.class_names, &areas, true),
-                CocoEval::zeros_like(&cfg.class_names, &areas, false),
-            )
-        };
-        let analysis = analyse(&gt, &dt, &class_aware, &analysis_cfg, detections_present)?;
+        // REFERENCE §6 reports every metric as 0 when there are no detections at all: pycocotools'
+        // `loadRes` cannot take an empty result list. COCOeval itself handles one: a class or size
+        // range with ground truth scores 0, one without stays undefined (−1) — never a made-up 0.
+        let class_aware = CocoEval::run(&gt, &dt, &CocoOptions::default())?;
+        let agnostic = CocoEval::run(
+            &gt,
+            &dt,
+            &CocoOptions {
+                use_cats: false,
+                ..Default::default()
+            },
+        )?;
+        let analysis = analyse(&gt, &dt, &class_aware, &analysis_cfg)?;
         Ok(ProtocolReport {
             protocol,
             num_images: images.num_images(),

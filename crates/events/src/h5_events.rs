@@ -305,6 +305,10 @@ pub struct ReadStats {
     /// RAW words skipped: before the first time high, or of no known type.
     #[serde(skip_serializing_if = "is_zero")]
     pub skipped_words: u64,
+    /// RAW: bytes of an incomplete last word, ignored (the file was cut: an interrupted recording
+    /// or copy).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub truncated_bytes: u64,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -317,6 +321,7 @@ impl ReadStats {
         self.dropped_outside_sensor += o.dropped_outside_sensor;
         self.timestamps_repaired += o.timestamps_repaired;
         self.skipped_words += o.skipped_words;
+        self.truncated_bytes += o.truncated_bytes;
     }
 }
 

@@ -222,6 +222,7 @@ impl RecordingStream {
                 let Some(mut c) = r.next_chunk()? else {
                     self.stats.skipped_words = r.stats.before_time_high + r.stats.unknown_words;
                     self.stats.dropped_outside_sensor = r.stats.outside_sensor;
+                    self.stats.truncated_bytes = r.stats.truncated_bytes;
                     return Ok(None);
                 };
                 // The decoder drops events outside the sensor itself.

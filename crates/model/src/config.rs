@@ -48,6 +48,10 @@ pub struct ModelConfig {
     /// whose shape differs (a head with another class count) keep their initialisation.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub init_from: String,
+    /// Fine-tune from `init_from` even when it fills fewer than half of this model's variables
+    /// (weights of another model size, most likely a mistake): off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init_from_partial: bool,
 }
 
 fn default_model_name() -> String {
@@ -531,6 +535,7 @@ impl ModelConfig {
             },
             postprocess: PostprocessConfig::default(),
             init_from: String::new(),
+            init_from_partial: false,
         };
         cfg.set_input_hw(data_hw);
         cfg

@@ -290,6 +290,124 @@ pub struct LoadReport {
     pub shape_mismatched: Vec<String>,
 }
 
+impl LoadReport {
+    /// Variables of the model: loaded, missing from the source or of another shape there.
+    pub fn model_variables(&self) -> usize {
+        self.loaded + self.missing.len() + self.shape_mismatched.len()
+    }
+
+    /// The share of the model's variables the source filled (0 for an empty model).
+    pub fn fitted_fraction(&self) -> f64 {
+        let n = self.model_variables();
+        if n == 0 {
+            0.0
+        } else {
+            self.loaded as f64 / n as f64
+        }
+    }
+
+    /// One line: what was loaded and, per module, what kept its initialisation (the full names are
+    /// in `init_from.json`, not here: a 4-scale head has hundreds).
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "loaded {} of the model's {} variables",
+            self.loaded,
+            self.model_variables()
+        );
+        if !self.shape_mismatched.is_empty() {
+            s.push_str(&format!(
+                "; {} have another shape in the file ({})",
+                self.shape_mismatched.len(),
+                by_module(&self.shape_mismatched)
+            ));
+        }
+        if !self.missing.is_empty() {
+            s.push_str(&format!(
+                "; {} are not in the file ({})",
+                self.missing.len(),
+                by_module(&self.missing)
+            ));
+        }
+        if !self.unexpected.is_empty() {
+            s.push_str(&format!(
+                "; {} tensors of the file have no variable here ({})",
+                self.unexpected.len(),
+                by_module(&self.unexpected)
+            ));
+        }
+        s
+    }
+}
+
+/// `backbone.stages.0 ×52, fpn ×40, …`: names counted by module (the first two parts of the name, three
+/// under `backbone.stages`), in order of first appearance, at most eight modules.
+pub fn by_module(names: &[String]) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for n in names {
+        // Shape-mismatch entries read "`name`: model [..], file [..]".
+        let name = n.trim_start_matches('`');
+        let name = name.split('`').next().unwrap_or(name);
+        let parts: Vec<&str> = name.split('.').collect();
+        let depth = if parts.first() == Some(&"backbone") && parts.get(1) == Some(&"stages") {
+            3
+        } else {
+            2
+        };
+        let module = parts[..parts.len().saturating_sub(1).clamp(1, depth)].join(".");
+        match counts.iter_mut().find(|(m, _)| *m == module) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((module, 1)),
+        }
+    }
+    let shown: Vec<String> = counts
+        .iter()
+        .take(8)
+        .map(|(m, c)| format!("{m} ×{c}"))
+        .collect();
+    let more = counts.len().saturating_sub(8);
+    if more > 0 {
+        format!("{}, and {more} more modules", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod load_report_tests {
+    use super::*;
+
+    #[test]
+    fn names_are_counted_by_module() {
+        let names: Vec<String> = [
+            "`backbone.stages.0.att_blocks.0.w`: model [64], file [32]",
+            "`backbone.stages.0.att_blocks.1.w`: model [64], file [32]",
+            "`backbone.stages.1.lstm.w`: model [64], file [32]",
+            "fpn.lateral_conv0.conv.weight",
+            "yolox_head.cls_preds.0.weight",
+            "bias",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            by_module(&names),
+            "backbone.stages.0 ×2, backbone.stages.1 ×1, fpn.lateral_conv0 ×1, yolox_head.cls_preds ×1, bias ×1"
+        );
+        let r = LoadReport {
+            loaded: 2,
+            missing: vec!["fpn.a.w".into()],
+            unexpected: Vec::new(),
+            shape_mismatched: vec!["`fpn.b.w`: model [1], file [2]".into()],
+        };
+        assert_eq!(r.model_variables(), 4);
+        assert_eq!(r.fitted_fraction(), 0.5);
+        assert_eq!(
+            r.summary(),
+            "loaded 2 of the model's 4 variables; 1 have another shape in the file (fpn.b ×1); 1 are not in the file (fpn.a ×1)"
+        );
+    }
+}
+
 /// Copies `tensors` into the variables of `vs` with the same names (converted to each variable's
 /// kind and device). A shape mismatch is an error; missing and unexpected names are reported.
 pub fn load_named(

@@ -20,6 +20,8 @@ table { border-collapse: collapse; background: white; margin: 6px 0 14px;
 th, td { padding: 5px 10px; border: 1px solid #e1e5ea; text-align: right; white-space: nowrap; }
 th { background: #eef1f5; font-weight: 600; }
 td.l, th.l { text-align: left; }
+table.wrap { max-width: 100%; }
+table.wrap td.text { white-space: normal; text-align: left; min-width: 16em; }
 tbody tr:nth-child(even) td { background: #fafbfc; }
 .num { font-variant-numeric: tabular-nums; }
 .up { color: #127a2c; font-weight: 600; }

@@ -119,7 +119,7 @@ fn fit_range(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
 }
 
 /// Short tick label of a number.
-fn tick(v: f64) -> String {
+pub(crate) fn tick(v: f64) -> String {
     let a = v.abs();
     if a == 0.0 {
         "0".into()
@@ -298,7 +298,7 @@ pub struct BarChart {
 }
 
 /// Nice tick step for a range of `span` with about `n` ticks.
-fn nice_step(span: f64, n: f64) -> f64 {
+pub(crate) fn nice_step(span: f64, n: f64) -> f64 {
     let raw = (span / n).max(1e-12);
     let mag = 10f64.powf(raw.log10().floor());
     let r = raw / mag;
@@ -336,8 +336,13 @@ pub fn bar_chart_svg(chart: &BarChart) -> String {
         .copied()
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max);
+    // Nothing above 0 (no detections, or every value undefined): the axis of a fraction, 0 to 1,
+    // rather than ticks fitted to nothing (2e-10, 1e-10, …).
     let y_max = chart.y_max.unwrap_or_else(|| {
-        let step = nice_step(data_max.max(1e-9), 5.0);
+        if data_max <= 0.0 {
+            return 1.0;
+        }
+        let step = nice_step(data_max, 5.0);
         (data_max / step).ceil().max(1.0) * step
     });
     let y_of = |v: f64| top + ph - (v.clamp(0.0, y_max) / y_max) * ph;
@@ -612,4 +617,36 @@ pub fn svg_to_png(svg: &str, zoom: f32) -> Result<Vec<u8>> {
         png::Compression::Default,
         &rgb,
     )
+}
+
+#[cfg(test)]
+mod bar_axis_tests {
+    use super::*;
+
+    fn chart(values: Vec<Option<f64>>) -> BarChart {
+        BarChart {
+            title: "AP by size bin".into(),
+            x_label: "bin".into(),
+            y_label: "AP".into(),
+            categories: (0..values.len()).map(|i| format!("b{i}")).collect(),
+            category_notes: Vec::new(),
+            series: vec![("run".into(), [0, 0, 0], values)],
+            y_max: None,
+            group_last: false,
+            width: 640,
+            height: 360,
+        }
+    }
+
+    /// Undefined and zero values leave the axis of a fraction (0 … 1), not ticks fitted to nothing.
+    #[test]
+    fn an_axis_over_nothing_runs_from_0_to_1() {
+        for values in [vec![Some(0.0), None], vec![None, None], vec![Some(0.0)]] {
+            let svg = bar_chart_svg(&chart(values));
+            assert!(!svg.contains("e-1"), "{svg}");
+            assert!(svg.contains(">1<") || svg.contains(">1.0<"), "{svg}");
+        }
+        let svg = bar_chart_svg(&chart(vec![Some(0.03)]));
+        assert!(svg.contains(">0.03<") || svg.contains(">0.030<"), "{svg}");
+    }
 }

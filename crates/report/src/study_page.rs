@@ -19,11 +19,21 @@ fn num(v: &Value) -> Option<f64> {
     v.as_f64().filter(|x| x.is_finite())
 }
 
+/// Width of `text` at 12 px in the page's sans-serif, generously (labels must never be cut).
+fn text_width(text: &str) -> f64 {
+    7.2 * text.chars().count() as f64
+}
+
 /// Horizontal interval plot: one row per item, a dot at the mean, whiskers over the interval, small
-/// grey dots for the seeds; a dashed vertical line at `reference`.
+/// grey dots for the seeds; a dashed vertical line at `reference`. The left margin fits the longest
+/// label; the axis has ticks at round values with light grid lines.
 fn interval_svg(title: &str, rows: &[Row], reference: Option<f64>) -> String {
-    let (left, right, top, row_h) = (170.0, 30.0, 34.0, 26.0);
-    let width = 640.0;
+    let longest = rows
+        .iter()
+        .map(|r| text_width(&r.label))
+        .fold(0.0, f64::max);
+    let (left, right, top, row_h) = ((longest + 20.0).max(90.0), 30.0, 34.0, 26.0);
+    let width = left + 470.0;
     let height = top + row_h * rows.len() as f64 + 34.0;
     let mut lo = f64::INFINITY;
     let mut hi = f64::NEG_INFINITY;
@@ -53,15 +63,26 @@ fn interval_svg(title: &str, rows: &[Row], reference: Option<f64>) -> String {
     let axis_y = top + row_h * rows.len() as f64 + 4.0;
     let _ = write!(
         s,
-        "<line x1=\"{left}\" y1=\"{axis_y}\" x2=\"{}\" y2=\"{axis_y}\" stroke=\"#888\"/>\
-         <text x=\"{left}\" y=\"{}\" fill=\"#555\">{:.4}</text><text x=\"{}\" y=\"{}\" fill=\"#555\" text-anchor=\"end\">{:.4}</text>",
-        width - right,
-        axis_y + 16.0,
-        lo,
-        width - right,
-        axis_y + 16.0,
-        hi
+        "<line x1=\"{left}\" y1=\"{axis_y}\" x2=\"{}\" y2=\"{axis_y}\" stroke=\"#888\"/>",
+        width - right
     );
+    let step = crate::plots::nice_step(hi - lo, 5.0);
+    let mut v = (lo / step).ceil() * step;
+    while v <= hi + step * 1e-9 {
+        // -0.0 and 1e-17 read as 0.
+        let shown = if v.abs() < step * 1e-6 { 0.0 } else { v };
+        let _ = write!(
+            s,
+            "<line x1=\"{0:.1}\" y1=\"{top}\" x2=\"{0:.1}\" y2=\"{axis_y}\" stroke=\"#eee\"/>\
+             <line x1=\"{0:.1}\" y1=\"{axis_y}\" x2=\"{0:.1}\" y2=\"{1}\" stroke=\"#888\"/>\
+             <text x=\"{0:.1}\" y=\"{2}\" fill=\"#555\" text-anchor=\"middle\">{3}</text>",
+            x(v),
+            axis_y + 4.0,
+            axis_y + 17.0,
+            crate::plots::tick(shown)
+        );
+        v += step;
+    }
     if let Some(r) = reference {
         let _ = write!(
             s,
@@ -107,8 +128,9 @@ fn interval_svg(title: &str, rows: &[Row], reference: Option<f64>) -> String {
     s
 }
 
-/// The study page's HTML from the content of `study.json`.
-pub fn study_page(study: &Value) -> String {
+/// The study page's HTML from the content of `study.json`. `has_report(arm, seed)` says whether that
+/// run's `report.html` is there to link to (an archived study keeps no reports).
+pub fn study_page(study: &Value, has_report: impl Fn(&str, u64) -> bool) -> String {
     let name = study["study"].as_str().unwrap_or("study");
     let mut body = format!(
         "<h1>Study {}</h1><p>Experiment <code>{}</code>, seeds {}, baseline arm <code>{}</code>. \
@@ -120,7 +142,7 @@ pub fn study_page(study: &Value) -> String {
     );
 
     // Hypotheses: table and forest plot.
-    body.push_str("<h2>Hypotheses</h2><table><tr><th>verdict</th><th>claim</th><th>paired difference [95 % CI]</th><th>p</th><th>bootstrap over recordings</th><th>note</th></tr>");
+    body.push_str("<h2>Hypotheses</h2><table class=\"wrap\"><tr><th>verdict</th><th>claim</th><th>paired difference [95 % CI]</th><th>p</th><th>bootstrap over recordings</th><th>note</th></tr>");
     let mut forest = Vec::new();
     for h in study["hypotheses"].as_array().into_iter().flatten() {
         let claim = format!(
@@ -146,7 +168,7 @@ pub fn study_page(study: &Value) -> String {
         };
         let _ = write!(
             body,
-            "<tr><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td></tr>",
             escape(h["verdict"].as_str().unwrap_or("")),
             escape(&claim),
             diff,
@@ -259,14 +281,68 @@ pub fn study_page(study: &Value) -> String {
             r["arm"].as_str().unwrap_or(""),
             r["seed"].as_u64().unwrap_or(0),
         );
-        let _ = write!(
-            body,
-            "<li><a href=\"{0}/seed{1}/report.html\">{0} seed {1}</a> — {2}</li>",
-            escape(arm),
-            seed,
-            escape(r["status"].as_str().unwrap_or(""))
-        );
+        let status = escape(r["status"].as_str().unwrap_or(""));
+        if has_report(arm, seed) {
+            let _ = write!(
+                body,
+                "<li><a href=\"{0}/seed{1}/report.html\">{0} seed {1}</a> — {status}</li>",
+                escape(arm),
+                seed,
+            );
+        } else {
+            let _ = write!(
+                body,
+                "<li>{0} seed {1} — {status} (no report.html in <code>{0}/seed{1}/</code>: <code>evdet report</code> on the run folder makes one)</li>",
+                escape(arm),
+                seed,
+            );
+        }
     }
     body.push_str("</ul>");
     crate::html::page(&format!("Study {name}"), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn study() -> Value {
+        serde_json::json!({
+            "study": "s", "experiment": "e.yaml", "seeds": [0, 1], "baseline": "3scale",
+            "hypotheses": [{
+                "metric": "test/unfiltered/AP_S", "arm": "4scale_sizeaware_linear", "op": ">",
+                "than": "3scale_baseline_arm", "margin": 0.0, "mean_diff": 0.021,
+                "ci95_low": -0.26, "ci95_high": 0.31, "p_value": 0.4, "verdict": "inconclusive",
+                "note": "a long note that explains what would decide the hypothesis, which has to wrap inside the table instead of running off the page"
+            }],
+            "arms": {"3scale": {"test/prophesee/AP": {"mean": 0.13, "ci95_low": 0.03, "ci95_high": 0.23}}},
+            "runs": [{"arm": "3scale", "seed": 0, "status": "done", "metrics": {"test/prophesee/AP": 0.1}},
+                     {"arm": "3scale", "seed": 1, "status": "done", "metrics": {"test/prophesee/AP": 0.16}}]
+        })
+    }
+
+    #[test]
+    fn labels_fit_axes_have_ticks_and_notes_wrap() {
+        let html = study_page(&study(), |_, seed| seed == 0);
+        // The forest plot's label starts right of the left edge: its end anchor is past its width.
+        let label = "4scale_sizeaware_linear − 3scale_baseline_arm: unfiltered/AP_S";
+        let at = html.find(&escape(label)).expect("label drawn");
+        let head = &html[..at];
+        let x: f64 = head[head.rfind("<text x=\"").unwrap() + 9..]
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(x >= text_width(label), "label anchored at {x}");
+        // Round ticks, not just the two ends: -0.2, 0, 0.2 on the forest plot.
+        for t in [">-0.2<", ">0<", ">0.2<"] {
+            assert!(html.contains(t), "tick {t} missing");
+        }
+        assert!(html.contains("<td class=\"text\">a long note"));
+        // Only the run with a report is linked.
+        assert!(html.contains("href=\"3scale/seed0/report.html\""));
+        assert!(!html.contains("href=\"3scale/seed1/report.html\""));
+        assert!(html.contains("3scale seed 1 — done (no report.html"));
+    }
 }

@@ -355,9 +355,42 @@ pub fn resolve(p: &Path) -> Result<PathBuf, CheckpointError> {
         })
 }
 
+/// Which weights produced a result: the checkpoint folder, its training step and the SHA-256 of its
+/// `model.safetensors`. Every metrics file and prediction folder records it (`"checkpoint"`), and the
+/// commands print it, so a number can always be traced back to the weights behind it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub path: PathBuf,
+    pub step: u64,
+    pub sha256: String,
+}
+
+impl Provenance {
+    /// The provenance of the checkpoint folder `dir` at `step` (hashes its `model.safetensors`).
+    pub fn of(dir: &Path, step: u64) -> Result<Self, CheckpointError> {
+        Ok(Provenance {
+            path: dir.to_path_buf(),
+            step,
+            sha256: digest(&dir.join(MODEL_FILE))?.sha256,
+        })
+    }
+
+    /// `checkpoint runs/x/checkpoints/best (step 3, sha256 1a2b3c4d5e6f…)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "checkpoint {} (step {}, sha256 {}…)",
+            self.path.display(),
+            self.step,
+            &self.sha256[..self.sha256.len().min(12)]
+        )
+    }
+}
+
 /// A checkpoint ready for inference: its configuration, state and the detector with its weights.
 pub struct Opened {
     pub dir: PathBuf,
+    /// `dir`, its step and the hash of its weights.
+    pub provenance: Provenance,
     pub config: ExperimentConfig,
     pub state: TrainState,
     pub vs: nn::VarStore,
@@ -379,7 +412,9 @@ pub fn open<E: From<CheckpointError>>(
     let mcfg = crate::model_setup::model_config(&config).map_err(|e| bad_config(&e))?;
     let (mut vs, detector) = Detector::build(&mcfg, device).map_err(|e| bad_config(&e))?;
     load_weights(&mut vs, &dir)?;
+    let provenance = Provenance::of(&dir, ck.state.step)?;
     Ok(Opened {
+        provenance,
         dir,
         config,
         state: ck.state,

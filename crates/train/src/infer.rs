@@ -188,6 +188,8 @@ pub struct PredictSummary {
     pub frames: Vec<PathBuf>,
     /// Window length, for a real-time video.
     pub dt_ms: u32,
+    /// What reading a recording repaired or dropped (`None` for a preprocessed sequence).
+    pub read: Option<evdet_events::h5_events::ReadStats>,
 }
 
 /// Runs `det` (configured by `cfg`) over `input` (a `<seq>_td.h5` recording or a preprocessed
@@ -276,7 +278,12 @@ pub fn predict(
     }
     let npy = opts.out.join(format!("{name}_bbox.npy"));
     write_bbox_npy(&npy, &boxes)?;
+    let read = match &source {
+        WindowSource::Raw(s) => Some(s.read_stats()),
+        _ => None,
+    };
     Ok(PredictSummary {
+        read,
         name,
         windows: k,
         detections: boxes.len(),

@@ -119,6 +119,44 @@ pub struct Trainer {
     _run_lock: Option<crate::run_lock::RunLock>,
 }
 
+/// Compares the configuration a run is resumed with against the one its checkpoint was trained with.
+/// A different model (another size, FPN, head) cannot take the checkpoint's weights: an error naming
+/// every such key, before libtorch would fail on a tensor shape. Other changes (a longer schedule,
+/// more workers) are allowed and listed in the returned notice.
+fn compare_resumed_config(
+    trained: &ExperimentConfig,
+    requested: &ExperimentConfig,
+    last: &Path,
+) -> Result<Vec<String>, TrainError> {
+    let as_value = |c: &ExperimentConfig| {
+        serde_yaml::to_value(c).map_err(|e| TrainError::Other(format!("config: {e}")))
+    };
+    let diffs = evdet_config::differing_keys(&as_value(trained)?, &as_value(requested)?);
+    // Settings that leave the weights' shapes alone: where training starts from, post-processing.
+    let harmless = |k: &str| {
+        k.starts_with("model.init_from") || k.starts_with("model.postprocess.") || k == "model.name"
+    };
+    let (model, other): (Vec<_>, Vec<_>) = diffs
+        .iter()
+        .partition(|d| d.key.starts_with("model.") && !harmless(&d.key));
+    if !model.is_empty() {
+        let keys: Vec<String> = model.iter().map(|d| d.describe()).collect();
+        return Err(TrainError::Other(format!(
+            "{} was trained with another model than the one asked for ({} in the checkpoint's config.yaml → now): its weights cannot be resumed. Start this model over with --fresh, or give it its own run folder with logging.experiment_id=<name>; to keep training the checkpoint, drop those overrides.",
+            last.display(),
+            keys.join(", ")
+        )));
+    }
+    if other.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<String> = other.iter().map(|d| d.describe()).collect();
+    Ok(vec![format!(
+        "resuming with a changed config (checkpoint → now): {}",
+        keys.join(", ")
+    )])
+}
+
 impl Trainer {
     /// Builds everything; with `resume`, continues from `run_dir/checkpoints/last` when it exists.
     pub fn new(
@@ -184,6 +222,9 @@ impl Trainer {
         let last = resume_from
             .as_ref()
             .map_or_else(|| run_dir.join("checkpoints/last"), |ck| ck.dir.clone());
+        if let Some(ck) = &resume_from {
+            notices.extend(compare_resumed_config(&ck.config, &cfg, &last)?);
+        }
         if let Some(g) = resume_from.as_ref().and_then(|c| c.state.global_batch) {
             let b = cfg.batch_size.train;
             if b * world != g {
@@ -271,11 +312,21 @@ impl Trainer {
                 crate::import::init_from(&vs, Path::new(&model_cfg.init_from)).map_err(|e| {
                     TrainError::Other(format!("model.init_from {}: {e}", model_cfg.init_from))
                 })?;
+            let path = run_dir.join("init_from.json");
             if root {
-                let path = run_dir.join("init_from.json");
                 let json = serde_json::json!({"init_from": model_cfg.init_from, "report": report});
                 evdet_atomic::write(&path, json.to_string().as_bytes())
                     .map_err(|e| TrainError::Other(e.to_string()))?;
+            }
+            // Weights of another model size fill a few norms and biases and nothing else: training on
+            // would be a random initialisation under a fine-tuning's name.
+            if report.fitted_fraction() < 0.5 && !model_cfg.init_from_partial {
+                return Err(TrainError::Other(format!(
+                    "model.init_from {}: {} — most of this model would keep its random initialisation. Is it a checkpoint of another model size (compare the model sections of the two config.yaml files)? Set model.init_from_partial=true to fine-tune from it anyway; every name is in {}",
+                    model_cfg.init_from,
+                    report.summary(),
+                    path.display()
+                )));
             }
             init_report = Some(report);
         }

@@ -88,6 +88,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         open: args.recording.open_options(),
         ..Default::default()
     };
+    let created = !args.out.exists();
+    let result = preprocess_into(&args, &cfg);
+    // A run that failed before writing anything leaves no empty folder behind to be mistaken for a
+    // dataset (finished sequences stay: preprocessing resumes from them).
+    if result.is_err() && created && is_empty_tree(&args.out) {
+        let _ = std::fs::remove_dir_all(&args.out);
+    }
+    result
+}
+
+fn preprocess_into(args: &Args, cfg: &PreprocessConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
     let probe = args.out.join(".evdet_write_test");
@@ -107,16 +118,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     pb.set_message(format!("{} sequences", seqs.len()));
     let start = std::time::Instant::now();
     let summary =
-        preprocess::preprocess(&args.raw, &args.out, &args.splits, &cfg, args.jobs, &|n| {
+        preprocess::preprocess(&args.raw, &args.out, &args.splits, cfg, args.jobs, &|n| {
             pb.inc(n)
         })?;
     pb.finish_and_clear();
     print_summary(&summary, start.elapsed().as_secs_f64());
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&summary)?;
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        evdet_atomic::write(path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// True when `dir` holds no files, only (possibly nested) empty folders.
+fn is_empty_tree(dir: &std::path::Path) -> bool {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .flatten()
+            .all(|e| e.file_type().is_ok_and(|t| t.is_dir()) && is_empty_tree(&e.path())),
+        Err(_) => false,
+    }
 }
 
 fn print_summary(s: &PreprocessSummary, secs: f64) {
@@ -178,6 +200,24 @@ fn print_summary(s: &PreprocessSummary, secs: f64) {
         "  events: {} read ({rate:.1} M/s), {} outside the sensor dropped, {} decreasing timestamps raised to the running maximum",
         ev.events_read, ev.dropped_outside_sensor, ev.timestamps_repaired
     );
+    let cut: Vec<String> = s
+        .sequences
+        .iter()
+        .filter(|q| q.events.truncated_bytes > 0)
+        .map(|q| {
+            format!(
+                "{}/{} ({} bytes)",
+                q.split, q.name, q.events.truncated_bytes
+            )
+        })
+        .collect();
+    if !cut.is_empty() {
+        eprintln!(
+            "warning: {} recording(s) end in an incomplete RAW word — the file was cut (an interrupted recording or copy?); the complete words before it were used: {}",
+            cut.len(),
+            cut.join(", ")
+        );
+    }
     if ev.skipped_words > 0 {
         println!(
             "  RAW words skipped: {} (before the first time high or of no known type)",

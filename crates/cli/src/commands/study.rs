@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 ///
 /// Examples:
 ///   evdet study study/size_aware_mini.yaml
-///   evdet study study/size_aware_mini.yaml --dry-run
+///   evdet study study/size_aware_mini.yaml --dry-run              # the plan, at once
+///   evdet study study/size_aware_mini.yaml --dry-run --estimate   # and the training time, from 3 timed steps
 ///   evdet study study/size_aware_mini.yaml --no-train     # study.json from the runs finished so far
 ///   evdet study study/size_aware_mini.yaml training.max_steps=200 --parallel 2
 ///   evdet study study/size_aware_etram.yaml dataset.path=/data/etram_pre --devices cuda:0,cuda:1 --parallel 2
@@ -44,9 +45,13 @@ pub struct Args {
     /// Train every run on N data-parallel processes (`evdet train --nproc N`).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub nproc_per_run: usize,
-    /// Print the plan (runs, their state and devices) and exit.
+    /// Print the plan (runs, their state and devices) and exit, at once: nothing is trained.
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: also time 3 training steps of the first run still to do and extrapolate
+    /// to every run left (takes as long as those steps and the model's start-up).
+    #[arg(long, requires = "dry_run")]
+    pub estimate: bool,
     /// Train nothing: write study.json, the study page and the table from the runs finished so far
     /// (a look at a study still under way; unfinished runs count as pending).
     #[arg(long, conflicts_with = "dry_run")]
@@ -75,10 +80,8 @@ fn state_of(dir: &Path) -> &'static str {
 }
 
 fn read_metrics(dir: &Path) -> BTreeMap<String, f64> {
-    std::fs::read_to_string(dir.join("eval/test_metrics.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
+    // The numbers only: the file also names the checkpoint evaluated.
+    evdet_report::run::read_flat_metrics(&dir.join("eval/test_metrics.json")).unwrap_or_default()
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -88,8 +91,45 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         config_dir.join(&args.file)
     };
+    if !path.is_file() {
+        let shipped: Vec<String> = std::fs::read_dir(config_dir.join("study"))
+            .map(|d| {
+                let mut v: Vec<String> = d
+                    .flatten()
+                    .filter_map(|e| {
+                        let n = e.file_name().to_string_lossy().into_owned();
+                        n.ends_with(".yaml").then(|| format!("study/{n}"))
+                    })
+                    .collect();
+                v.sort();
+                v
+            })
+            .unwrap_or_default();
+        anyhow::bail!(
+            "no study file {} (looked at {} and {}); the shipped studies: {}",
+            args.file.display(),
+            args.file.display(),
+            path.display(),
+            if shipped.is_empty() {
+                "none".into()
+            } else {
+                shipped.join(", ")
+            }
+        );
+    }
     let study = StudyFile::load(&path)?;
-    // Every arm's config composes (an override of a missing key fails here, before any training).
+    // The command line's overrides first, on their own: a typo there is the command line's, not the
+    // first arm's. Then every arm's config composes (before any training).
+    if !args.overrides.is_empty() {
+        evdet_config::load(&config_dir, Path::new(&study.experiment), &args.overrides)
+            .with_context(|| {
+                format!(
+                    "the key=value overrides on the command line ({}), applied to {}",
+                    args.overrides.join(" "),
+                    study.experiment
+                )
+            })?;
+    }
     let mut runs_dir = None;
     let mut max_steps: BTreeMap<String, u64> = BTreeMap::new();
     for (arm, overrides) in &study.arms {
@@ -175,6 +215,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 dev
             }
         );
+    }
+    if args.dry_run && !args.estimate {
+        println!(
+            "(add --estimate to time 3 training steps and estimate the study's training time)"
+        );
+        return Ok(());
     }
     if args.dry_run {
         // A few timed steps of the first run still to do, extrapolated to every run left.
@@ -322,7 +368,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     evdet_atomic::write(&out, json.as_bytes())
         .with_context(|| format!("writing {}", out.display()))?;
     let page = root.join("study.html");
-    let html = evdet_report::study_page::study_page(&serde_json::to_value(&result)?);
+    let html =
+        evdet_report::study_page::study_page(&serde_json::to_value(&result)?, |arm, seed| {
+            root.join(arm)
+                .join(format!("seed{seed}"))
+                .join("report.html")
+                .is_file()
+        });
     evdet_atomic::write(&page, html.as_bytes())
         .with_context(|| format!("writing {}", page.display()))?;
     print_table(&result);
@@ -419,7 +471,10 @@ fn check_same_study(
         let theirs: serde_yaml::Value =
             serde_yaml::from_str(&text).with_context(|| format!("reading {}", stamp.display()))?;
         if theirs != mine {
-            let keys = differing_keys(&theirs, &mine, "");
+            let keys: Vec<String> = evdet_config::differing_keys(&theirs, &mine)
+                .into_iter()
+                .map(|d| d.key)
+                .collect();
             anyhow::bail!(
                 "{} holds the runs of a different study definition (differs in: {}); use another study name or runs folder",
                 root.display(),
@@ -435,39 +490,6 @@ fn check_same_study(
     evdet_atomic::write(&stamp, serde_yaml::to_string(&mine)?.as_bytes())
         .with_context(|| format!("writing {}", stamp.display()))?;
     Ok(())
-}
-
-fn differing_keys(a: &serde_yaml::Value, b: &serde_yaml::Value, path: &str) -> Vec<String> {
-    match (a.as_mapping(), b.as_mapping()) {
-        (Some(x), Some(y)) => {
-            let mut keys: Vec<&serde_yaml::Value> = x.keys().chain(y.keys()).collect();
-            keys.dedup();
-            let mut out = Vec::new();
-            for k in keys {
-                let name = k
-                    .as_str()
-                    .map(String::from)
-                    .unwrap_or_else(|| format!("{k:?}"));
-                let p = if path.is_empty() {
-                    name
-                } else {
-                    format!("{path}.{name}")
-                };
-                match (x.get(k), y.get(k)) {
-                    (Some(u), Some(v)) if u == v => {}
-                    (Some(u), Some(v)) => out.extend(differing_keys(u, v, &p)),
-                    _ => out.push(p),
-                }
-            }
-            out.dedup();
-            out
-        }
-        _ => vec![if path.is_empty() {
-            "the whole file".into()
-        } else {
-            path.into()
-        }],
-    }
 }
 
 /// Per arm the headline metrics as mean ± CI half-width over seeds, then every hypothesis.

@@ -3,6 +3,7 @@
 //! are `evdet_train::evaluate`'s.
 
 use evdet_model::detector::Detector;
+use evdet_train::checkpoint::Provenance;
 use evdet_train::config::ExperimentConfig;
 use evdet_train::data::SplitData;
 use evdet_train::evaluate::{self, SplitEvaluation};
@@ -29,10 +30,15 @@ pub fn evaluate_split(
     Ok(ev)
 }
 
-/// Writes the metrics, the plot data and the sample pictures of an evaluation into `eval_dir`
-/// and prints the metric table.
-pub fn write_all(ev: &SplitEvaluation, cfg: &ExperimentConfig, json: &Path) -> anyhow::Result<()> {
-    write_and_print(&ev.metrics, json)?;
+/// Writes the metrics (with the checkpoint they came from), the plot data and the sample pictures of
+/// an evaluation into `eval_dir` and prints the metric table.
+pub fn write_all(
+    ev: &SplitEvaluation,
+    cfg: &ExperimentConfig,
+    json: &Path,
+    weights: &Provenance,
+) -> anyhow::Result<()> {
+    write_and_print(&ev.metrics, json, weights)?;
     let eval_dir = json.parent().unwrap_or(Path::new("."));
     evaluate::write_analysis(ev, cfg, eval_dir)?;
     println!(
@@ -42,8 +48,14 @@ pub fn write_all(ev: &SplitEvaluation, cfg: &ExperimentConfig, json: &Path) -> a
     Ok(())
 }
 
-/// Prints the metric table (both protocols side by side) and writes the JSON.
-pub fn write_and_print(m: &BTreeMap<String, f64>, json: &Path) -> anyhow::Result<()> {
+/// Prints the metric table (both protocols side by side) and writes the JSON: the metrics under their
+/// keys (`<split>/<protocol>/<stat>`; an undefined metric is absent) and `"checkpoint"`, the weights
+/// evaluated (path, step, sha256).
+pub fn write_and_print(
+    m: &BTreeMap<String, f64>,
+    json: &Path,
+    weights: &Provenance,
+) -> anyhow::Result<()> {
     let split = m
         .keys()
         .next()
@@ -79,7 +91,13 @@ pub fn write_and_print(m: &BTreeMap<String, f64>, json: &Path) -> anyhow::Result
             get("unfiltered", &format!("AP/{c}"))
         );
     }
-    evaluate::write_json(json, m)?;
+    let mut file: serde_json::Map<String, serde_json::Value> = m
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+        .collect();
+    file.insert("checkpoint".into(), serde_json::to_value(weights)?);
+    evaluate::write_json(json, &file)?;
+    println!("weights: {}", weights.describe());
     println!("metrics written to {}", json.display());
     Ok(())
 }

@@ -21,6 +21,15 @@ pub fn run(mut cmd: impl std::borrow::BorrowMut<Command>) -> (String, String) {
     (out, err)
 }
 
+/// The venv Python of `scripts/setup.sh` (torch, onnx, onnxruntime, safetensors, h5py, torchvision).
+pub fn python() -> PathBuf {
+    std::env::var_os("EVDET_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".evdet/venv/bin/python")
+        })
+}
+
 pub fn config_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
 }

@@ -2,12 +2,18 @@
 //! `evdet-synth` and preprocessed on first use, so the main job needs no download.
 
 use crate::config::ExperimentConfig;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyntheticError {
     #[error("dataset.path {path} has no train/ folder: preprocess the dataset first (evdet preprocess --raw RAW --out {path})")]
     Missing { path: String },
+    #[error("dataset.path {path} has no train/ folder (does it exist?). The synthetic '{preset}' sample is generated on first use only into its own folder, dataset.synthesize.path = {sample}: drop the dataset.path override to use it, or preprocess a dataset into {path} (evdet preprocess --raw RAW --out {path})")]
+    NotTheSample {
+        path: String,
+        preset: String,
+        sample: String,
+    },
     #[error("dataset.synthesize.preset: {0}")]
     Preset(String),
     #[error("generating {path}: {source}")]
@@ -34,6 +40,13 @@ pub fn ensure(cfg: &ExperimentConfig, say: impl Fn(&str)) -> Result<PathBuf, Syn
     if syn.preset.is_empty() {
         return Err(SyntheticError::Missing {
             path: path.display().to_string(),
+        });
+    }
+    if !syn.path.is_empty() && Path::new(&syn.path) != path {
+        return Err(SyntheticError::NotTheSample {
+            path: path.display().to_string(),
+            preset: syn.preset.clone(),
+            sample: syn.path.clone(),
         });
     }
     let raw = PathBuf::from(&syn.raw_path);

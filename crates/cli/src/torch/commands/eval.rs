@@ -63,6 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         split_data = Some(Arc::new(sd));
         Ok(())
     })?;
+    eprintln!("evaluating {}", opened.provenance.describe());
     let data =
         split_data.ok_or_else(|| anyhow::anyhow!("the {} split was not opened", args.split))?;
     let ev = evaluate_split(
@@ -88,5 +89,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         eval_dir.join(format!("{}_metrics.json", args.split))
     });
-    write_all(&ev, &opened.config, &json)
+    write_all(&ev, &opened.config, &json, &opened.provenance)
 }

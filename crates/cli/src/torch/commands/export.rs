@@ -66,14 +66,28 @@ pub fn python() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("python3"))
 }
 
+/// The format an output name asks for: `.pt` / `.pth` / `.torchscript` → TorchScript, `.onnx` → ONNX;
+/// any other name is refused rather than filled with TorchScript under a misleading extension.
+fn format_of(out: &std::path::Path) -> anyhow::Result<ExportFormat> {
+    let ext = out
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("onnx") => Ok(ExportFormat::Onnx),
+        Some("pt" | "pth" | "torchscript" | "ts") => Ok(ExportFormat::TorchScript),
+        other => bail!(
+            "{}: cannot tell the format from {}; evdet exports TorchScript (.pt) and ONNX (.onnx) — name the file so, or give --format torchscript|onnx (TensorRT, TFLite, OpenVINO and CoreML convert from the ONNX file)",
+            out.display(),
+            other.map_or("a name without extension".to_string(), |e| format!("the extension .{e}"))
+        ),
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let format = args
-        .format
-        .unwrap_or(if args.out.extension().is_some_and(|e| e == "onnx") {
-            ExportFormat::Onnx
-        } else {
-            ExportFormat::TorchScript
-        });
+    let format = match args.format {
+        Some(f) => f,
+        None => format_of(&args.out)?,
+    };
     if args.out.exists() && !args.overwrite {
         bail!(
             "{} already exists (use --overwrite to replace it)",

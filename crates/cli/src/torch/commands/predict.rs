@@ -22,7 +22,9 @@ use std::path::PathBuf;
 /// Writes into --out (default predictions/<recording>/): <recording>_bbox.npy (Prophesee dtype: t of
 /// the window end, x, y, w, h in sensor pixels, class_id, track_id 0, class_confidence), frames/*.png
 /// (white = ON, black = OFF, grey = no events; predictions with class and score, ground truth in a
-/// second panel when the input has labels) and, with --video, <recording>.mp4 (ffmpeg on PATH) or .gif.
+/// second panel when the input has labels), prediction.json (the input, the checkpoint — path, step,
+/// SHA-256 of its weights — and the settings) and, with --video, <recording>.mp4 (ffmpeg on PATH) or
+/// .gif. The folder is written whole under a temporary name; an existing one needs --overwrite.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -41,9 +43,12 @@ pub struct Args {
     pub end: Option<i64>,
     #[command(flatten)]
     pub recording: evdet_cli::recording_args::RecordingArgs,
-    /// Output folder (default: predictions/<recording>).
+    /// Output folder (default: predictions/<recording>). It must not exist unless --overwrite.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace an existing output folder (whole: nothing of the earlier prediction stays).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Also encode the frames as a video (MP4 with ffmpeg, else an animated GIF).
     #[arg(long)]
     pub video: bool,
@@ -88,11 +93,81 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Ok(())
     })?;
     let name = infer::recording_name(&args.input);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("predictions").join(&name));
+    if out.exists() && !args.overwrite {
+        let what = std::fs::read_to_string(out.join(MANIFEST))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["input"].as_str().map(String::from))
+            .map_or_else(String::new, |i| format!(" (a prediction of {i})"));
+        anyhow::bail!(
+            "{} already exists{what}: give this prediction its own folder with --out DIR, or --overwrite to replace it",
+            out.display()
+        );
+    }
+    if let (Some(s), Some(e)) = (args.start, args.end) {
+        anyhow::ensure!(s <= e, "--start ({s} µs) is after --end ({e} µs)");
+    }
+    eprintln!("predicting with {}", opened.provenance.describe());
+    // Built in a temporary folder and swapped in whole: a failed or killed prediction leaves the
+    // folder as it was, and a replaced one never keeps another input's frames.
+    let mut done = None;
+    evdet_atomic::replace_dir(&out, |tmp| -> anyhow::Result<()> {
+        done = Some(predict_into(&args, &opened, &name, device, tmp)?);
+        Ok(())
+    })?;
+    let (summary, video) = done.ok_or_else(|| anyhow::anyhow!("the prediction wrote nothing"))?;
+    eprintln!(
+        "{} windows, {} detections -> {}",
+        summary.windows,
+        summary.detections,
+        out.join(file_name(&summary.npy)).display()
+    );
+    if !args.no_frames {
+        eprintln!(
+            "{} frames -> {}",
+            summary.frames.len(),
+            out.join("frames").display()
+        );
+    }
+    if let Some(r) = summary.read.filter(|r| r.truncated_bytes > 0) {
+        eprintln!(
+            "warning: {} ends in an incomplete RAW word ({} bytes) — the file was cut (an interrupted recording or copy?); the complete words before it were used",
+            args.input.display(),
+            r.truncated_bytes
+        );
+    }
+    match video {
+        Some(v) => eprintln!("video -> {}", out.join(file_name(&v)).display()),
+        None if args.video => eprintln!("no video: no frames were written (--no-frames)"),
+        None => {}
+    }
+    eprintln!("provenance -> {}", out.join(MANIFEST).display());
+    Ok(())
+}
+
+/// What a prediction folder says about itself: the input, the checkpoint behind the boxes and the
+/// settings that shaped them.
+const MANIFEST: &str = "prediction.json";
+
+fn file_name(p: &std::path::Path) -> PathBuf {
+    p.file_name().map(PathBuf::from).unwrap_or_default()
+}
+
+/// Runs the detector over the input into the empty folder `dir`: boxes, frames, the video and the
+/// manifest. Returns the summary and the video written, if any.
+fn predict_into(
+    args: &Args,
+    opened: &checkpoint::Opened,
+    name: &str,
+    device: tch::Device,
+    dir: &std::path::Path,
+) -> anyhow::Result<(infer::PredictSummary, Option<PathBuf>)> {
     let opts = PredictOptions {
-        out: args
-            .out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("predictions").join(&name)),
+        out: dir.to_path_buf(),
         confidence_threshold: args.confidence_threshold,
         draw_threshold: args.draw_threshold,
         frames: !args.no_frames,
@@ -105,10 +180,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             end: args.end,
         },
     };
-    if let (Some(s), Some(e)) = (args.start, args.end) {
-        anyhow::ensure!(s <= e, "--start ({s} µs) is after --end ({e} µs)");
-    }
-    let pb = crate::progress::bar(0, "frames");
+    let pb = crate::progress::bar(0, "windows");
     pb.set_message(format!("predicting {name}"));
     let summary = infer::predict(
         &opened.detector,
@@ -122,27 +194,38 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     )?;
     pb.finish_and_clear();
-    eprintln!(
-        "{} windows, {} detections -> {}",
-        summary.windows,
-        summary.detections,
-        summary.npy.display()
-    );
-    if opts.frames {
-        eprintln!(
-            "{} frames -> {}",
-            summary.frames.len(),
-            opts.out.join("frames").display()
-        );
-    }
-    if args.video && !summary.frames.is_empty() {
+    let video = if args.video && !summary.frames.is_empty() {
         let fps = args
             .fps
             .unwrap_or(1000.0 / summary.dt_ms as f64 / args.frame_every as f64);
-        let video = evdet_report::write_video(&summary.frames, &opts.out.join(&summary.name), fps)?;
-        eprintln!("video -> {}", video.display());
-    } else if args.video {
-        eprintln!("no video: no frames were written (--no-frames)");
-    }
-    Ok(())
+        Some(evdet_report::write_video(
+            &summary.frames,
+            &dir.join(&summary.name),
+            fps,
+        )?)
+    } else {
+        None
+    };
+    let manifest = serde_json::json!({
+        "input": args.input.display().to_string(),
+        "checkpoint": opened.provenance,
+        "windows": summary.windows,
+        "detections": summary.detections,
+        "boxes": file_name(&summary.npy),
+        "frames": summary.frames.len(),
+        "video": video.as_deref().map(file_name),
+        "confidence_threshold": args.confidence_threshold,
+        "draw_threshold": args.draw_threshold,
+        "start_us": args.start,
+        "end_us": args.end,
+        "limit": args.limit,
+        "align_to_labels": args.align_to_labels,
+        "read": summary.read,
+        "evdet_version": env!("CARGO_PKG_VERSION"),
+    });
+    evdet_atomic::write(
+        &dir.join(MANIFEST),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )?;
+    Ok((summary, video))
 }

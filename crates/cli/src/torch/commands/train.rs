@@ -102,13 +102,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(r) = &trainer.init_report {
         eprintln!(
-            "model.init_from {}: loaded {} tensors; kept the initialisation of {} missing and {} shape-mismatched variables{}; ignored {} unexpected tensors (details in {})",
+            "model.init_from {}: {} (every name in {})",
             cfg.model["init_from"].as_str().unwrap_or_default(),
-            r.loaded,
-            r.missing.len(),
-            r.shape_mismatched.len(),
-            if r.shape_mismatched.is_empty() { String::new() } else { format!(" ({})", r.shape_mismatched.join("; ")) },
-            r.unexpected.len(),
+            r.summary(),
             run_dir.join("init_from.json").display()
         );
     }
@@ -165,7 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "test",
         )?);
         let ev = evaluate_split(&trainer.det, &trainer.cfg, test, "test", dev, 0.001)?;
-        write_test_and_report(&ev, &trainer.cfg, &run_dir)?;
+        write_test_and_report(&ev, &trainer.cfg, &run_dir, trainer.state.step)?;
     }
     Ok(())
 }
@@ -176,8 +172,17 @@ fn write_test_and_report(
     ev: &evdet_train::evaluate::SplitEvaluation,
     cfg: &evdet_train::config::ExperimentConfig,
     run_dir: &std::path::Path,
+    step: u64,
 ) -> anyhow::Result<()> {
-    write_all(ev, cfg, &run_dir.join("eval").join("test_metrics.json"))?;
+    // The test split is evaluated with the weights in memory, which `fit` saved as `last` at its end.
+    let weights =
+        evdet_train::checkpoint::Provenance::of(&run_dir.join("checkpoints").join("last"), step)?;
+    write_all(
+        ev,
+        cfg,
+        &run_dir.join("eval").join("test_metrics.json"),
+        &weights,
+    )?;
     let report = run_dir.join("report.html");
     let summary = evdet_report::build_report(&[run_dir.to_path_buf()], &report)
         .with_context(|| format!("building {}", report.display()))?;
@@ -251,7 +256,7 @@ fn run_rank(
     let pb = if root {
         crate::progress::bar(cfg.training.max_steps, "steps")
     } else {
-        indicatif::ProgressBar::hidden()
+        crate::progress::hidden()
     };
     pb.set_position(start_step);
     trainer.fit(
@@ -291,7 +296,7 @@ fn run_rank(
             |_, _| {},
         )?;
         if root {
-            write_test_and_report(&ev, &trainer.cfg, &run_dir)?;
+            write_test_and_report(&ev, &trainer.cfg, &run_dir, trainer.state.step)?;
         }
     }
     if root {
