@@ -1,33 +1,56 @@
 //! Files and folders that appear whole or not at all. Every writer of evdet output (event files,
 //! label files, checkpoints, metrics, reports) goes through here: the content is written under a
 //! hidden temporary name in the destination folder (same file system, so the final `rename` is
-//! atomic), and only a complete file or folder ever carries its final name. A crash or a full disk
-//! leaves at most a `.<name>.tmp` behind, which the next write replaces.
+//! atomic), and only a complete file or folder ever carries its final name.
+//!
+//! Durable, not only atomic: the content is flushed to the disk (`fsync`) before the rename and the
+//! folder after it, so a power loss leaves the old file or the new one, never an empty file under the
+//! final name (a rename can reach the disk before the data it names). File writers get a temporary name
+//! of their own (`.<name>.<pid>-<n>.tmp`), so two writers of one path never write into one temporary
+//! file; a crash leaves at most such a file behind. Folders are built under `.<name>.tmp`, which the
+//! next build replaces (one writer per folder: the run lock).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// `dir/.name.tmp` beside `path`: where `path` is built before it is renamed into place.
+/// A temporary name of its own beside `path` (`dir/.name.<pid>-<n>.tmp`): where `path` is built
+/// before it is renamed into place. Every call gives another name.
 pub fn tmp_path(path: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp"))
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()))
 }
 
-/// Writes `bytes` to `path` through a temporary file, then renames it into place; the folder is
-/// created when missing. On failure the temporary file is removed and `path` is untouched; the error
-/// names the path it concerns.
+/// `dir/.name.tmp`: where the folder `dir` is built ([`replace_dir`]).
+fn tmp_dir_path(dir: &Path) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.with_file_name(format!(".{name}.tmp"))
+}
+
+/// Writes `bytes` to `path` through a temporary file of its own, flushed to the disk, then renames it
+/// into place and flushes the folder; the folder is created when missing. On failure the temporary
+/// file is removed and `path` is untouched; the error names the path it concerns.
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     create_parent(path)?;
     let tmp = tmp_path(path);
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| at(&tmp, e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| at(&tmp, e))?;
         f.write_all(bytes).map_err(|e| at(&tmp, e))?;
-        f.flush().map_err(|e| at(&tmp, e))?;
+        f.sync_all().map_err(|e| at(&tmp, e))?;
         drop(f);
-        commit(&tmp, path)
+        rename_durably(&tmp, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -35,10 +58,57 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-/// For writers that stream into [`tmp_path`] themselves (HDF5 files, videos): gives the finished
-/// temporary file its final name.
+/// For writers that stream into a [`tmp_path`] themselves (HDF5 files, videos): flushes the finished
+/// temporary file to the disk and gives it its final name.
 pub fn commit(tmp: &Path, path: &Path) -> std::io::Result<()> {
-    std::fs::rename(tmp, path).map_err(|e| at(path, e))
+    sync_file(tmp)?;
+    rename_durably(tmp, path)
+}
+
+/// `rename`, then `fsync` of the folder, so the new name survives a power loss.
+fn rename_durably(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::rename(from, to).map_err(|e| at(to, e))?;
+    sync_parent(to)
+}
+
+fn sync_file(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| at(path, e))
+}
+
+/// Flushes the folder holding `path` (its entries: names created, renamed or removed).
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    // On Linux a folder opened read-only can be fsync'ed; elsewhere this may be refused, which
+    // costs durability, not correctness.
+    match std::fs::File::open(dir).and_then(|f| f.sync_all()) {
+        Ok(()) => Ok(()),
+        Err(e) if cfg!(target_os = "linux") => Err(at(dir, e)),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Flushes every file under `dir` and every folder, deepest first (a folder built by `fill`).
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| at(dir, e))? {
+        let entry = entry.map_err(|e| at(dir, e))?;
+        let p = entry.path();
+        let kind = entry.file_type().map_err(|e| at(&p, e))?;
+        if kind.is_dir() {
+            sync_tree(&p)?;
+        } else if kind.is_file() {
+            sync_file(&p)?;
+        }
+    }
+    sync_dir(dir)
 }
 
 /// Creates the folder `path` will be written in, when it is missing.
@@ -90,7 +160,7 @@ fn filled_tmp<E: From<std::io::Error>>(
     fill: impl FnOnce(&Path) -> Result<(), E>,
 ) -> Result<PathBuf, E> {
     create_parent(dir)?;
-    let tmp = tmp_path(dir);
+    let tmp = tmp_dir_path(dir);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| at(&tmp, e))?;
     }
@@ -98,6 +168,10 @@ fn filled_tmp<E: From<std::io::Error>>(
     if let Err(e) = fill(&tmp) {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
+    }
+    if let Err(e) = sync_tree(&tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e.into());
     }
     Ok(tmp)
 }
@@ -110,7 +184,7 @@ fn swap_in(dir: &Path, tmp: &Path, aside: &Path) -> std::io::Result<()> {
         }
         std::fs::rename(dir, aside).map_err(|e| at(dir, e))?;
     }
-    std::fs::rename(tmp, dir).map_err(|e| at(dir, e))
+    rename_durably(tmp, dir)
 }
 
 /// An I/O error that names the path it happened on.
@@ -142,7 +216,12 @@ mod tests {
         std::fs::create_dir_all(blocked.join("inside")).unwrap();
         let err = write(&blocked, b"y").unwrap_err().to_string();
         assert!(err.contains("sub"), "{err}");
-        assert!(!tmp_path(&blocked).exists());
+        let left: Vec<_> = std::fs::read_dir(blocked.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "a temporary file was left: {left:?}");
         assert_eq!(std::fs::read(&p).unwrap(), b"x");
     }
 
@@ -182,5 +261,48 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("last")]);
+    }
+
+    #[test]
+    fn every_writer_gets_its_own_temporary_name() {
+        let p = Path::new("/x/m.json");
+        let (a, b) = (tmp_path(p), tmp_path(p));
+        assert_ne!(a, b);
+        let name = a.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with(".m.json.") && name.ends_with(".tmp"),
+            "{name}"
+        );
+    }
+
+    #[test]
+    fn writers_of_one_path_side_by_side_leave_one_whole_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("m.json");
+        std::thread::scope(|s| {
+            for i in 0..8u8 {
+                let p = &p;
+                s.spawn(move || {
+                    for _ in 0..20 {
+                        write(p, &vec![b'a' + i; 4096]).unwrap();
+                    }
+                });
+            }
+        });
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(bytes.len(), 4096);
+        assert!(bytes.iter().all(|&b| b == bytes[0]), "two writers mixed");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_committed_stream_has_its_name_and_no_temporary_is_left() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("v.gif");
+        let tmp = tmp_path(&p);
+        std::fs::write(&tmp, b"GIF89a").unwrap();
+        commit(&tmp, &p).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"GIF89a");
+        assert!(!tmp.exists());
     }
 }

@@ -41,6 +41,24 @@ pub fn error_chain(e: &anyhow::Error) -> String {
     out
 }
 
+/// `command path: --flag` of every argument (of `cmd` and its subcommands) without a help text.
+pub fn undocumented_args(cmd: &clap::Command) -> Vec<String> {
+    fn walk(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            let builtin = matches!(a.get_id().as_str(), "help" | "version");
+            if !builtin && a.get_help().is_none() && a.get_long_help().is_none() {
+                out.push(format!("{path}: {}", a.get_id()));
+            }
+        }
+        for s in cmd.get_subcommands() {
+            walk(s, &format!("{path} {}", s.get_name()), out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(cmd, cmd.get_name(), &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,22 +81,4 @@ mod tests {
         assert_eq!(text, "reading the study: s.yaml: entity not found");
         assert_eq!(text.matches("not found").count(), 1);
     }
-}
-
-/// `command path: --flag` of every argument (of `cmd` and its subcommands) without a help text.
-pub fn undocumented_args(cmd: &clap::Command) -> Vec<String> {
-    fn walk(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
-        for a in cmd.get_arguments() {
-            let builtin = matches!(a.get_id().as_str(), "help" | "version");
-            if !builtin && a.get_help().is_none() && a.get_long_help().is_none() {
-                out.push(format!("{path}: {}", a.get_id()));
-            }
-        }
-        for s in cmd.get_subcommands() {
-            walk(s, &format!("{path} {}", s.get_name()), out);
-        }
-    }
-    let mut out = Vec::new();
-    walk(cmd, cmd.get_name(), &mut out);
-    out
 }

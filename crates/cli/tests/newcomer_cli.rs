@@ -141,12 +141,7 @@ fn undefined_metrics_are_undefined_on_the_coco_path_as_in_pycocotools() {
 #[test]
 fn undefined_metrics_are_undefined_on_the_prophesee_path_with_no_detections() {
     let ws = workspace();
-    let gt = std::fs::read_dir(ws.join("raw/test"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("_bbox.npy"))
-        .unwrap();
+    let gt = file_ending(&ws.join("raw/test"), "_bbox.npy");
     let boxes = evdet_events::labels::read_bbox_npy(&gt).unwrap();
     let d = tempfile::tempdir().unwrap();
     let empty = d.path().join("empty_bbox.npy");
@@ -382,12 +377,7 @@ fn override_errors_name_the_key() {
 fn a_prediction_folder_is_never_mixed() {
     let ws = workspace();
     let d = tempfile::tempdir().unwrap();
-    let rec = std::fs::read_dir(ws.join("raw/test"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("_td.h5"))
-        .unwrap();
+    let rec = file_ending(&ws.join("raw/test"), "_td.h5");
     let name = rec
         .file_name()
         .unwrap()
@@ -524,12 +514,7 @@ fn a_cut_raw_file_is_read_with_a_warning() {
             "--out",
         ])
         .arg(d.path().join("raw")));
-    let raw = std::fs::read_dir(d.path().join("raw/train"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "raw"))
-        .unwrap();
+    let raw = file_ending(&d.path().join("raw/train"), ".raw");
     let bytes = std::fs::read(&raw).unwrap();
     // Cut in the middle of a 2-byte EVT 3.0 word.
     std::fs::write(&raw, &bytes[..bytes.len() - 1]).unwrap();
@@ -548,7 +533,7 @@ fn a_cut_raw_file_is_read_with_a_warning() {
 fn a_comparison_names_runs_by_what_differs() {
     let ws = workspace();
     // The same experiment id at another width, in its own runs folder.
-    run(train(ws, "runs_wide", "a", 1, 16).arg("--no-test"));
+    run(train(ws, "runs_wide", "a", 3, 16).arg("--no-test"));
     let html_path = ws.join("cmp_width.html");
     run(evdet()
         .arg("report")

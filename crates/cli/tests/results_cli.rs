@@ -297,8 +297,16 @@ fn predict_on_a_camera_raw_file_equals_predict_on_its_h5_and_keeps_to_start_end(
             err,
         )
     };
-    let (from_h5, _) = predict(&h5, "pred_h5", &["--align-to-labels", "--limit", "8"]);
-    let (from_raw, _) = predict(&raw, "pred_raw", &["--align-to-labels", "--limit", "8"]);
+    let (from_h5, _) = predict(
+        &h5,
+        "camera_pred_h5",
+        &["--align-to-labels", "--limit", "8"],
+    );
+    let (from_raw, _) = predict(
+        &raw,
+        "camera_pred_raw",
+        &["--align-to-labels", "--limit", "8"],
+    );
     assert!(from_h5.len() > 128, "no detections written");
     assert!(
         from_h5 == from_raw,

@@ -123,10 +123,33 @@ fn a_tiny_study_runs_every_arm_and_seed_and_skips_them_when_rerun() {
         "{page}"
     );
     assert!(page.contains("href=\"4scale_sa/seed1/report.html\""));
+    // One plot per headline metric and fine size bin that some arm has a value for: a metric
+    // undefined in every run (no ground truth of that size) has no plot.
+    let study_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("tiny/study.json")).unwrap())
+            .unwrap();
+    let defined: std::collections::BTreeSet<String> = study_json["arms"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|m| m.as_object().unwrap().iter())
+        .filter(|(_, s)| s["mean"].is_number())
+        .map(|(k, _)| k.clone())
+        .collect();
+    let headline = ["prophesee", "unfiltered"]
+        .iter()
+        .flat_map(|p| ["AP", "AP50", "AP_S", "AP_M", "AP_L"].map(|s| format!("test/{p}/{s}")))
+        .filter(|k| defined.contains(k))
+        .count();
+    let bins = defined
+        .iter()
+        .filter(|k| k.starts_with("test/prophesee/AP_bin/"))
+        .count();
+    assert!(headline >= 6 && bins >= 1, "{defined:?}");
     assert_eq!(
         page.matches("<svg").count(),
-        1 + 10 + 5,
-        "forest + 10 headline metrics + 5 fine size bins"
+        1 + headline + bins,
+        "forest + headline metrics + fine size bins with a value"
     );
 
     // study → report: a study's runs are ordinary runs, compared like any others.

@@ -83,10 +83,11 @@ impl ConfigRoot {
                 message: e.to_string(),
             })?;
             let path: Vec<&str> = key.split('.').collect();
+            // The whole key as typed is named, and matched on its last part anywhere in the tree.
             check_path_known(&path, &ctx.schema).map_err(|e| match e {
-                ConfigError::UnknownKey { key, hint } => ConfigError::UnknownKey {
-                    hint: hint_anywhere(&ctx.schema, &key).unwrap_or(hint),
-                    key,
+                ConfigError::UnknownKey { hint, .. } => ConfigError::UnknownKey {
+                    hint: hint_anywhere(&ctx.schema, key).unwrap_or(hint),
+                    key: key.to_string(),
                 },
                 e => e,
             })?;

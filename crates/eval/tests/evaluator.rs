@@ -80,20 +80,41 @@ fn perfect_detections_score_one_in_both_protocols() {
 }
 
 #[test]
-fn no_detections_means_zeros() {
-    // REFERENCE §6: with no detections at all every metric is 0, not -1.
+fn no_detections_score_zero_where_there_is_ground_truth_and_stay_undefined_elsewhere() {
+    // REFERENCE §6 reports 0 for everything (pycocotools' loadRes cannot take an empty list); COCOeval
+    // on an empty result set gives 0 where there is ground truth and −1 where there is none.
     let mut ev = Evaluator::new(config()).unwrap();
     for gt in frames() {
         ev.add_frame(&gt, &[]);
     }
     let r = ev.summarize_protocol(Protocol::Prophesee).unwrap();
-    assert_eq!(r.stats, [0.0; 12]);
-    assert_eq!(r.agnostic_stats, [0.0; 12]);
-    assert!(r.metrics("val").values().all(|&v| v == 0.0));
-    // Nothing at all added: still zeros, no error.
+    // No box is larger than 96²: AP_L and AR_L are undefined, everything else 0.
+    let mut want = [0.0; 12];
+    want[5] = -1.0;
+    want[11] = -1.0;
+    assert_eq!(r.stats, want);
+    assert_eq!(r.agnostic_stats, want);
+    let m = r.metrics("val");
+    assert!(m.values().all(|&v| v == 0.0), "{m:?}");
+    assert_eq!(m["val/prophesee/AP/car"], 0.0);
+    assert_eq!(m["val/prophesee/AP/pedestrian"], 0.0);
+    // The filter removed every bicycle: undefined, not 0.
+    assert!(!m.contains_key("val/prophesee/AP/bicycle"), "{m:?}");
+    assert!(!m.contains_key("val/prophesee/AP_L"));
+    let bins = &r.analysis.size_bins;
+    assert!(bins.iter().any(|b| b.num_gt == 0));
+    for b in bins {
+        if b.num_gt == 0 {
+            assert_eq!((b.ap, b.ar), (-1.0, -1.0), "{}", b.label);
+        } else {
+            assert_eq!((b.ap, b.ar), (0.0, 0.0), "{}", b.label);
+        }
+    }
+    // Nothing at all added: every metric undefined, no error.
     let empty = Evaluator::new(config()).unwrap().summarize().unwrap();
-    assert_eq!(empty.unfiltered.stats, [0.0; 12]);
+    assert_eq!(empty.unfiltered.stats, [-1.0; 12]);
     assert_eq!(empty.unfiltered.num_images, 0);
+    assert!(empty.metrics("val").is_empty());
 }
 
 #[test]

@@ -16,4 +16,5 @@ pub mod import;
 pub mod layers;
 pub mod losses;
 pub mod postprocess;
+pub mod process_memory;
 pub mod reference_check;

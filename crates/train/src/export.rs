@@ -291,7 +291,7 @@ pub fn export(
     };
     match req.format {
         ExportFormat::TorchScript => {
-            std::fs::rename(&ts_tmp, &req.out).map_err(io(&req.out))?;
+            evdet_atomic::commit(&ts_tmp, &req.out).map_err(io(&req.out))?;
         }
         ExportFormat::Onnx => {
             let opset = req.opset;
@@ -346,9 +346,11 @@ pub fn torchscript_to_onnx(
         path: script.clone(),
         source: e,
     })?;
+    // One temporary name for the script to write and for the rename after it.
+    let out_tmp = evdet_atomic::tmp_path(out);
     let spec_json = serde_json::json!({
         "torchscript": ts,
-        "out": evdet_atomic::tmp_path(out),
+        "out": &out_tmp,
         "opset": opset,
         "input_names": input_names,
         "output_names": output_names,
@@ -371,7 +373,7 @@ pub fn torchscript_to_onnx(
             ))
         })?;
     if !o.status.success() {
-        let _ = std::fs::remove_file(evdet_atomic::tmp_path(out));
+        let _ = std::fs::remove_file(&out_tmp);
         return Err(ExportError::Onnx(
             String::from_utf8_lossy(&o.stderr)
                 .lines()
@@ -380,7 +382,7 @@ pub fn torchscript_to_onnx(
                 .to_string(),
         ));
     }
-    evdet_atomic::commit(&evdet_atomic::tmp_path(out), out).map_err(|e| ExportError::Io {
+    evdet_atomic::commit(&out_tmp, out).map_err(|e| ExportError::Io {
         path: out.to_path_buf(),
         source: e,
     })

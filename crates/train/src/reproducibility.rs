@@ -36,6 +36,9 @@ pub struct Environment {
     /// The widest vector instruction set the CPU offers libtorch's kernels: `avx512`, `avx2` or
     /// `default` (before any of the variables below narrows it).
     pub cpu_isa: String,
+    /// The bf16 instructions the CPU has (`avx512_bf16`, `amx_bf16`): they decide whether bf16
+    /// training is fast or emulated on this CPU.
+    pub bf16_instructions: Vec<String>,
     /// The kernel-pinning variables that are set, with their values.
     pub kernel_variables: BTreeMap<String, String>,
 }
@@ -52,22 +55,7 @@ impl Environment {
                 .map(|(_, v)| v.trim().to_string())
                 .unwrap_or_default()
         };
-        let flags: Vec<String> = field("flags")
-            .split_whitespace()
-            .map(String::from)
-            .collect();
-        let has = |f: &str| flags.iter().any(|x| x == f);
-        // ATen's AVX512 kernels need F, BW, VL and DQ; its AVX2 kernels AVX2 and FMA.
-        let cpu_isa = if ["avx512f", "avx512bw", "avx512vl", "avx512dq"]
-            .iter()
-            .all(|f| has(f))
-        {
-            "avx512"
-        } else if has("avx2") && has("fma") {
-            "avx2"
-        } else {
-            "default"
-        };
+        let (cpu_isa, bf16_instructions) = cpu_isa(&field("flags"));
         Environment {
             evdet_version: env!("CARGO_PKG_VERSION").to_string(),
             libtorch: "2.11.0 (tch 0.24)".into(),
@@ -75,12 +63,44 @@ impl Environment {
             threads: tch::get_num_threads(),
             cpu_model: field("model name"),
             cpu_isa: cpu_isa.into(),
+            bf16_instructions,
             kernel_variables: KERNEL_VARIABLES
                 .iter()
                 .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
                 .collect(),
         }
     }
+}
+
+/// The widest vector instruction set for libtorch's kernels, asked of the CPU itself (ATen's AVX512
+/// kernels need F, BW, VL and DQ; its AVX2 kernels AVX2 and FMA), and the bf16 instructions it has.
+/// AMX has no stable run-time check in Rust yet: its flag is read from `/proc/cpuinfo`'s `flags`.
+#[cfg(target_arch = "x86_64")]
+fn cpu_isa(cpuinfo_flags: &str) -> (&'static str, Vec<String>) {
+    let isa = if is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512dq")
+    {
+        "avx512"
+    } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        "avx2"
+    } else {
+        "default"
+    };
+    let mut bf16 = Vec::new();
+    if is_x86_feature_detected!("avx512bf16") {
+        bf16.push("avx512_bf16".to_string());
+    }
+    if cpuinfo_flags.split_whitespace().any(|f| f == "amx_bf16") {
+        bf16.push("amx_bf16".to_string());
+    }
+    (isa, bf16)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn cpu_isa(_cpuinfo_flags: &str) -> (&'static str, Vec<String>) {
+    ("default", Vec::new())
 }
 
 /// SHA-256 over every variable of `vs` (name, shape, kind and bytes, in name order): equal hashes

@@ -4,7 +4,6 @@
 //! both writing checkpoints into it.
 
 use std::io::{Read, Seek, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// The lock file's name inside a run folder.
@@ -43,24 +42,23 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(io)?;
-        // SAFETY: flock on a descriptor this function owns; it only changes the lock state.
-        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-        if !locked {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(io(err));
+        // std's `try_lock` is `flock(LOCK_EX | LOCK_NB)` on Linux: per open file, released with it.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim().to_string();
+                return Err(RunLockError::Busy {
+                    dir: run_dir.to_path_buf(),
+                    pid: if pid.is_empty() {
+                        "unknown".into()
+                    } else {
+                        pid
+                    },
+                });
             }
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            let pid = pid.trim().to_string();
-            return Err(RunLockError::Busy {
-                dir: run_dir.to_path_buf(),
-                pid: if pid.is_empty() {
-                    "unknown".into()
-                } else {
-                    pid
-                },
-            });
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;

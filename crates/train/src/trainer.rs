@@ -436,9 +436,9 @@ impl Trainer {
             metrics.insert("train/compute_time_s".into(), compute_s);
             if step.is_multiple_of(self.cfg.logging.log_every_n_steps.max(1)) || step == end {
                 // Memory over the run: growth from recurrent state, logs or the prefetcher shows here.
-                if let Some((rss, peak)) = process_memory_mib() {
-                    metrics.insert("train/rss_mib".into(), rss);
-                    metrics.insert("train/peak_rss_mib".into(), peak);
+                if let Some(mem) = evdet_model::process_memory::read() {
+                    metrics.insert("train/rss_mib".into(), mem.rss_mib);
+                    metrics.insert("train/peak_rss_mib".into(), mem.peak_mib);
                 }
                 // What the allocator has handed out (live), as against what it holds (RSS): a leak
                 // grows the first, fragmentation only the second.
@@ -854,17 +854,6 @@ impl Trainer {
     pub fn train_data(&self) -> &Arc<SplitData> {
         &self.train
     }
-}
-
-/// Resident and peak resident memory of this process in MiB (Linux `/proc/self/status`).
-fn process_memory_mib() -> Option<(f64, f64)> {
-    let text = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| -> Option<f64> {
-        let line = text.lines().find(|l| l.starts_with(name))?;
-        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb / 1024.0)
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 fn named_states(s: &[LstmState]) -> Vec<(String, Tensor)> {

@@ -163,7 +163,8 @@ fn class_json(c: &ClassSummary) -> Value {
 
 fn write_json(path: &Path, value: &Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value).context("serialising the results")?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+    evdet_atomic::write(path, (text + "\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn read_boxes(path: &Path) -> Result<Vec<BBox>> {

@@ -148,7 +148,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn write_json(path: &std::path::Path, text: serde_json::Result<String>) -> anyhow::Result<()> {
-    std::fs::write(path, text?).with_context(|| format!("cannot write {}", path.display()))
+    evdet_atomic::write(path, text?.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn print_summary(s: &SynthSummary) {

@@ -205,13 +205,9 @@ fn random_labels(n: i64, hw: [i64; 2], num_classes: i64, device: Device) -> Tens
 /// Resident-set high-water mark of this process in MiB (Linux), optionally resetting it first.
 fn peak_rss_mib(reset: bool) -> Option<f64> {
     if reset {
-        // Writing 5 to clear_refs resets VmHWM to the current RSS (Linux ≥ 4.0).
-        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        crate::process_memory::reset_peak();
     }
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    crate::process_memory::read().map(|m| m.peak_mib)
 }
 
 /// Time of one training step (median of `reps` after one warm-up step).

@@ -76,17 +76,13 @@ fn percentiles(mut v: Vec<f64>) -> Value {
     json!({"p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "mean": v.iter().sum::<f64>() / v.len() as f64, "windows": v.len()})
 }
 
-/// Resets the kernel's peak-RSS mark of this process (Linux `clear_refs` 5).
 fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    evdet_model::process_memory::reset_peak();
 }
 
 /// Peak resident memory since the last reset, MiB.
 fn peak_rss_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    evdet_model::process_memory::read().map(|m| m.peak_mib)
 }
 
 fn sync(device: Device) {

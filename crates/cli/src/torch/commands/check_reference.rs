@@ -53,7 +53,8 @@ pub fn run(args: Args) -> Result<()> {
     print_tables(&report);
     if let Some(out) = &args.json {
         let text = serde_json::to_string_pretty(&report.to_json())?;
-        std::fs::write(out, text + "\n").with_context(|| format!("writing {}", out.display()))?;
+        evdet_atomic::write(out, (text + "\n").as_bytes())
+            .with_context(|| format!("writing {}", out.display()))?;
     }
     let failed = report.outputs.iter().filter(|(_, c)| !c.ok).count();
     if failed > 0 {

@@ -7,6 +7,7 @@
 //! folder (its stored histograms, in order). Ground truth, when the input has it, is drawn beside the
 //! predictions.
 
+use anyhow::Context;
 use evdet_train::checkpoint;
 use evdet_train::infer::{self, PredictOptions};
 use std::path::PathBuf;
@@ -118,7 +119,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     evdet_atomic::replace_dir(&out, |tmp| -> anyhow::Result<()> {
         done = Some(predict_into(&args, &opened, &name, device, tmp)?);
         Ok(())
-    })?;
+    })
+    .with_context(|| format!("writing the prediction into {}", out.display()))?;
     let (summary, video) = done.ok_or_else(|| anyhow::anyhow!("the prediction wrote nothing"))?;
     eprintln!(
         "{} windows, {} detections -> {}",
