@@ -32,30 +32,13 @@ enum Command {
     Bench(commands::bench::Args),
 }
 
-/// The order of `evdet --help`: the workflow's order.
-const HELP_ORDER: &[&str] = &[
-    "synth",
-    "preprocess",
-    "convert",
-    "train",
-    "eval",
-    "predict",
-    "export",
-    "report",
-    "study",
-    "coco-eval",
-    "import-rvt",
-    "check-reference",
-    "bench",
-];
-
 /// The full command tree for `--help`: this executable's commands plus those `evdet-torch` runs.
 fn command_tree() -> clap::Command {
     let mut cmd = Cli::command();
-    for (name, about) in torch_commands::COMMANDS {
-        cmd = cmd.subcommand(clap::Command::new(*name).about(*about));
+    for (name, about) in torch_commands::torch_commands() {
+        cmd = cmd.subcommand(clap::Command::new(name).about(about));
     }
-    for (i, name) in HELP_ORDER.iter().enumerate() {
+    for (i, (name, _, _)) in torch_commands::COMMANDS.iter().enumerate() {
         cmd = cmd.mut_subcommand(*name, |c| c.display_order(i));
     }
     let (model, about) = torch_commands::BENCH_MODEL;
@@ -94,6 +77,21 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The command table names every command there is, each once.
+    #[test]
+    fn every_command_is_in_the_one_table() {
+        let tree = command_tree();
+        let mut listed: Vec<&str> = torch_commands::COMMANDS.iter().map(|c| c.0).collect();
+        let mut real: Vec<&str> = tree
+            .get_subcommands()
+            .map(|c| c.get_name())
+            .filter(|n| *n != "help")
+            .collect();
+        listed.sort_unstable();
+        real.sort_unstable();
+        assert_eq!(listed, real);
+    }
 
     /// Every flag and positional argument of every command has a sentence of help.
     #[test]

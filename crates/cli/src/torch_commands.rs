@@ -5,34 +5,66 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-/// `(name, about)` of every command `evdet-torch` runs; `evdet-torch` takes its own descriptions
-/// from here, so both `--help` pages say the same.
-pub const COMMANDS: &[(&str, &str)] = &[
+/// Which executable runs a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunsIn {
+    /// `evdet` itself (no libtorch).
+    Evdet,
+    /// `evdet-torch`, to which `evdet` hands the command line over.
+    Torch,
+}
+
+/// Every `evdet` command, in the workflow's order that `evdet --help` lists them: the one list of
+/// command names. The third field is the one-line description of the commands `evdet-torch` runs
+/// (`evdet` lists them without parsing their arguments, and `evdet-torch` takes its descriptions from
+/// here, so both `--help` pages say the same); the others describe themselves in their `Args`.
+pub const COMMANDS: &[(&str, RunsIn, &str)] = &[
+    ("synth", RunsIn::Evdet, ""),
+    ("preprocess", RunsIn::Evdet, ""),
+    ("convert", RunsIn::Evdet, ""),
     (
         TRAIN,
+        RunsIn::Torch,
         "Train an experiment (default: the CPU-sized synthetic `mini` experiment)",
     ),
     (
         EVAL,
+        RunsIn::Torch,
         "Evaluate a trained or imported checkpoint (both protocols, AP by size and class)",
     ),
     (
         PREDICT,
+        RunsIn::Torch,
         "Detect objects in a recording with a checkpoint and look at the result",
     ),
     (
         EXPORT,
+        RunsIn::Torch,
         "Export a checkpoint to TorchScript or ONNX with explicit LSTM states, for deployment",
     ),
+    ("report", RunsIn::Evdet, ""),
+    ("study", RunsIn::Evdet, ""),
+    ("coco-eval", RunsIn::Evdet, ""),
     (
         IMPORT_RVT,
+        RunsIn::Torch,
         "Import RVT or eTraM weights into an evdet checkpoint folder",
     ),
     (
         CHECK_REFERENCE,
+        RunsIn::Torch,
         "Compare the detector with a PyTorch reference fixture folder, output by output",
     ),
+    ("bench", RunsIn::Evdet, ""),
 ];
+
+/// `(name, about)` of the commands `evdet-torch` runs, in [`COMMANDS`]' order.
+pub fn torch_commands() -> impl Iterator<Item = (&'static str, &'static str)> {
+    COMMANDS
+        .iter()
+        .filter(|(_, runs, _)| *runs == RunsIn::Torch)
+        .map(|(name, _, about)| (*name, *about))
+}
 
 pub const TRAIN: &str = "train";
 pub const EVAL: &str = "eval";
@@ -54,8 +86,7 @@ pub const BENCH_LATENCY: (&str, &str) = (
 
 /// The description of a command `evdet-torch` runs.
 pub fn about(name: &str) -> &'static str {
-    COMMANDS
-        .iter()
+    torch_commands()
         .find(|(n, _)| *n == name)
         .map_or("", |(_, a)| a)
 }
@@ -70,7 +101,7 @@ pub fn wants_torch(args: &[OsString]) -> bool {
         .take(3)
         .collect();
     let is_torch = |w: &[&str]| match w {
-        [first, ..] if COMMANDS.iter().any(|(n, _)| n == first) => true,
+        [first, ..] if torch_commands().any(|(n, _)| n == *first) => true,
         ["bench", second, ..] => *second == BENCH_MODEL.0 || *second == BENCH_LATENCY.0,
         _ => false,
     };

@@ -16,6 +16,21 @@ pub fn repr_dir_name(dt_ms: u32, nbins: usize) -> String {
     format!("stacked_histogram_dt={dt_ms}_nbins={nbins}")
 }
 
+/// A representation folder name that is not `stacked_histogram_dt=<ms>_nbins=<n>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("representation name '{0}' is not stacked_histogram_dt=<ms>_nbins=<n>")]
+pub struct BadReprName(pub String);
+
+/// [`repr_dir_name`] read back: `stacked_histogram_dt=50_nbins=10` → (nbins 10, dt 50 ms).
+pub fn parse_repr_dir_name(name: &str) -> std::result::Result<(usize, u32), BadReprName> {
+    let parsed = (|| {
+        let rest = name.strip_prefix("stacked_histogram_dt=")?;
+        let (dt, nbins) = rest.split_once("_nbins=")?;
+        Some((nbins.parse().ok()?, dt.parse().ok()?))
+    })();
+    parsed.ok_or_else(|| BadReprName(name.to_string()))
+}
+
 /// File name of the histogram h5: `event_representations_ds2_nearest.h5` or `event_representations.h5`.
 pub fn repr_file_name(downsample_by_factor_2: bool) -> &'static str {
     if downsample_by_factor_2 {
@@ -325,4 +340,20 @@ pub fn read_repr_range(path: &Path, start: usize, end: usize) -> Result<(Vec<u8>
         .map_err(h5)?;
     let dims = [end - start, shape[1], shape[2], shape[3]];
     Ok((arr.into_raw_vec_and_offset().0, dims))
+}
+
+#[cfg(test)]
+mod repr_name_tests {
+    use super::*;
+
+    #[test]
+    fn a_representation_name_reads_back() {
+        assert_eq!(parse_repr_dir_name(&repr_dir_name(50, 10)), Ok((10, 50)));
+        let e = parse_repr_dir_name("stacked_histogram_dt=5x_nbins=10").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "representation name 'stacked_histogram_dt=5x_nbins=10' is not stacked_histogram_dt=<ms>_nbins=<n>"
+        );
+        assert!(parse_repr_dir_name("voxel_grid").is_err());
+    }
 }

@@ -17,6 +17,9 @@
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+/// Pictures (sample detections, predicted frames) draw the boxes whose score reaches this.
+pub const DRAW_SCORE: f32 = 0.3;
+
 use crate::boxes::cxcywh_to_xyxy;
 
 /// Errors from [`postprocess`] and [`batched_nms`].

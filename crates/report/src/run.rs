@@ -120,7 +120,8 @@ impl Run {
             ));
         }
         let mut notes = Vec::new();
-        let config_path = dir.join("config.yaml");
+        let layout = evdet_run::RunDir::at(dir);
+        let config_path = layout.config();
         let config = match std::fs::read_to_string(&config_path) {
             Ok(text) => match serde_yaml::from_str::<Value>(&text) {
                 Ok(v) => Some(v),
@@ -134,7 +135,7 @@ impl Run {
                 None
             }
         };
-        let metrics_path = dir.join("metrics.jsonl");
+        let metrics_path = layout.metrics_log();
         let metrics = if metrics_path.exists() {
             let (lines, skipped) = read_metrics_jsonl(&metrics_path)?;
             if let Some(n) = skipped {
@@ -352,45 +353,44 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_str(&text).map_err(|e| ReportError::format(path, format!("{e}")))
 }
 
-/// Reads `eval/`: every `<split>_metrics.json`, `<split>_analysis.json` and
+/// Reads `eval/` ([`evdet_run::EvalDir`]): every `<split>_metrics.json`, `<split>_analysis.json` and
 /// `samples/<split>_samples.json`; unreadable files become notes.
 fn read_eval(dir: &Path, notes: &mut Vec<String>) -> BTreeMap<String, SplitEval> {
-    let eval_dir = dir.join("eval");
+    use evdet_run::EvalFile;
+    let eval_dir = evdet_run::RunDir::at(dir).eval();
     let mut out: BTreeMap<String, SplitEval> = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(&eval_dir) else {
+    let names_in = |d: &Path| -> Option<Vec<String>> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        Some(v)
+    };
+    let Some(names) = names_in(eval_dir.dir()) else {
         notes.push("eval/ is missing: no final evaluation yet (run `evdet eval`)".into());
         return out;
     };
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    let samples_dir = eval_dir.join("samples");
-    if let Ok(entries) = std::fs::read_dir(&samples_dir) {
-        names.extend(
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with("_samples.json")),
-        );
-    }
-    names.sort();
-    for name in names {
-        if let Some(split) = name.strip_suffix("_metrics.json") {
-            let path = eval_dir.join(&name);
-            match read_flat_metrics(&path) {
+    for name in &names {
+        match EvalFile::parse(name) {
+            Some((EvalFile::Metrics, split)) => match read_flat_metrics(&eval_dir.metrics(split)) {
                 Ok(m) => out.entry(split.to_string()).or_default().metrics = Some(m),
                 Err(e) => notes.push(format!("{e}")),
+            },
+            Some((EvalFile::Analysis, split)) => {
+                match read_json::<AnalysisFile>(&eval_dir.analysis(split)) {
+                    Ok(a) => out.entry(split.to_string()).or_default().analysis = Some(a),
+                    Err(e) => notes.push(format!("{e}")),
+                }
             }
-        } else if let Some(split) = name.strip_suffix("_analysis.json") {
-            let path = eval_dir.join(&name);
-            match read_json::<AnalysisFile>(&path) {
-                Ok(a) => out.entry(split.to_string()).or_default().analysis = Some(a),
-                Err(e) => notes.push(format!("{e}")),
-            }
-        } else if let Some(split) = name.strip_suffix("_samples.json") {
-            let path = samples_dir.join(&name);
-            match read_json::<Vec<Sample>>(&path) {
+            _ => {}
+        }
+    }
+    let samples_dir = eval_dir.samples_dir();
+    for name in names_in(&samples_dir).unwrap_or_default() {
+        if let Some((EvalFile::SamplesIndex, split)) = EvalFile::parse(&name) {
+            match read_json::<Vec<Sample>>(&eval_dir.samples_index(split)) {
                 Ok(s) => {
                     let entry = out.entry(split.to_string()).or_default();
                     entry.samples = s;

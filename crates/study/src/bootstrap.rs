@@ -19,9 +19,10 @@ pub struct RunFrames {
 /// Reads `<run>/eval/test_frames.bin` and the run's `config.yaml`; `None` when either is missing or
 /// unreadable (runs finished before the records existed).
 pub fn load_run(run: &Path) -> Option<RunFrames> {
-    let bytes = std::fs::read(run.join("eval/test_frames.bin")).ok()?;
+    let run = evdet_run::RunDir::at(run);
+    let bytes = std::fs::read(run.eval().frames("test")).ok()?;
     let frames = decode_frames(&bytes)?;
-    let text = std::fs::read_to_string(run.join("config.yaml")).ok()?;
+    let text = std::fs::read_to_string(run.config()).ok()?;
     let value: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
     let cfg = evdet_config::ExperimentConfig::from_value(value).ok()?;
     let mut recordings: BTreeMap<usize, Vec<FrameRecord>> = BTreeMap::new();

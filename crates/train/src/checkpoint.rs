@@ -27,10 +27,9 @@ use tch::{nn, Tensor};
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const RECURRENT_FILE: &str = "recurrent.safetensors";
-pub const STATE_FILE: &str = "state.json";
+/// Written last: a folder that has it is complete (the run folder checks the same name).
+pub const STATE_FILE: &str = evdet_run::CHECKPOINT_STATE;
 pub const CONFIG_FILE: &str = "config.yaml";
-/// The checkpoint `last` was before the latest save (see [`save_keeping`]).
-pub const PREVIOUS: &str = "previous";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -276,14 +275,14 @@ pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
     })
 }
 
-/// The checkpoint a run resumes from: `run_dir/checkpoints/last` when it loads and verifies, else
+/// The checkpoint a run resumes from: `checkpoints/last` when it loads and verifies, else
 /// `checkpoints/previous` (the one `last` replaced), with a message saying what was wrong with `last`.
 /// `Ok(None)` when the run has no checkpoint yet; an error when the checkpoints it has all fail.
 pub fn load_for_resume(
-    run_dir: &Path,
+    run: &evdet_run::RunDir,
 ) -> Result<Option<(Checkpoint, Option<String>)>, CheckpointError> {
-    let ckpts = run_dir.join("checkpoints");
-    let (last, previous) = (ckpts.join("last"), ckpts.join(PREVIOUS));
+    let ckpts = run.checkpoints();
+    let (last, previous) = (run.last(), run.previous());
     if !last.exists() && !previous.exists() {
         return Ok(None);
     }
@@ -345,9 +344,10 @@ pub fn resolve(p: &Path) -> Result<PathBuf, CheckpointError> {
     if p.join(MODEL_FILE).exists() {
         return Ok(p.to_path_buf());
     }
-    ["best", "last"]
+    let run = evdet_run::RunDir::at(p);
+    evdet_run::PREFERRED_CHECKPOINTS
         .iter()
-        .map(|n| p.join("checkpoints").join(n))
+        .map(|n| run.checkpoint(n))
         .find(|c| c.join(MODEL_FILE).exists())
         .ok_or_else(|| CheckpointError::NotFound {
             path: p.to_path_buf(),

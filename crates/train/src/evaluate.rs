@@ -292,13 +292,8 @@ pub fn fit_to_sequence(
     cfg: &mut ExperimentConfig,
     dir: &std::path::Path,
 ) -> Result<Option<String>, EvaluateError> {
-    let (nbins, dt) =
-        crate::data::dataset::parse_repr_name(&cfg.dataset.ev_repr_name).ok_or_else(|| {
-            EvaluateError::Classes(format!(
-                "dataset.ev_repr_name '{}' is not stacked_histogram_dt=<ms>_nbins=<n>",
-                cfg.dataset.ev_repr_name
-            ))
-        })?;
+    let (nbins, dt) = evdet_events::layout::parse_repr_dir_name(&cfg.dataset.ev_repr_name)
+        .map_err(|e| EvaluateError::Classes(format!("dataset.ev_repr_name: {e}")))?;
     let Some(paths) = [true, false]
         .into_iter()
         .map(|ds2| evdet_events::layout::SequencePaths::new(dir, dt, nbins, ds2))
@@ -372,7 +367,7 @@ pub fn open_for_checkpoint(
 }
 
 /// Detections whose objectness × class confidence is below this are not drawn in the sample pictures.
-const SAMPLE_DRAW_THRESHOLD: f32 = 0.3;
+const SAMPLE_DRAW_THRESHOLD: f32 = evdet_model::postprocess::DRAW_SCORE;
 /// Sample pictures per evaluation.
 const NUM_SAMPLES: usize = 6;
 
@@ -480,13 +475,42 @@ pub fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> Resu
     Ok(evdet_atomic::write(path, text.as_bytes())?)
 }
 
+/// Every file of an evaluation: the metrics file at `metrics_path` (the metrics under their keys, an
+/// undefined one absent, and `"checkpoint"`: the weights evaluated), and in its folder
+/// ([`evdet_run::EvalDir`]) the plot data, the frame records and the sample pictures.
+pub fn write_outputs(
+    ev: &SplitEvaluation,
+    cfg: &ExperimentConfig,
+    metrics_path: &std::path::Path,
+    weights: &crate::checkpoint::Provenance,
+) -> Result<(), WriteError> {
+    let mut file: serde_json::Map<String, serde_json::Value> = ev
+        .metrics
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+        .collect();
+    file.insert(
+        "checkpoint".into(),
+        serde_json::to_value(weights).map_err(|e| WriteError::Other {
+            path: metrics_path.to_path_buf(),
+            message: e.to_string(),
+        })?,
+    );
+    write_json(metrics_path, &file)?;
+    let dir = metrics_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    write_analysis(ev, cfg, &evdet_run::EvalDir::at(dir))
+}
+
 /// Writes what the plots of a report are drawn from: `<split>_analysis.json` (per protocol: AP by
 /// class and size bin, the small-class group, PR curves, confusion matrix) and sample pictures
 /// (prediction beside ground truth) with their index `samples/<split>_samples.json`.
 pub fn write_analysis(
     ev: &SplitEvaluation,
     cfg: &ExperimentConfig,
-    eval_dir: &std::path::Path,
+    eval_dir: &evdet_run::EvalDir,
 ) -> Result<(), WriteError> {
     use evdet_report::picture::{self, DrawBox};
     let (h, w) = cfg.dataset.input_hw();
@@ -496,16 +520,13 @@ pub fn write_analysis(
         "prophesee": ev.report.prophesee.analysis,
         "unfiltered": ev.report.unfiltered.analysis,
     });
-    write_json(
-        &eval_dir.join(format!("{}_analysis.json", ev.split)),
-        &analysis,
-    )?;
+    write_json(&eval_dir.analysis(&ev.split), &analysis)?;
     // Every frame's ground truth and detections, for resampling recordings (`evdet study`).
-    let records = eval_dir.join(format!("{}_frames.bin", ev.split));
+    let records = eval_dir.frames(&ev.split);
     evdet_atomic::write(&records, &ev.records)
         .map_err(|e| std::io::Error::other(format!("{}: {e}", records.display())))?;
 
-    let samples_dir = eval_dir.join("samples");
+    let samples_dir = eval_dir.samples_dir();
     std::fs::create_dir_all(&samples_dir)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", samples_dir.display())))?;
     let n = ev.frames.len();
@@ -560,7 +581,7 @@ pub fn write_analysis(
         }));
     }
     write_json(
-        &samples_dir.join(format!("{}_samples.json", ev.split)),
+        &eval_dir.samples_index(&ev.split),
         &serde_json::Value::Array(index),
     )
 }

@@ -13,6 +13,7 @@
 use crate::config::ExperimentConfig;
 use evdet_model::backbone::LstmState;
 use evdet_model::detector::Detector;
+use evdet_model::postprocess::PostprocessConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
@@ -261,9 +262,12 @@ pub fn export(
             .into(),
         classes: cfg.dataset.classes.clone(),
         strides: strides.clone(),
-        score_rule: "score = objectness × the best class probability; keep score ≥ threshold \
-                     (evdet predict: 0.1; evaluation: 0.001)"
-            .into(),
+        score_rule: format!(
+            "score = objectness × the best class probability; keep score ≥ threshold \
+             (evdet predict: {}; evaluation: {})",
+            PostprocessConfig::TRAIN_VALIDATION.confidence_threshold,
+            PostprocessConfig::REPORTED.confidence_threshold
+        ),
         nms: format!(
             "not in the graph: class-aware greedy NMS on (x1, y1, x2, y2) = (cx ∓ w/2, cy ∓ h/2) \
              with IoU > {} suppressed, boxes in decreasing score order (torchvision \

@@ -33,13 +33,8 @@ pub enum InferError {
 /// The windows a checkpoint's network expects: dt and bins of `dataset.ev_repr_name`, and
 /// `dataset.downsample_by_factor_2`.
 pub fn window_params(cfg: &ExperimentConfig) -> Result<WindowParams, InferError> {
-    let (nbins, dt_ms) = crate::data::dataset::parse_repr_name(&cfg.dataset.ev_repr_name)
-        .ok_or_else(|| {
-            InferError::Input(format!(
-                "dataset.ev_repr_name '{}' is not stacked_histogram_dt=<ms>_nbins=<n>",
-                cfg.dataset.ev_repr_name
-            ))
-        })?;
+    let (nbins, dt_ms) = evdet_events::layout::parse_repr_dir_name(&cfg.dataset.ev_repr_name)
+        .map_err(|e| InferError::Input(format!("dataset.ev_repr_name: {e}")))?;
     Ok(WindowParams {
         dt_ms,
         nbins,

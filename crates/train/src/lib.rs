@@ -13,5 +13,5 @@ pub mod model_setup;
 pub mod optim;
 pub mod parallel;
 pub mod reproducibility;
-pub mod run_lock;
+pub mod session;
 pub mod trainer;

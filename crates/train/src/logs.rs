@@ -16,9 +16,10 @@ pub struct MetricLog {
 }
 
 impl MetricLog {
-    pub fn open(dir: &Path) -> std::io::Result<Self> {
+    pub fn open(run: &evdet_run::RunDir) -> std::io::Result<Self> {
+        let dir = run.root();
         std::fs::create_dir_all(dir)?;
-        let path = dir.join("metrics.jsonl");
+        let path = run.metrics_log();
         drop_cut_last_line(&path)?;
         let jsonl = OpenOptions::new().create(true).append(true).open(&path)?;
         let now = wall_time();
@@ -182,13 +183,13 @@ mod tests {
     #[test]
     fn a_line_cut_by_a_kill_is_dropped_when_the_log_reopens() {
         let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("metrics.jsonl");
+        let p = evdet_run::RunDir::at(d.path()).metrics_log();
         std::fs::write(
             &p,
             "{\"step\":1,\"train/loss\":2.0}\n{\"step\":2,\"train/lo",
         )
         .unwrap();
-        let mut log = MetricLog::open(d.path()).unwrap();
+        let mut log = MetricLog::open(&evdet_run::RunDir::at(d.path())).unwrap();
         let mut m = BTreeMap::new();
         m.insert("train/loss".to_string(), 1.5);
         log.log(2, &m).unwrap();
@@ -204,11 +205,11 @@ mod tests {
     #[test]
     fn writes_jsonl_and_a_framed_event_file() {
         let d = tempfile::tempdir().unwrap();
-        let mut log = MetricLog::open(d.path()).unwrap();
+        let mut log = MetricLog::open(&evdet_run::RunDir::at(d.path())).unwrap();
         let mut m = BTreeMap::new();
         m.insert("train/loss".to_string(), 1.5);
         log.log(7, &m).unwrap();
-        let rows = read_jsonl(&d.path().join("metrics.jsonl")).unwrap();
+        let rows = read_jsonl(&evdet_run::RunDir::at(d.path()).metrics_log()).unwrap();
         assert_eq!(rows[0]["step"], 7);
         assert_eq!(rows[0]["train/loss"], 1.5);
         let ev = std::fs::read_dir(d.path())

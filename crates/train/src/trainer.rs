@@ -20,6 +20,7 @@ use evdet_model::assign::AnchorGrid;
 use evdet_model::backbone::LstmState;
 use evdet_model::detector::Detector;
 use evdet_model::losses::{yolox_loss, LossConfig};
+use evdet_run::RunDir;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,7 +39,9 @@ pub enum TrainError {
     #[error(transparent)]
     Evaluate(#[from] evaluate::EvaluateError),
     #[error(transparent)]
-    RunLock(#[from] crate::run_lock::RunLockError),
+    RunLock(#[from] evdet_run::RunLockError),
+    #[error(transparent)]
+    Synthetic(#[from] crate::data::synthetic::SyntheticError),
     #[error(transparent)]
     Dist(#[from] evdet_dist::DistError),
     #[error("loss: {0}")]
@@ -82,11 +85,9 @@ pub fn open_split(
 }
 
 /// `runs/<project>/<group>/<experiment_id>`.
-pub fn run_dir(cfg: &ExperimentConfig) -> PathBuf {
-    Path::new(&cfg.logging.runs_dir)
-        .join(&cfg.logging.project)
-        .join(&cfg.logging.group)
-        .join(&cfg.logging.experiment_id)
+pub fn run_dir(cfg: &ExperimentConfig) -> RunDir {
+    let l = &cfg.logging;
+    RunDir::of_experiment(&l.runs_dir, &l.project, &l.group, &l.experiment_id)
 }
 
 /// A training session: model, optimiser, data plans, recurrent states and logs.
@@ -106,7 +107,9 @@ pub struct Trainer {
     /// LSTM states of the stream slots after the last batch (rows 0..bs_stream).
     stream_states: Option<Vec<LstmState>>,
     pub state: TrainState,
-    pub run_dir: PathBuf,
+    /// The run folder; on rank 0 (or the only process) it holds the folder's lock for the life of the
+    /// trainer, since it writes logs and checkpoints.
+    pub run: RunDir,
     /// Rank 0 (or the only process) writes the metric log.
     log: Option<MetricLog>,
     /// What `model.init_from` loaded, when the run started from other weights.
@@ -115,8 +118,6 @@ pub struct Trainer {
     pub notices: Vec<String>,
     /// This process's part of a data-parallel run (`None`: one process).
     par: Option<Arc<Parallel>>,
-    /// Rank 0 (or the only process) holds the run folder's lock and writes logs and checkpoints.
-    _run_lock: Option<crate::run_lock::RunLock>,
 }
 
 /// Compares the configuration a run is resumed with against the one its checkpoint was trained with.
@@ -179,32 +180,24 @@ impl Trainer {
         par: Option<Arc<Parallel>>,
     ) -> Result<Self, TrainError> {
         let (rank, world) = par.as_ref().map_or((0, 1), |p| (p.rank(), p.world()));
-        let run_dir = run_dir(&cfg);
         let root = rank == 0;
-        if root {
-            std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::Io {
-                path: run_dir.clone(),
-                source: e,
-            })?;
-        }
         // One writer per run folder, for the whole life of this trainer (taken before the resume
-        // looks at the checkpoints, since it may move a damaged one aside).
-        let run_lock = if root {
-            Some(crate::run_lock::RunLock::acquire(&run_dir)?)
+        // looks at the checkpoints, since it may move a damaged one aside); `lock` creates it.
+        let run = if root {
+            RunDir::lock(run_dir(&cfg).root())?
         } else {
-            None
+            run_dir(&cfg)
         };
         let mut notices = Vec::new();
         // `last`, or `previous` when `last` fails verification (the notice says why).
-        let resume_from = match resume.then(|| checkpoint::load_for_resume(&run_dir)) {
+        let resume_from = match resume.then(|| checkpoint::load_for_resume(&run)) {
             Some(Ok(Some((ck, Some(why))))) => {
                 // The damaged `last` moves aside (kept for inspection), or the next save would
                 // rotate it into `previous` and leave nothing sound to fall back to.
-                let ckpts = run_dir.join("checkpoints");
-                let damaged = ckpts.join("last.damaged");
-                if root && ckpts.join("last").exists() {
+                let damaged = run.damaged_last();
+                if root && run.last().exists() {
                     let _ = std::fs::remove_dir_all(&damaged);
-                    std::fs::rename(ckpts.join("last"), &damaged).map_err(|e| TrainError::Io {
+                    std::fs::rename(run.last(), &damaged).map_err(|e| TrainError::Io {
                         path: damaged.clone(),
                         source: e,
                     })?;
@@ -221,7 +214,7 @@ impl Trainer {
         };
         let last = resume_from
             .as_ref()
-            .map_or_else(|| run_dir.join("checkpoints/last"), |ck| ck.dir.clone());
+            .map_or_else(|| run.last(), |ck| ck.dir.clone());
         if let Some(ck) = &resume_from {
             notices.extend(compare_resumed_config(&ck.config, &cfg, &last)?);
         }
@@ -312,7 +305,7 @@ impl Trainer {
                 crate::import::init_from(&vs, Path::new(&model_cfg.init_from)).map_err(|e| {
                     TrainError::Other(format!("model.init_from {}: {e}", model_cfg.init_from))
                 })?;
-            let path = run_dir.join("init_from.json");
+            let path = run.init_from();
             if root {
                 let json = serde_json::json!({"init_from": model_cfg.init_from, "report": report});
                 evdet_atomic::write(&path, json.to_string().as_bytes())
@@ -334,11 +327,11 @@ impl Trainer {
             p.broadcast_weights(&vs)?;
         }
         let log = if root {
-            let config_path = run_dir.join("config.yaml");
+            let config_path = run.config();
             evdet_atomic::write(&config_path, cfg.to_yaml().as_bytes())
                 .map_err(|e| TrainError::Other(format!("{}: {e}", config_path.display())))?;
-            Some(MetricLog::open(&run_dir).map_err(|e| TrainError::Io {
-                path: run_dir.clone(),
+            Some(MetricLog::open(&run).map_err(|e| TrainError::Io {
+                path: run.root().to_path_buf(),
                 source: e,
             })?)
         } else {
@@ -358,12 +351,11 @@ impl Trainer {
             plan,
             stream_states,
             state,
-            run_dir,
+            run,
             log,
             init_report,
             notices,
             par,
-            _run_lock: run_lock,
         })
     }
 
@@ -382,7 +374,7 @@ impl Trainer {
             return Ok(());
         };
         log.log(step, m).map_err(|e| TrainError::Io {
-            path: self.run_dir.clone(),
+            path: self.run.root().to_path_buf(),
             source: e,
         })
     }
@@ -478,7 +470,7 @@ impl Trainer {
             }
         }
         if self.log.is_some() {
-            let path = self.run_dir.join("reproducibility.json");
+            let path = self.run.reproducibility();
             let json = serde_json::to_string_pretty(&self.reproducibility())
                 .map_err(|e| TrainError::Other(e.to_string()))?;
             evdet_atomic::write(&path, json.as_bytes())
@@ -604,7 +596,7 @@ impl Trainer {
                 "{} non-finite losses in a row at step {}: stopping (checkpoint saved in {}). Lower training.learning_rate or model.head.size_aware_weight, or raise training.max_nonfinite_in_row.",
                 self.state.nonfinite_in_row,
                 self.state.step + 1,
-                self.run_dir.join("checkpoints/last").display()
+                self.run.last().display()
             )));
         }
         self.opt.zero_grad();
@@ -840,13 +832,12 @@ impl Trainer {
             state: &state,
             config: &self.cfg,
         };
-        let dir = self.run_dir.join("checkpoints");
         if name == "last" {
             // The `last` being replaced stays as `previous`: a resume falls back to it when the new
             // `last` turns out damaged.
-            checkpoint::save_keeping(&dir.join(name), &dir.join(checkpoint::PREVIOUS), &contents)?;
+            checkpoint::save_keeping(&self.run.last(), &self.run.previous(), &contents)?;
         } else {
-            checkpoint::save(&dir.join(name), &contents)?;
+            checkpoint::save(&self.run.checkpoint(name), &contents)?;
         }
         Ok(())
     }

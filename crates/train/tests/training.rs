@@ -129,7 +129,7 @@ fn loss_decreases_and_validation_reports_both_protocols() {
         assert!((0.0..=1.0).contains(&v), "{k} = {v}");
     }
     // run folder: resolved config, metrics.jsonl with the training scalars, TensorBoard events, checkpoint
-    let dir = &t.run_dir;
+    let dir = t.run.root();
     assert!(dir.join("config.yaml").exists());
     let rows = evdet_train::logs::read_jsonl(&dir.join("metrics.jsonl")).unwrap();
     for k in [
@@ -209,7 +209,7 @@ fn a_damaged_last_checkpoint_falls_back_to_the_previous_one() {
 
     let mut b = fresh_cpu_trainer(tiny_config(runs_b.path(), &extra)).unwrap();
     b.fit(Some(3), |_| {}, |_| {}).unwrap();
-    let ckpts = b.run_dir.join("checkpoints");
+    let ckpts = b.run.checkpoints();
     drop(b);
     let (last, previous) = (ckpts.join("last"), ckpts.join("previous"));
     assert_eq!(checkpoint::load(&last).unwrap().state.step, 3);
@@ -345,9 +345,7 @@ fn mixed_precision_trains_and_keeps_its_loss_scale() {
         );
         if precision == "fp16" {
             assert_eq!(scales.first(), Some(&65536.0), "{scales:?}");
-            let saved = evdet_train::checkpoint::load(&t.run_dir.join("checkpoints/last"))
-                .unwrap()
-                .state;
+            let saved = evdet_train::checkpoint::load(&t.run.last()).unwrap().state;
             assert_eq!(saved.loss_scale, t.state.loss_scale);
             assert!(saved.loss_scale_growth_tracker > 0 && saved.loss_scale < 65536.0);
             assert!(
@@ -391,9 +389,7 @@ fn a_diverging_run_stops_cleanly_with_a_checkpoint() {
     assert!(msg.contains("non-finite losses in a row"), "{msg}");
     assert_eq!(t.state.nonfinite_in_row, 3);
     assert!(t.state.nonfinite_total >= 3);
-    let saved = evdet_train::checkpoint::load(&t.run_dir.join("checkpoints/last"))
-        .unwrap()
-        .state;
+    let saved = evdet_train::checkpoint::load(&t.run.last()).unwrap().state;
     assert_eq!(saved.nonfinite_in_row, 3);
 }
 
@@ -414,7 +410,7 @@ fn reproducibility_record_hashes_bit_identical_runs_equal() {
         );
         let mut t = fresh_cpu_trainer(cfg).unwrap();
         t.fit(None, |_| {}, |_| {}).unwrap();
-        let path = t.run_dir.join("reproducibility.json");
+        let path = t.run.reproducibility();
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
         v
     };
@@ -440,7 +436,7 @@ fn a_checkpoint_evaluates_and_predicts_through_the_library() {
     let cfg = tiny_config(tmp.path(), &["training.max_steps=2"]);
     let mut t = fresh_cpu_trainer(cfg).unwrap();
     t.fit(None, |_| {}, |_| {}).unwrap();
-    let opened = evdet_train::checkpoint::open(&t.run_dir, tch::Device::Cpu, |_| {
+    let opened = evdet_train::checkpoint::open(t.run.root(), tch::Device::Cpu, |_| {
         Ok::<_, evdet_train::checkpoint::CheckpointError>(())
     })
     .unwrap();

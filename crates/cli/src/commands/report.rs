@@ -36,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let out = args.out.clone().unwrap_or_else(|| {
         if args.runs.len() == 1 {
-            args.runs[0].join("report.html")
+            evdet_run::RunDir::at(&args.runs[0]).report()
         } else {
             PathBuf::from("report.html")
         }

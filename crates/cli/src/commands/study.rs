@@ -70,9 +70,10 @@ struct Planned {
 }
 
 fn state_of(dir: &Path) -> &'static str {
-    if dir.join("eval/test_metrics.json").is_file() {
+    let run = evdet_run::RunDir::at(dir);
+    if run.eval().metrics("test").is_file() {
         "done"
-    } else if dir.join("checkpoints/last/state.json").is_file() {
+    } else if run.has_last() {
         "interrupted"
     } else {
         "pending"
@@ -81,7 +82,8 @@ fn state_of(dir: &Path) -> &'static str {
 
 fn read_metrics(dir: &Path) -> BTreeMap<String, f64> {
     // The numbers only: the file also names the checkpoint evaluated.
-    evdet_report::run::read_flat_metrics(&dir.join("eval/test_metrics.json")).unwrap_or_default()
+    evdet_report::run::read_flat_metrics(&evdet_run::RunDir::at(dir).eval().metrics("test"))
+        .unwrap_or_default()
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -231,7 +233,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|(p, _)| p)
             .collect();
         if let Some(first) = todo.first() {
-            match time_steps(&first.args) {
+            let rel = first
+                .dir
+                .strip_prefix(root.parent().unwrap_or(Path::new(".")))
+                .unwrap_or(&first.dir);
+            match time_steps(&first.args, rel) {
                 Ok(step_s) => {
                     let steps: u64 = todo.iter().map(|p| max_steps[&p.arm]).sum();
                     let hours = step_s * steps as f64 / parallel as f64 / 3600.0;
@@ -370,9 +376,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let page = root.join("study.html");
     let html =
         evdet_report::study_page::study_page(&serde_json::to_value(&result)?, |arm, seed| {
-            root.join(arm)
-                .join(format!("seed{seed}"))
-                .join("report.html")
+            evdet_run::RunDir::at(root.join(arm).join(format!("seed{seed}")))
+                .report()
                 .is_file()
         });
     evdet_atomic::write(&page, html.as_bytes())
@@ -406,7 +411,7 @@ study page: {}",
 
 /// Seconds per training step of a run with these `evdet train` arguments: three steps in a temporary
 /// runs folder, the median of the last two (the first pays for warm-up).
-fn time_steps(train_args: &[String]) -> anyhow::Result<f64> {
+fn time_steps(train_args: &[String], run_in_runs_dir: &Path) -> anyhow::Result<f64> {
     let tmp = tempfile::tempdir()?;
     let out = Command::new(std::env::current_exe()?)
         .arg("train")
@@ -426,8 +431,8 @@ fn time_steps(train_args: &[String]) -> anyhow::Result<f64> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let log = walk_find(tmp.path(), "metrics.jsonl")
-        .ok_or_else(|| anyhow::anyhow!("the timing run wrote no metrics.jsonl"))?;
+    let log = evdet_run::RunDir::at(tmp.path().join(run_in_runs_dir)).metrics_log();
+    anyhow::ensure!(log.is_file(), "the timing run wrote no {}", log.display());
     let mut times: Vec<f64> = std::fs::read_to_string(log)?
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -441,20 +446,6 @@ fn time_steps(train_args: &[String]) -> anyhow::Result<f64> {
         .get(times.len() / 2)
         .copied()
         .ok_or_else(|| anyhow::anyhow!("the timing run logged no step times"))
-}
-
-fn walk_find(dir: &Path, name: &str) -> Option<PathBuf> {
-    for e in std::fs::read_dir(dir).ok()?.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            if let Some(f) = walk_find(&p, name) {
-                return Some(f);
-            }
-        } else if p.file_name().is_some_and(|n| n == name) {
-            return Some(p);
-        }
-    }
-    None
 }
 
 /// The runs folder remembers the study it belongs to; another study file (or other run-wide

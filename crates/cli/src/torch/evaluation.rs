@@ -30,74 +30,51 @@ pub fn evaluate_split(
     Ok(ev)
 }
 
-/// Writes the metrics (with the checkpoint they came from), the plot data and the sample pictures of
-/// an evaluation into `eval_dir` and prints the metric table.
+/// Writes every file of the evaluation (`evdet_train::evaluate::write_outputs`: the metrics with the
+/// checkpoint evaluated at `json`, the plot data, frame records and sample pictures beside it) and
+/// prints the metric table and where they went.
 pub fn write_all(
     ev: &SplitEvaluation,
     cfg: &ExperimentConfig,
     json: &Path,
     weights: &Provenance,
 ) -> anyhow::Result<()> {
-    write_and_print(&ev.metrics, json, weights)?;
-    let eval_dir = json.parent().unwrap_or(Path::new("."));
-    evaluate::write_analysis(ev, cfg, eval_dir)?;
+    evaluate::write_outputs(ev, cfg, json, weights)?;
+    print_table(&ev.metrics, &ev.split);
+    println!("weights: {}", weights.describe());
+    println!("metrics written to {}", json.display());
     println!(
         "plot data and sample pictures written to {}",
-        eval_dir.display()
+        json.parent().unwrap_or(Path::new(".")).display()
     );
     Ok(())
 }
 
-/// Prints the metric table (both protocols side by side) and writes the JSON: the metrics under their
-/// keys (`<split>/<protocol>/<stat>`; an undefined metric is absent) and `"checkpoint"`, the weights
-/// evaluated (path, step, sha256).
-pub fn write_and_print(
-    m: &BTreeMap<String, f64>,
-    json: &Path,
-    weights: &Provenance,
-) -> anyhow::Result<()> {
-    let split = m
-        .keys()
-        .next()
-        .and_then(|k| k.split('/').next())
-        .unwrap_or("test")
-        .to_string();
+/// The metric table: both protocols side by side; `-` where a metric is undefined.
+fn print_table(m: &BTreeMap<String, f64>, split: &str) {
+    use evdet_eval::{metric_key, Protocol};
     println!("{:<22} {:>10} {:>11}", "metric", "prophesee", "unfiltered");
-    let stats = evdet_eval::STAT_NAMES
-        .iter()
-        .copied()
-        .chain(["AP_small_classes", "agnostic/AP"]);
-    let get = |p: &str, s: &str| {
-        m.get(&format!("{split}/{p}/{s}"))
+    let get = |p: Protocol, s: &str| {
+        m.get(&metric_key(split, p, s))
             .map_or("-".to_string(), |v| format!("{v:.4}"))
     };
-    for s in stats {
+    let row = |s: &str| {
         println!(
             "{:<22} {:>10} {:>11}",
             s,
-            get("prophesee", s),
-            get("unfiltered", s)
-        );
-    }
-    let classes: Vec<&str> = m
-        .keys()
-        .filter_map(|k| k.strip_prefix(&format!("{split}/unfiltered/AP/")))
-        .collect();
-    for c in classes {
-        println!(
-            "{:<22} {:>10} {:>11}",
-            format!("AP/{c}"),
-            get("prophesee", &format!("AP/{c}")),
-            get("unfiltered", &format!("AP/{c}"))
-        );
-    }
-    let mut file: serde_json::Map<String, serde_json::Value> = m
+            get(Protocol::Prophesee, s),
+            get(Protocol::Unfiltered, s)
+        )
+    };
+    for s in evdet_eval::STAT_NAMES
         .iter()
-        .map(|(k, v)| (k.clone(), serde_json::json!(v)))
-        .collect();
-    file.insert("checkpoint".into(), serde_json::to_value(weights)?);
-    evaluate::write_json(json, &file)?;
-    println!("weights: {}", weights.describe());
-    println!("metrics written to {}", json.display());
-    Ok(())
+        .copied()
+        .chain(["AP_small_classes", "agnostic/AP"])
+    {
+        row(s);
+    }
+    let prefix = metric_key(split, Protocol::Unfiltered, "AP/");
+    for c in m.keys().filter_map(|k| k.strip_prefix(&prefix)) {
+        row(&format!("AP/{c}"));
+    }
 }

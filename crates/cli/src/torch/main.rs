@@ -83,7 +83,7 @@ mod tests {
         let cmd = Cli::command();
         let missing = evdet_cli::undocumented_args(&cmd);
         assert!(missing.is_empty(), "arguments without help: {missing:?}");
-        for (name, about) in names::COMMANDS {
+        for (name, about) in names::torch_commands() {
             let sub = cmd.find_subcommand(name).expect(name);
             assert_eq!(
                 sub.get_about().map(|a| a.to_string()),

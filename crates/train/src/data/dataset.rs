@@ -83,11 +83,8 @@ impl SplitData {
                 "no sequences (expected <split>/<sequence>/labels_v2 …)".into(),
             ));
         }
-        let (nbins, dt) = parse_repr_name(ev_repr_name).ok_or_else(|| {
-            err(format!(
-                "representation name '{ev_repr_name}' is not stacked_histogram_dt=<ms>_nbins=<n>"
-            ))
-        })?;
+        let (nbins, dt) =
+            layout::parse_repr_dir_name(ev_repr_name).map_err(|e| err(e.to_string()))?;
         let mut sequences = Vec::new();
         let mut chw = None;
         for name in names {
@@ -161,11 +158,4 @@ impl SplitData {
     pub fn histograms(&self, seq: usize, start: usize, end: usize) -> Result<Vec<u8>, DataError> {
         Ok(layout::read_repr_range(&self.sequences[seq].paths.repr_h5, start, end)?.0)
     }
-}
-
-/// `stacked_histogram_dt=50_nbins=10` → (10, 50).
-pub fn parse_repr_name(name: &str) -> Option<(usize, u32)> {
-    let rest = name.strip_prefix("stacked_histogram_dt=")?;
-    let (dt, nbins) = rest.split_once("_nbins=")?;
-    Some((nbins.parse().ok()?, dt.parse().ok()?))
 }

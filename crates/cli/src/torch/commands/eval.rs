@@ -2,9 +2,10 @@
 //! the data behind every report plot, and sample pictures of predictions beside ground truth.
 
 use crate::evaluation::{evaluate_split, write_all};
+use evdet_model::postprocess::PostprocessConfig;
 use evdet_train::checkpoint;
 use evdet_train::evaluate;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Evaluate a trained or imported checkpoint (both protocols, AP by size and class).
@@ -33,7 +34,7 @@ pub struct Args {
     #[arg(long, default_value = "test", value_parser = ["val", "test"])]
     pub split: String,
     /// Post-process confidence threshold (0.001 for reported numbers, as the reference).
-    #[arg(long, default_value_t = 0.001)]
+    #[arg(long, default_value_t = PostprocessConfig::REPORTED.confidence_threshold)]
     pub confidence_threshold: f64,
     #[command(flatten)]
     pub device: crate::device::DeviceArg,
@@ -75,19 +76,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.confidence_threshold,
     )?;
     let json = args.json.clone().unwrap_or_else(|| {
-        // A run's `<run>/checkpoints/<name>` → `<run>/eval`; any other checkpoint folder (an
-        // import) keeps its evaluations inside.
-        let dir = &opened.dir;
-        let run = dir
-            .parent()
-            .filter(|p| p.file_name() == Some(std::ffi::OsStr::new("checkpoints")))
-            .and_then(Path::parent)
-            .filter(|r| r.join("metrics.jsonl").exists());
-        let eval_dir = match run {
-            Some(r) => r.join("eval"),
-            None => dir.join("eval"),
+        // A run's checkpoint writes into the run's `eval/`; any other checkpoint folder (an import)
+        // keeps its evaluations inside.
+        let eval_dir = match evdet_run::RunDir::of_checkpoint(&opened.dir) {
+            Some(run) => run.eval(),
+            None => evdet_run::EvalDir::at(opened.dir.join("eval")),
         };
-        eval_dir.join(format!("{}_metrics.json", args.split))
+        eval_dir.metrics(&args.split)
     });
     write_all(&ev, &opened.config, &json, &opened.provenance)
 }

@@ -8,6 +8,7 @@
 //! predictions.
 
 use anyhow::Context;
+use evdet_model::postprocess::PostprocessConfig;
 use evdet_train::checkpoint;
 use evdet_train::infer::{self, PredictOptions};
 use std::path::PathBuf;
@@ -55,10 +56,10 @@ pub struct Args {
     pub video: bool,
     /// Keep detections whose objectness × class confidence reaches this (0.1 is the reference's
     /// training-time value; use 0.001 for boxes meant for evaluation).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = PostprocessConfig::TRAIN_VALIDATION.confidence_threshold)]
     pub confidence_threshold: f64,
     /// Draw only boxes whose objectness × class confidence reaches this (the .npy keeps all).
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = evdet_model::postprocess::DRAW_SCORE)]
     pub draw_threshold: f32,
     /// Do not write PNG frames (and no video).
     #[arg(long)]

@@ -2,11 +2,14 @@
 //! `last` checkpoint when there is one, then evaluates on the test split and prints the metric table.
 //! Data parallel over several processes when started by torchrun, SLURM or `--nproc N`.
 
-use crate::evaluation::{evaluate_split, write_all};
+use crate::evaluation::write_all;
+use crate::progress::Progress;
 use anyhow::Context;
-use evdet_train::trainer::Trainer;
+use evdet_train::session::{SessionHooks, SessionOptions};
+use evdet_train::trainer::{StepReport, Trainer};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::OnceLock;
 
 /// Train an experiment (default: the CPU-sized synthetic `mini` experiment).
 ///
@@ -75,95 +78,195 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if env.is_distributed() {
-        let (rank, world) = (env.rank, env.world_size);
-        // Collective errors name the rank themselves; others get it in front.
-        return run_rank(args, cfg, env).map_err(|e| {
-            if format!("{e:#}").starts_with(&format!("rank {rank} of {world}")) {
-                e
-            } else {
-                e.context(format!("rank {rank} of {world}"))
-            }
-        });
+    let (rank, world) = (env.rank, env.world_size);
+    let distributed = env.is_distributed();
+    let result = session(&args, cfg, env);
+    if !distributed {
+        return result;
     }
-    let data = evdet_train::data::synthetic::ensure(&cfg, |step| eprintln!("first use: {step}"))?;
-    let dev = args.device.resolve_or(&cfg.hardware.device)?;
-    let run_dir = evdet_train::trainer::run_dir(&cfg);
-    if args.fresh && run_dir.exists() {
-        // Never delete a folder another evdet train is writing.
-        drop(evdet_train::run_lock::RunLock::acquire(&run_dir)?);
-        std::fs::remove_dir_all(&run_dir)
-            .with_context(|| format!("removing {}", run_dir.display()))?;
-    }
-    let mut trainer = Trainer::new(cfg.clone(), &data, dev, true)?;
-    let start_step = trainer.state.step;
-    for n in &trainer.notices {
-        eprintln!("{n}");
-    }
-    if let Some(r) = &trainer.init_report {
-        eprintln!(
-            "model.init_from {}: {} (every name in {})",
-            cfg.model["init_from"].as_str().unwrap_or_default(),
-            r.summary(),
-            run_dir.join("init_from.json").display()
-        );
-    }
-    eprintln!(
-        "training {} on {} ({} train sequences) on {:?} -> {}{}",
-        args.config.display(),
-        data.display(),
-        trainer.train_data().sequences.len(),
-        dev,
-        run_dir.display(),
-        if start_step > 0 {
-            format!(" (resuming at step {start_step})")
+    // Collective errors name the rank themselves; others get it in front.
+    result.map_err(|e| {
+        if format!("{e:#}").starts_with(&format!("rank {rank} of {world}")) {
+            e
         } else {
-            String::new()
+            e.context(format!("rank {rank} of {world}"))
         }
-    );
-    let pb = crate::progress::bar(cfg.training.max_steps, "steps");
-    pb.set_position(start_step);
-    trainer.fit(
-        None,
-        |r| {
-            pb.set_position(r.step);
-            let g = |k: &str| r.metrics.get(k).copied().unwrap_or(f64::NAN);
-            pb.set_message(format!(
-                "loss {:.3} (iou {:.3} obj {:.3} cls {:.3}) lr {:.2e} data {:.0}% ",
-                g("train/loss"),
-                g("train/iou_loss"),
-                g("train/conf_loss"),
-                g("train/cls_loss"),
-                g("train/lr"),
-                100.0 * r.data_s / (r.data_s + r.compute_s).max(1e-9)
-            ));
+    })
+}
+
+/// One training session (alone, or as this process's rank of a data-parallel run), then the test
+/// metrics, the report and the success criteria from the process that talks to the user.
+fn session(
+    args: &Args,
+    cfg: evdet_train::config::ExperimentConfig,
+    env: evdet_dist::LaunchEnv,
+) -> anyhow::Result<()> {
+    let dev = args.device.resolve_or(&cfg.hardware.device)?;
+    let (device, par) = if env.is_distributed() {
+        let dev = match dev {
+            // Rank r of a node drives that node's GPU r.
+            tch::Device::Cuda(_) => tch::Device::Cuda(env.local_rank),
+            d => d,
+        };
+        if dev == tch::Device::Cpu && cfg.hardware.cpu_threads == 0 {
+            let threads = evdet_train::parallel::cpu_threads_per_rank(0, env.local_world_size);
+            tch::set_num_threads(threads as i32);
+        }
+        let par = evdet_train::parallel::Parallel::join(&env, &cfg, dev)?
+            .ok_or_else(|| anyhow::anyhow!("WORLD_SIZE is 1: nothing to join"))?;
+        (dev, Some(par))
+    } else {
+        (dev, None)
+    };
+    let console = Console::new(par.is_none() || env.rank == 0, &args.config, &cfg);
+    let out = evdet_train::session::run(
+        cfg,
+        par,
+        SessionOptions {
+            device,
+            fresh: args.fresh,
+            test: !args.no_test,
         },
-        |m| {
-            pb.println(format!(
-                "validation: AP {:.4} AP50 {:.4} (prophesee)  AP {:.4} AP50 {:.4} (unfiltered)",
-                m.get("val/prophesee/AP").unwrap_or(&f64::NAN),
-                m.get("val/prophesee/AP50").unwrap_or(&f64::NAN),
-                m.get("val/unfiltered/AP").unwrap_or(&f64::NAN),
-                m.get("val/unfiltered/AP50").unwrap_or(&f64::NAN)
-            ));
-        },
+        &console,
     )?;
-    pb.finish_and_clear();
-    eprintln!(
-        "training done: {} steps, run folder {}",
-        trainer.state.step,
-        run_dir.display()
-    );
-    if !args.no_test {
-        let test = Arc::new(evdet_train::trainer::open_split(
-            &trainer.cfg,
-            &data,
-            "test",
-        )?);
-        let ev = evaluate_split(&trainer.det, &trainer.cfg, test, "test", dev, 0.001)?;
-        write_test_and_report(&ev, &trainer.cfg, &run_dir, trainer.state.step)?;
+    if let (true, Some(ev)) = (out.talks, &out.test) {
+        write_test_and_report(
+            ev,
+            &out.trainer.cfg,
+            &out.trainer.run,
+            out.trainer.state.step,
+        )?;
     }
     Ok(())
+}
+
+/// What `evdet train` shows: the set-up lines, a progress bar (plain lines outside a terminal) with the
+/// losses, validation results, the end of training and the test evaluation's progress. Ranks other
+/// than 0 show nothing.
+struct Console {
+    talks: bool,
+    config: PathBuf,
+    steps: Progress,
+    test: OnceLock<Progress>,
+}
+
+impl Console {
+    fn new(
+        talks: bool,
+        config: &std::path::Path,
+        cfg: &evdet_train::config::ExperimentConfig,
+    ) -> Self {
+        Console {
+            talks,
+            config: config.to_path_buf(),
+            steps: if talks {
+                crate::progress::bar(cfg.training.max_steps, "steps")
+            } else {
+                crate::progress::hidden()
+            },
+            test: OnceLock::new(),
+        }
+    }
+}
+
+/// A metric for the console: 4 decimals, or `-` where it is undefined (no ground truth).
+fn shown(m: &BTreeMap<String, f64>, key: &str) -> String {
+    m.get(key).map_or("-".into(), |v| format!("{v:.4}"))
+}
+
+impl SessionHooks for Console {
+    fn first_use(&self, step: &str) {
+        eprintln!("first use: {step}");
+    }
+
+    fn started(&self, trainer: &Trainer, data: &std::path::Path) {
+        for n in &trainer.notices {
+            eprintln!("{n}");
+        }
+        if let Some(r) = &trainer.init_report {
+            eprintln!(
+                "model.init_from {}: {} (every name in {})",
+                trainer.cfg.model["init_from"].as_str().unwrap_or_default(),
+                r.summary(),
+                trainer.run.init_from().display()
+            );
+        }
+        let start = trainer.state.step;
+        let resuming = if start > 0 {
+            format!(" (resuming at step {start})")
+        } else {
+            String::new()
+        };
+        let (_, world) = trainer.rank_world();
+        match trainer.parallel() {
+            Some(p) => eprintln!(
+                "training {} on {} with {world} processes ({}, global batch {}) on {:?} per rank -> {}{resuming}",
+                self.config.display(),
+                data.display(),
+                p.pg.backend.name(),
+                trainer.cfg.batch_size.train * world,
+                trainer.device,
+                trainer.run.root().display(),
+            ),
+            None => eprintln!(
+                "training {} on {} ({} train sequences) on {:?} -> {}{resuming}",
+                self.config.display(),
+                data.display(),
+                trainer.train_data().sequences.len(),
+                trainer.device,
+                trainer.run.root().display(),
+            ),
+        }
+        self.steps.set_position(start);
+    }
+
+    fn step(&self, r: &StepReport) {
+        self.steps.set_position(r.step);
+        let g = |k: &str| r.metrics.get(k).copied().unwrap_or(f64::NAN);
+        self.steps.set_message(format!(
+            "loss {:.3} (iou {:.3} obj {:.3} cls {:.3}) lr {:.2e} data {:.0}% ",
+            g("train/loss"),
+            g("train/iou_loss"),
+            g("train/conf_loss"),
+            g("train/cls_loss"),
+            g("train/lr"),
+            100.0 * r.data_s / (r.data_s + r.compute_s).max(1e-9)
+        ));
+    }
+
+    fn validated(&self, m: &BTreeMap<String, f64>) {
+        if self.talks {
+            self.steps.println(format!(
+                "validation: AP {} AP50 {} (prophesee)  AP {} AP50 {} (unfiltered)",
+                shown(m, "val/prophesee/AP"),
+                shown(m, "val/prophesee/AP50"),
+                shown(m, "val/unfiltered/AP"),
+                shown(m, "val/unfiltered/AP50"),
+            ));
+        }
+    }
+
+    fn finished(&self, trainer: &Trainer) {
+        self.steps.finish_and_clear();
+        eprintln!(
+            "training done: {} steps, run folder {}",
+            trainer.state.step,
+            trainer.run.root().display()
+        );
+    }
+
+    fn test_progress(&self, done: usize, total: usize) {
+        let pb = self.test.get_or_init(|| {
+            let pb = crate::progress::bar(total as u64, "batches");
+            pb.set_message("evaluating test");
+            pb
+        });
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+        if done >= total {
+            pb.finish_and_clear();
+        }
+    }
 }
 
 /// Writes the test evaluation into the run folder, builds `report.html` and prints the success
@@ -171,140 +274,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn write_test_and_report(
     ev: &evdet_train::evaluate::SplitEvaluation,
     cfg: &evdet_train::config::ExperimentConfig,
-    run_dir: &std::path::Path,
+    run: &evdet_run::RunDir,
     step: u64,
 ) -> anyhow::Result<()> {
     // The test split is evaluated with the weights in memory, which `fit` saved as `last` at its end.
-    let weights =
-        evdet_train::checkpoint::Provenance::of(&run_dir.join("checkpoints").join("last"), step)?;
-    write_all(
-        ev,
-        cfg,
-        &run_dir.join("eval").join("test_metrics.json"),
-        &weights,
-    )?;
-    let report = run_dir.join("report.html");
-    let summary = evdet_report::build_report(&[run_dir.to_path_buf()], &report)
+    let weights = evdet_train::checkpoint::Provenance::of(&run.last(), step)?;
+    write_all(ev, cfg, &run.eval().metrics("test"), &weights)?;
+    let report = run.report();
+    let summary = evdet_report::build_report(&[run.root().to_path_buf()], &report)
         .with_context(|| format!("building {}", report.display()))?;
     for c in &summary.criteria {
         println!("{c}");
     }
     println!("report: {}", report.display());
-    Ok(())
-}
-
-/// One rank of a data-parallel run: joins the process group, trains its share, evaluates its shard
-/// of the test split; rank 0 alone talks to the user and writes files.
-fn run_rank(
-    args: Args,
-    cfg: evdet_train::config::ExperimentConfig,
-    env: evdet_dist::LaunchEnv,
-) -> anyhow::Result<()> {
-    let root = env.rank == 0;
-    let dev = match args.device.resolve_or(&cfg.hardware.device)? {
-        // Rank r of a node drives that node's GPU r.
-        tch::Device::Cuda(_) => tch::Device::Cuda(env.local_rank),
-        d => d,
-    };
-    if dev == tch::Device::Cpu && cfg.hardware.cpu_threads == 0 {
-        let threads = evdet_train::parallel::cpu_threads_per_rank(0, env.local_world_size);
-        tch::set_num_threads(threads as i32);
-    }
-    let par = evdet_train::parallel::Parallel::join(&env, &cfg, dev)?
-        .ok_or_else(|| anyhow::anyhow!("WORLD_SIZE is 1: nothing to join"))?;
-    // Rank 0 generates a missing synthetic sample; the others wait for it at the barrier.
-    let data = if root {
-        let d = evdet_train::data::synthetic::ensure(&cfg, |step| eprintln!("first use: {step}"))?;
-        par.pg
-            .barrier("waiting for rank 0 to prepare the dataset")?;
-        d
-    } else {
-        par.pg
-            .barrier("waiting for rank 0 to prepare the dataset")?;
-        evdet_train::data::synthetic::ensure(&cfg, |_| {})?
-    };
-    let run_dir = evdet_train::trainer::run_dir(&cfg);
-    if args.fresh && root && run_dir.exists() {
-        drop(evdet_train::run_lock::RunLock::acquire(&run_dir)?);
-        std::fs::remove_dir_all(&run_dir)
-            .with_context(|| format!("removing {}", run_dir.display()))?;
-    }
-    par.pg
-        .barrier("waiting for rank 0 to prepare the run folder")?;
-    let mut trainer = Trainer::new_parallel(cfg.clone(), &data, dev, true, Some(par.clone()))?;
-    let start_step = trainer.state.step;
-    if root {
-        for n in &trainer.notices {
-            eprintln!("{n}");
-        }
-        eprintln!(
-            "training {} on {} with {} processes ({}, global batch {}) on {:?} per rank -> {}{}",
-            args.config.display(),
-            data.display(),
-            env.world_size,
-            par.pg.backend.name(),
-            trainer.cfg.batch_size.train * env.world_size,
-            dev,
-            run_dir.display(),
-            if start_step > 0 {
-                format!(" (resuming at step {start_step})")
-            } else {
-                String::new()
-            }
-        );
-    }
-    let pb = if root {
-        crate::progress::bar(cfg.training.max_steps, "steps")
-    } else {
-        crate::progress::hidden()
-    };
-    pb.set_position(start_step);
-    trainer.fit(
-        None,
-        |r| {
-            pb.set_position(r.step);
-            let g = |k: &str| r.metrics.get(k).copied().unwrap_or(f64::NAN);
-            pb.set_message(format!(
-                "loss {:.3} lr {:.2e} ",
-                g("train/loss"),
-                g("train/lr")
-            ));
-        },
-        |m| {
-            pb.println(format!(
-                "validation: AP {:.4} AP50 {:.4} (prophesee)",
-                m.get("val/prophesee/AP").unwrap_or(&f64::NAN),
-                m.get("val/prophesee/AP50").unwrap_or(&f64::NAN),
-            ));
-        },
-    )?;
-    pb.finish_and_clear();
-    if !args.no_test {
-        let test = Arc::new(evdet_train::trainer::open_split(
-            &trainer.cfg,
-            &data,
-            "test",
-        )?);
-        let ev = evdet_train::evaluate::evaluate_split_parallel(
-            &trainer.det,
-            &trainer.cfg,
-            test,
-            "test",
-            dev,
-            0.001,
-            Some(&par),
-            |_, _| {},
-        )?;
-        if root {
-            write_test_and_report(&ev, &trainer.cfg, &run_dir, trainer.state.step)?;
-        }
-    }
-    if root {
-        eprintln!(
-            "training done: {} steps, run folder {}",
-            trainer.state.step,
-            run_dir.display()
-        );
-    }
     Ok(())
 }
