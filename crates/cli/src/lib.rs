@@ -8,7 +8,6 @@
 
 pub mod commands;
 pub mod configs;
-pub mod launch;
 pub mod memory;
 pub mod progress;
 pub mod recording_args;

@@ -8,4 +8,4 @@ pub mod group;
 pub mod launch;
 
 pub use group::{Backend, DistError, ProcessGroup};
-pub use launch::{LaunchEnv, LaunchError};
+pub use launch::{LaunchEnv, LaunchError, LocalLaunchError};

@@ -1,8 +1,10 @@
 //! Studies: many arms × many seeds of one experiment, compared with honest statistics. This crate
-//! holds the statistics and the verdict logic (tensor-free; the study runner drives `evdet train`).
+//! holds the study file, the statistics, the verdict logic and the runner that drives `evdet train`
+//! (tensor-free: each run is a child process).
 
 pub mod aggregate;
 pub mod bootstrap;
 pub mod file;
+pub mod runner;
 pub mod stats;
 pub mod verdict;

@@ -68,9 +68,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         evdet_train::data::synthetic::ensure(&cfg, |step| eprintln!("first use: {step}"))?;
         let raw: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
         let exe = std::env::current_exe()?;
-        let code = evdet_cli::launch::run_local(
+        let code = evdet_dist::launch::run_local(
             &exe,
-            &evdet_cli::launch::without_nproc(&raw),
+            &evdet_dist::launch::without_nproc(&raw),
             args.nproc,
         )?;
         if code != 0 {
