@@ -496,24 +496,13 @@ fn a_missing_study_file_is_said_once() {
 #[test]
 fn a_cut_raw_file_is_read_with_a_warning() {
     let d = tempfile::tempdir().unwrap();
-    run(evdet()
-        .args([
-            "synth",
-            "--preset",
-            "mini",
-            "--seed",
-            "2",
-            "--duration-s",
-            "0.6",
-        ])
-        .args([
-            "--sequences",
-            "train=1,val=0,test=0",
-            "--format",
-            "raw-evt3",
-            "--out",
-        ])
-        .arg(d.path().join("raw")));
+    synth_mini(
+        &d.path().join("raw"),
+        2,
+        "0.6",
+        "train=1,val=0,test=0",
+        &["--format", "raw-evt3"],
+    );
     let raw = file_ending(&d.path().join("raw/train"), ".raw");
     let bytes = std::fs::read(&raw).unwrap();
     // Cut in the middle of a 2-byte EVT 3.0 word.

@@ -9,18 +9,7 @@ use evdet_events::EventBatch;
 use std::path::Path;
 
 fn synth(out: &Path, format: &str) {
-    run(evdet()
-        .args([
-            "synth",
-            "--preset",
-            "mini",
-            "--seed",
-            "3",
-            "--duration-s",
-            "1",
-        ])
-        .args(["--sequences", "train=1,val=1", "--format", format, "--out"])
-        .arg(out));
+    synth_mini(out, 3, "1", "train=1,val=1", &["--format", format]);
 }
 
 fn preprocess(raw: &Path, out: &Path) -> String {

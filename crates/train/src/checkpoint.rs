@@ -243,6 +243,9 @@ pub struct Checkpoint {
     pub config: ExperimentConfig,
     pub optimizer: Vec<(String, Tensor)>,
     pub recurrent: Vec<(String, Tensor)>,
+    /// SHA-256 of `model.safetensors` as `state.json` records it and [`load`] verified (`None` for
+    /// folders written before digests existed).
+    pub model_sha256: Option<String>,
 }
 
 /// Reads a checkpoint folder; every file it names must be readable.
@@ -258,6 +261,7 @@ pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
     let StateFile { state, files } =
         serde_json::from_str(&text).map_err(|e| invalid(&state_path, e))?;
     verify(dir, &files)?;
+    let model_sha256 = files.get(MODEL_FILE).map(|d| d.sha256.clone());
     let config = read_config(&dir.join(CONFIG_FILE))?;
     let read = |file: &str| -> Result<Vec<(String, Tensor)>, CheckpointError> {
         let p = dir.join(file);
@@ -272,6 +276,7 @@ pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
         config,
         optimizer: read(OPTIMIZER_FILE)?,
         recurrent: read(RECURRENT_FILE)?,
+        model_sha256,
     })
 }
 
@@ -366,12 +371,17 @@ pub struct Provenance {
 }
 
 impl Provenance {
-    /// The provenance of the checkpoint folder `dir` at `step` (hashes its `model.safetensors`).
-    pub fn of(dir: &Path, step: u64) -> Result<Self, CheckpointError> {
+    /// The provenance of the checkpoint folder `dir` at `step`, with `known` the SHA-256 of its
+    /// `model.safetensors` when [`load`] has verified it already (else the file is hashed).
+    pub fn of(dir: &Path, step: u64, known: Option<String>) -> Result<Self, CheckpointError> {
+        let sha256 = match known {
+            Some(s) => s,
+            None => digest(&dir.join(MODEL_FILE))?.sha256,
+        };
         Ok(Provenance {
             path: dir.to_path_buf(),
             step,
-            sha256: digest(&dir.join(MODEL_FILE))?.sha256,
+            sha256,
         })
     }
 
@@ -412,7 +422,8 @@ pub fn open<E: From<CheckpointError>>(
     let mcfg = crate::model_setup::model_config(&config).map_err(|e| bad_config(&e))?;
     let (mut vs, detector) = Detector::build(&mcfg, device).map_err(|e| bad_config(&e))?;
     load_weights(&mut vs, &dir)?;
-    let provenance = Provenance::of(&dir, ck.state.step)?;
+    // `load` verified the weights against state.json's digest: no second pass over the file.
+    let provenance = Provenance::of(&dir, ck.state.step, ck.model_sha256)?;
     Ok(Opened {
         provenance,
         dir,

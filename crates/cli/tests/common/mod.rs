@@ -44,23 +44,22 @@ pub fn config_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
 }
 
-/// `evdet synth --preset mini` (1.5 s recordings, `sequences` like `train=1,val=1,test=1`) and
-/// `evdet preprocess` into `<dir>/raw` and `<dir>/pre`.
+/// `evdet synth --preset mini` into `out`: recordings of `duration_s` seconds, `sequences` like
+/// `train=1,val=1,test=1`, then `extra` arguments (e.g. `--format raw-evt3`).
+pub fn synth_mini(out: &Path, seed: u64, duration_s: &str, sequences: &str, extra: &[&str]) {
+    run(evdet()
+        .args(["synth", "--preset", "mini", "--seed", &seed.to_string()])
+        .args(["--duration-s", duration_s, "--sequences", sequences])
+        .args(extra)
+        .arg("--out")
+        .arg(out));
+}
+
+/// [`synth_mini`] (1.5 s recordings) and `evdet preprocess` into `<dir>/raw` and `<dir>/pre`.
 pub fn tiny_dataset(seed: u64, sequences: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    run(evdet()
-        .args([
-            "synth",
-            "--preset",
-            "mini",
-            "--seed",
-            &seed.to_string(),
-            "--duration-s",
-            "1.5",
-        ])
-        .args(["--sequences", sequences, "--out"])
-        .arg(d.join("raw")));
+    synth_mini(&d.join("raw"), seed, "1.5", sequences, &[]);
     run(evdet()
         .args(["preprocess", "--downsample-by-factor-2", "false", "--raw"])
         .arg(d.join("raw"))

@@ -278,7 +278,7 @@ fn write_test_and_report(
     step: u64,
 ) -> anyhow::Result<()> {
     // The test split is evaluated with the weights in memory, which `fit` saved as `last` at its end.
-    let weights = evdet_train::checkpoint::Provenance::of(&run.last(), step)?;
+    let weights = evdet_train::checkpoint::Provenance::of(&run.last(), step, None)?;
     write_all(ev, cfg, &run.eval().metrics("test"), &weights)?;
     let report = run.report();
     let summary = evdet_report::build_report(&[run.root().to_path_buf()], &report)
