@@ -11,7 +11,8 @@ the process CPU time (all threads), which a machine shared with other work infla
 
 usage: RVT_ROOT=/tmp/rvt /root/.evdet/venv/bin/python scripts/bench_model_vs_reference.py \
            [--evdet target/release/evdet] [--threads 2] [--rounds 3] [--reps 5] \
-           [--presets tiny,small,base] [--train] [--json OUT]
+           [--presets tiny,small,base] [--train] [--precision bf16] [--reference-precision fp32]
+           [--json OUT]
 Needs (besides torch): pip install omegaconf einops pillow; pip install --no-deps torchvision==0.26.0
 """
 import argparse
@@ -48,12 +49,17 @@ def main():
     ap.add_argument("--attention", default="fused", choices=["fused", "reference"])
     ap.add_argument("--train", action="store_true", help="also the tiny training step")
     ap.add_argument("--train-reps", type=int, default=3)
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                    help="evdet's training-step autocast")
+    ap.add_argument("--reference-precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                    help="the reference's training-step autocast (the issue's targets are against fp32)")
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    presets = a.presets.split(",")
+    presets = [p for p in a.presets.split(",") if p]  # --presets "" times only the training step
     res = {"torch": torch.__version__, "threads": a.threads, "attention": a.attention,
-           "rounds": a.rounds, "forward_384x640": {}, "train_step": {}}
+           "rounds": a.rounds, "precision": a.precision, "reference_precision": a.reference_precision,
+           "forward_384x640": {}, "train_step": {}}
     keys = ("backbone_ms", "fpn_ms", "head_ms", "total_ms")
     fwd = {p: {side: {f"{clock}{k}": [] for k in keys for clock in ("", "cpu_")}
                for side in ("ours", "reference")} for p in presets}
@@ -69,9 +75,9 @@ def main():
             print(f"round {r} {p}: ours {o['total_ms']:.1f} ms (cpu {o['cpu']['total_ms']:.1f}), "
                   f"reference {t['total_ms']:.1f} ms (cpu {t['cpu']['total_ms']:.1f})", flush=True)
         if a.train:
-            o = ours(a.evdet, a, ["--no-forward", "--train-presets", "tiny",
+            o = ours(a.evdet, a, ["--no-forward", "--train-presets", "tiny", "--precision", a.precision,
                                   "--train-reps", str(a.train_reps)])["train_step"]["tiny"]
-            t = ref.train_step("tiny", (192, 320), 2, 5, a.train_reps)
+            t = ref.train_step("tiny", (192, 320), 2, 5, a.train_reps, a.reference_precision)
             trn["ours"].append(o["step_ms"])
             trn["ours_cpu"].append(o["step_cpu_ms"])
             trn["ours_peak_mib"].append(o.get("peak_memory_mib"))

@@ -120,21 +120,25 @@ def random_labels(n_images, in_hw, seed=1):
     return labels
 
 
-def train_step(preset, in_hw, batch, seq_len, reps):
-    """Median time of one training step (after one untimed step), wall and CPU."""
+def train_step(preset, in_hw, batch, seq_len, reps, precision="fp32"):
+    """Median time of one training step (after one untimed step), wall and CPU. `precision` bf16 or
+    fp16 runs the step's forward and loss under CPU autocast, as Lightning's `bf16-mixed` does."""
     torch.manual_seed(0)
     m = build(preset, in_hw).train()
     opt = torch.optim.AdamW(m.parameters(), lr=2e-4, weight_decay=0)
     xs = torch.randint(0, 11, (seq_len, batch, 20, *in_hw)).float()
     labels = random_labels(seq_len * batch, in_hw)
 
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
     def step():
         states, per_scale = None, {}
-        for t in range(seq_len):
-            feats, states = m.forward_backbone(xs[t], states)
-            for k, v in feats.items():
-                per_scale.setdefault(k, []).append(v)
-        _, losses = m.forward_detect({k: torch.cat(v, 0) for k, v in per_scale.items()}, labels)
+        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            for t in range(seq_len):
+                feats, states = m.forward_backbone(xs[t], states)
+                for k, v in feats.items():
+                    per_scale.setdefault(k, []).append(v)
+            _, losses = m.forward_detect({k: torch.cat(v, 0) for k, v in per_scale.items()}, labels)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_value_(m.parameters(), 1.0)
@@ -148,7 +152,7 @@ def train_step(preset, in_hw, batch, seq_len, reps):
         w, c = ms(t0, clocks())
         wall.append(w)
         cpu.append(c)
-    return {"step_ms": statistics.median(wall), "step_cpu_ms": statistics.median(cpu),
+    return {"step_ms": statistics.median(wall), "step_cpu_ms": statistics.median(cpu), "precision": precision,
             "batch": batch, "seq_len": seq_len, "in_hw": list(in_hw)}
 
 

@@ -355,12 +355,12 @@ fn exported_torchscript_and_onnx_reproduce_streaming_inference() {
     assert_eq!(onnx_side["onnx_opset"], 17);
     assert_eq!(onnx_side["checkpoint_sha256"], side["checkpoint_sha256"]);
 
-    let opened = evdet_train::checkpoint::open(&run_dir("base"), tch::Device::Cpu, |_| {
-        Ok::<_, evdet_train::checkpoint::CheckpointError>(())
+    let opened = evdet_infer::checkpoint::open(&run_dir("base"), tch::Device::Cpu, |_| {
+        Ok::<_, evdet_infer::checkpoint::CheckpointError>(())
     })
     .unwrap();
     let seq = first_entry(&workspace().join("pre/test"), |p| p.is_dir());
-    let rp = evdet_train::infer::window_params(&opened.config).unwrap();
+    let rp = evdet_infer::infer::window_params(&opened.config).unwrap();
     let mut source = evdet_events::windows::WindowSource::open(
         &seq,
         &rp,
@@ -370,7 +370,7 @@ fn exported_torchscript_and_onnx_reproduce_streaming_inference() {
         Default::default(),
     )
     .unwrap();
-    let mut sd = evdet_train::infer::StreamingDetector::new(
+    let mut sd = evdet_infer::infer::StreamingDetector::new(
         &opened.detector,
         &opened.config,
         tch::Device::Cpu,

@@ -9,7 +9,7 @@
 //! The set of valid keys is the merge of the defaults: a key that no default file defines is an error
 //! naming the key and the closest valid one (Hydra's struct mode).
 
-use serde_yaml::{Mapping, Value};
+use serde_norway::{Mapping, Value};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +78,7 @@ impl ConfigRoot {
             if key.is_empty() {
                 return Err(ConfigError::BadOverride(o.clone()));
             }
-            let parsed: Value = serde_yaml::from_str(raw).map_err(|e| ConfigError::Value {
+            let parsed: Value = serde_norway::from_str(raw).map_err(|e| ConfigError::Value {
                 key: key.into(),
                 message: e.to_string(),
             })?;
@@ -118,7 +118,7 @@ impl ConfigRoot {
             path: path.into(),
             message: e.to_string(),
         })?;
-        let mut own: Value = serde_yaml::from_str(&text).map_err(|e| ConfigError::File {
+        let mut own: Value = serde_norway::from_str(&text).map_err(|e| ConfigError::File {
             path: path.into(),
             message: e.to_string(),
         })?;

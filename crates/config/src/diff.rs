@@ -1,7 +1,7 @@
 //! Which keys differ between two configuration trees, and how: used to explain a resume with another
 //! config, a study run folder of another study, and what tells two compared runs apart.
 
-use serde_yaml::Value;
+use serde_norway::Value;
 
 /// One dotted key whose value differs; `None` where a side lacks the key.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,7 +88,7 @@ mod tests {
     use super::*;
 
     fn y(s: &str) -> Value {
-        serde_yaml::from_str(s).unwrap()
+        serde_norway::from_str(s).unwrap()
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::compose::ConfigError;
 use serde::{Deserialize, Serialize};
-use serde_yaml::Value;
+use serde_norway::Value;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExperimentConfig {
@@ -36,7 +36,7 @@ impl ExperimentConfig {
 
     /// The resolved configuration as YAML (written into every run directory and checkpoint).
     pub fn to_yaml(&self) -> String {
-        serde_yaml::to_string(self).unwrap_or_default()
+        serde_norway::to_string(self).unwrap_or_default()
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

@@ -109,6 +109,33 @@ pub struct SmallObjectAnalysis {
     pub pr_curves: Vec<PrCurve>,
 }
 
+impl SmallObjectAnalysis {
+    /// The size-bin table: GT count, AP, AP50, AR, recall at IoU 0.5 per bin, `-` where undefined.
+    pub fn size_bin_lines(&self) -> Vec<String> {
+        let cell = |v: f64| {
+            if v < 0.0 {
+                format!("{:>7}", "-")
+            } else {
+                format!("{v:>7.3}")
+            }
+        };
+        let mut lines =
+            vec!["size bin (side px)   GT      AP    AP50      AR  recall50".to_string()];
+        for b in &self.size_bins {
+            lines.push(format!(
+                "{:<16} {:>6} {} {} {} {}",
+                b.label,
+                b.num_gt,
+                cell(b.ap),
+                cell(b.ap50),
+                cell(b.ar),
+                cell(b.recall50)
+            ));
+        }
+        lines
+    }
+}
+
 /// Bin labels and area ranges from interior side-length edges.
 pub fn size_bins_from_edges(edges: &[f64]) -> Result<Vec<(String, [f64; 2])>> {
     if edges.windows(2).any(|w| w[0] >= w[1]) || edges.iter().any(|e| !e.is_finite() || *e <= 0.0) {

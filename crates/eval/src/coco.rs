@@ -373,6 +373,30 @@ impl CocoEval {
         }
         out
     }
+
+    /// `{"stats": [12], "stat_names": [...], "per_class": {"<name>": {"AP", "AP50", "AP75", "AP_S",
+    /// "AP_M", "AP_L"}}}` (`-1` where undefined, as pycocotools; a repeated name gets its id).
+    pub fn results_json(&self) -> serde_json::Value {
+        let mut per_class = serde_json::Map::new();
+        if self.use_cats {
+            for c in self.per_class() {
+                let key = if per_class.contains_key(&c.name) {
+                    format!("{} (id {})", c.name, c.cat_id)
+                } else {
+                    c.name.clone()
+                };
+                per_class.insert(
+                    key,
+                    serde_json::json!({"AP": c.ap, "AP50": c.ap50, "AP75": c.ap75, "AP_S": c.ap_s, "AP_M": c.ap_m, "AP_L": c.ap_l}),
+                );
+            }
+        }
+        serde_json::json!({
+            "stats": self.stats().to_vec(),
+            "stat_names": STAT_NAMES,
+            "per_class": per_class,
+        })
+    }
 }
 
 /// `np.mean(v[v > -1])`, `-1` when nothing is defined.

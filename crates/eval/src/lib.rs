@@ -12,6 +12,7 @@
 //! - [`synthetic`]: the deterministic COCO-val-sized benchmark case.
 
 pub mod analysis;
+pub mod bench;
 pub mod boxes;
 pub mod coco;
 pub mod coco_json;

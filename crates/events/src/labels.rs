@@ -19,6 +19,21 @@ pub struct BBox {
     pub class_confidence: f32,
 }
 
+/// The evaluator's box of a Prophesee record (the one conversion; the track id is not evaluated).
+impl From<&BBox> for evdet_eval::BBox {
+    fn from(b: &BBox) -> Self {
+        evdet_eval::BBox {
+            t: b.t,
+            x: b.x,
+            y: b.y,
+            w: b.w,
+            h: b.h,
+            class_id: b.class_id,
+            class_confidence: b.class_confidence,
+        }
+    }
+}
+
 const FIELDS: [(&str, Scalar); 8] = [
     ("t", Scalar::I64),
     ("x", Scalar::F32),

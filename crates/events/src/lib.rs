@@ -2,6 +2,7 @@
 //! `.dat`) and of RVT's preprocessed layout, the bit-exact stacked histogram, and the preprocessing
 //! pipeline. No tensor engine here: this crate builds fast and is usable alone.
 
+pub mod bench;
 pub mod blosc_guard;
 pub mod dat;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod labels;
 pub mod layout;
 pub mod npy;
 pub mod preprocess;
+mod preprocess_text;
 pub mod recording;
 pub mod rng;
 pub mod testdata;

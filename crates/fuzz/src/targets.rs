@@ -178,19 +178,7 @@ fn dat_seeds() -> Vec<(String, Vec<u8>)> {
 fn bbox_npy(bytes: &[u8], scratch: &Path) -> Result<(), String> {
     let boxes = labels::read_bbox_npy(&write_and(scratch, "x_bbox.npy", bytes)?)
         .map_err(|e| e.to_string())?;
-    let conv = |b: &[BBox]| -> Vec<evdet_eval::BBox> {
-        b.iter()
-            .map(|b| evdet_eval::BBox {
-                t: b.t,
-                x: b.x,
-                y: b.y,
-                w: b.w,
-                h: b.h,
-                class_id: b.class_id,
-                class_confidence: b.class_confidence,
-            })
-            .collect()
-    };
+    let conv = |b: &[BBox]| -> Vec<evdet_eval::BBox> { b.iter().map(Into::into).collect() };
     let classes: Vec<String> = ["pedestrian", "car", "bicycle"].map(String::from).to_vec();
     let mut ev = evdet_eval::Evaluator::new(evdet_eval::EvalConfig::new(classes))
         .map_err(|e| e.to_string())?;

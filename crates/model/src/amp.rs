@@ -53,13 +53,65 @@ impl FromStr for Precision {
             "fp16" | "16" | "16-mixed" => Ok(Self::Fp16),
             "bf16" | "bf16-mixed" => Ok(Self::Bf16),
             other => Err(format!(
-                "unknown precision '{other}': use fp32, fp16 or bf16"
+                "unknown precision '{other}': use fp32, fp16, bf16 or auto"
             )),
         }
     }
 }
 
+/// The bf16 arithmetic units of this CPU (`avx512_bf16`, `amx_bf16`): with one of them libtorch's
+/// oneDNN kernels run bf16 convolutions and matmuls natively; without, bf16 is emulated and slower
+/// than float32. AMX has no stable run-time check in Rust yet, so its flag is read from
+/// `/proc/cpuinfo`.
+pub fn cpu_bf16_units() -> Vec<&'static str> {
+    let mut units = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512bf16") {
+            units.push("avx512_bf16");
+        }
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let amx = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("flags"))
+            .is_some_and(|l| l.split_whitespace().any(|f| f == "amx_bf16"));
+        if amx {
+            units.push("amx_bf16");
+        }
+    }
+    units
+}
+
 impl Precision {
+    /// `training.precision`: `fp32`, `bf16`, `fp16`, or `auto` — bf16 autocast on a CUDA device (bf16
+    /// needs compute capability 8.0, Ampere, or newer: set `fp16` on older GPUs) and on a CPU with bf16
+    /// units ([`cpu_bf16_units`]), fp32 on any other CPU. Returns the precision and, for `auto`, why.
+    pub fn resolve(setting: &str, device: Device) -> Result<(Self, Option<String>), String> {
+        if !setting.trim().eq_ignore_ascii_case("auto") {
+            return setting.parse().map(|p| (p, None));
+        }
+        let (p, why) = match device {
+            Device::Cuda(_) => (Self::Bf16, "a CUDA device".to_string()),
+            _ => match cpu_bf16_units().as_slice() {
+                [] => (
+                    Self::Fp32,
+                    "a CPU without bf16 units (no avx512_bf16 / amx_bf16)".to_string(),
+                ),
+                units => (Self::Bf16, format!("a CPU with {}", units.join(" and "))),
+            },
+        };
+        Ok((p, Some(format!("precision auto: {} on {why}", p.name()))))
+    }
+
+    /// The name `training.precision` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fp32 => "fp32",
+            Self::Fp16 => "fp16",
+            Self::Bf16 => "bf16",
+        }
+    }
+
     /// The autocast dtype, `None` for full precision.
     pub fn autocast_kind(self) -> Option<Kind> {
         match self {
@@ -180,6 +232,33 @@ impl GradScaler {
 mod tests {
     use super::*;
     use tch::Tensor;
+
+    #[test]
+    fn auto_precision_follows_the_hardware_and_says_why() {
+        assert_eq!(
+            Precision::resolve("fp32", Device::Cpu).unwrap(),
+            (Precision::Fp32, None)
+        );
+        assert_eq!(
+            Precision::resolve("bf16-mixed", Device::Cpu).unwrap().0,
+            Precision::Bf16
+        );
+        let (cuda, why) = Precision::resolve("auto", Device::Cuda(0)).unwrap();
+        assert_eq!(cuda, Precision::Bf16);
+        assert!(why.unwrap().contains("CUDA"));
+        let (cpu, why) = Precision::resolve(" Auto ", Device::Cpu).unwrap();
+        let units = cpu_bf16_units();
+        let why = why.unwrap();
+        if units.is_empty() {
+            assert_eq!(cpu, Precision::Fp32, "{why}");
+            assert!(why.contains("without bf16 units"), "{why}");
+        } else {
+            assert_eq!(cpu, Precision::Bf16, "{why}");
+            assert!(units.iter().all(|u| why.contains(u)), "{why}");
+        }
+        let e = Precision::resolve("tf32", Device::Cpu).unwrap_err();
+        assert!(e.contains("auto"), "{e}");
+    }
 
     #[test]
     fn autocast_changes_matmul_dtype_on_the_cpu_and_restores() {

@@ -15,7 +15,7 @@ pub enum ConfigError {
     Invalid { key: &'static str, msg: String },
 }
 
-fn invalid(key: &'static str, msg: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: &'static str, msg: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
         msg: msg.into(),

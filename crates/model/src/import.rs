@@ -548,8 +548,8 @@ pub fn infer_config(
 /// `config.json`).
 pub fn read_model_config(path: &Path) -> Result<ModelConfig, ImportError> {
     let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-    let value: serde_yaml::Value =
-        serde_yaml::from_str(&text).map_err(|e| ImportError::BadCheckpoint {
+    let value: serde_norway::Value =
+        serde_norway::from_str(&text).map_err(|e| ImportError::BadCheckpoint {
             path: path.into(),
             msg: format!("not YAML/JSON: {e}"),
         })?;
@@ -559,7 +559,7 @@ pub fn read_model_config(path: &Path) -> Result<ModelConfig, ImportError> {
         .cloned()
         .unwrap_or(value);
     let cfg: ModelConfig =
-        serde_yaml::from_value(inner).map_err(|e| ImportError::BadCheckpoint {
+        serde_norway::from_value(inner).map_err(|e| ImportError::BadCheckpoint {
             path: path.into(),
             msg: format!("model config: {e}"),
         })?;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde_yaml::Value;
+use serde_norway::Value;
 
 use crate::run::Run;
 
@@ -182,7 +182,7 @@ fn parse_one(item: &Value) -> Result<Criterion, String> {
 }
 
 fn short(v: &Value) -> String {
-    serde_yaml::to_string(v)
+    serde_norway::to_string(v)
         .map(|s| s.trim().replace('\n', " "))
         .unwrap_or_default()
 }

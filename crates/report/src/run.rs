@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use evdet_eval::analysis::SmallObjectAnalysis;
 use serde::Deserialize;
-use serde_yaml::Value;
+use serde_norway::Value;
 
 use crate::error::{ReportError, Result};
 
@@ -123,7 +123,7 @@ impl Run {
         let layout = evdet_run::RunDir::at(dir);
         let config_path = layout.config();
         let config = match std::fs::read_to_string(&config_path) {
-            Ok(text) => match serde_yaml::from_str::<Value>(&text) {
+            Ok(text) => match serde_norway::from_str::<Value>(&text) {
                 Ok(v) => Some(v),
                 Err(e) => {
                     notes.push(format!("config.yaml could not be read: {e}"));

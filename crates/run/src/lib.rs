@@ -10,7 +10,7 @@
 //! ├── init_from.json            what `model.init_from` loaded and what kept its initialisation
 //! ├── .lock                     held by the one `evdet train` writing here (its PID inside)
 //! ├── checkpoints/
-//! │   ├── last/                 where training resumes from (a checkpoint folder: evdet_train::checkpoint)
+//! │   ├── last/                 where training resumes from (a checkpoint folder: evdet_infer::checkpoint)
 //! │   ├── previous/             the `last` before the latest save: the fallback of a damaged `last`
 //! │   ├── last.damaged/         a `last` that failed verification, kept for inspection
 //! │   └── best/                 the best validation metric so far (`validation.best_metric`)

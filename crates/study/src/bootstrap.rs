@@ -23,7 +23,7 @@ pub fn load_run(run: &Path) -> Option<RunFrames> {
     let bytes = std::fs::read(run.eval().frames("test")).ok()?;
     let frames = decode_frames(&bytes)?;
     let text = std::fs::read_to_string(run.config()).ok()?;
-    let value: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+    let value: serde_norway::Value = serde_norway::from_str(&text).ok()?;
     let cfg = evdet_config::ExperimentConfig::from_value(value).ok()?;
     let mut recordings: BTreeMap<usize, Vec<FrameRecord>> = BTreeMap::new();
     for (_, f) in frames {

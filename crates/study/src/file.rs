@@ -76,7 +76,7 @@ impl StudyFile {
     /// Parses and checks a study file's text; the error names the key at fault.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = quote_arm_overrides(text)?;
-        let raw: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
+        let raw: serde_norway::Value = serde_norway::from_str(&text).map_err(|e| e.to_string())?;
         let map = raw.as_mapping().ok_or(
             "a study file is a mapping of study, experiment, seeds, baseline, arms, hypotheses",
         )?;
@@ -105,7 +105,7 @@ impl StudyFile {
                 }
             }
         }
-        let f: StudyFile = serde_yaml::from_value(raw).map_err(|e| e.to_string())?;
+        let f: StudyFile = serde_norway::from_value(raw).map_err(|e| e.to_string())?;
         f.check()?;
         Ok(f)
     }

@@ -7,4 +7,5 @@ pub mod bootstrap;
 pub mod file;
 pub mod runner;
 pub mod stats;
+mod table;
 pub mod verdict;

@@ -291,13 +291,13 @@ impl Runner {
     /// run-wide overrides, must not mix their runs in. `stamp` writes the stamp when there is none.
     pub fn check_stamp(&self, stamp: bool) -> Result<(), RunnerError> {
         let path = self.root.join("study.yaml");
-        let yaml = |e: serde_yaml::Error| RunnerError::Other(format!("{}: {e}", path.display()));
-        let mine = serde_yaml::to_value(
+        let yaml = |e: serde_norway::Error| RunnerError::Other(format!("{}: {e}", path.display()));
+        let mine = serde_norway::to_value(
             serde_json::json!({"file": self.file, "overrides": self.opts.overrides}),
         )
         .map_err(yaml)?;
         if let Ok(text) = std::fs::read_to_string(&path) {
-            let theirs: serde_yaml::Value = serde_yaml::from_str(&text).map_err(yaml)?;
+            let theirs: serde_norway::Value = serde_norway::from_str(&text).map_err(yaml)?;
             if theirs != mine {
                 let keys: Vec<String> = evdet_config::differing_keys(&theirs, &mine)
                     .into_iter()
@@ -311,7 +311,7 @@ impl Runner {
             return Ok(());
         }
         if stamp {
-            let text = serde_yaml::to_string(&mine).map_err(yaml)?;
+            let text = serde_norway::to_string(&mine).map_err(yaml)?;
             evdet_atomic::write(&path, text.as_bytes()).map_err(io(&path))?;
         }
         Ok(())

@@ -10,6 +10,7 @@
 //! The same seed gives byte-identical files; each sequence has its own seed derived from the dataset seed,
 //! its split and its index, so adding sequences does not change the others.
 
+pub mod bench;
 pub mod describe;
 pub mod labels;
 pub mod objects;
@@ -21,6 +22,7 @@ pub mod sprite;
 pub mod traffic;
 
 mod sequence;
+mod text;
 
 pub use describe::{describe, ClassStats, Description, SequenceDescription, SplitDescription};
 pub use objects::{Class, CLASS_NAMES, NUM_CLASSES};

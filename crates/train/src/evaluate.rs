@@ -49,234 +49,254 @@ impl Shard {
     pub const ALL: Shard = Shard { rank: 0, world: 1 };
 }
 
-/// Runs the detector over `shard` of `data` in streaming order; `on_frame` sees every labelled
-/// frame's result with its place in the single-process order.
-#[allow(clippy::too_many_arguments)]
-pub fn run_stream(
-    det: &Detector,
-    data: Arc<SplitData>,
-    cfg: &ExperimentConfig,
-    device: Device,
-    conf_threshold: f64,
-    limit_batches: usize,
-    shard: Shard,
-    mut on_frame: impl FnMut(FrameKey, FrameResult),
-    mut on_batch: impl FnMut(usize, usize),
-) -> Result<(), EvaluateError> {
-    let l = cfg.dataset.sequence_length;
-    let single = EvalPlan::new(&data, l, cfg.batch_size.eval);
-    // Each process runs batches of the single-process shape (`batch_size.eval` is per process, and a
-    // detection then does not depend on how many processes share the work: kernels may round
-    // differently for another batch size, not for another row of the same shape). The global plan
-    // deals the recordings over all processes' slots; process r takes slots r·B .. (r+1)·B.
-    let rows = single.slots.len();
-    let (plan, order) = if shard.world <= 1 {
-        (single, None)
-    } else {
-        let global = EvalPlan::new(&data, l, rows * shard.world);
-        let slots = (shard.rank * rows..(shard.rank + 1) * rows)
-            .map(|i| global.slots.get(i).cloned().unwrap_or_default())
-            .collect();
-        // Where each labelled frame comes in the single-process order.
-        let mut order = std::collections::HashMap::new();
-        for (slot, chunks) in single.slots.iter().enumerate() {
-            for (step, c) in chunks.iter().enumerate() {
-                for t in 0..c.len {
-                    if let Some(seq) = c.seq {
-                        order.insert((seq, c.start + t), (step as u64, t as u64, slot as u64));
+/// One evaluation of a detector: the network, the experiment it belongs to, where it runs, the
+/// postprocess confidence threshold, how many batches (0: all) and the processes sharing the work.
+#[derive(Clone, Copy)]
+pub struct EvalRun<'a> {
+    pub det: &'a Detector,
+    pub cfg: &'a ExperimentConfig,
+    pub device: Device,
+    /// Postprocess threshold on objectness × class confidence.
+    pub conf_threshold: f64,
+    /// Batches to run at most; 0 runs the whole split.
+    pub limit_batches: usize,
+    /// Data parallel: the processes that share the split (each receives every frame's result).
+    pub par: Option<&'a crate::parallel::Parallel>,
+}
+
+impl<'a> EvalRun<'a> {
+    /// The whole split in one process.
+    pub fn new(
+        det: &'a Detector,
+        cfg: &'a ExperimentConfig,
+        device: Device,
+        conf_threshold: f64,
+    ) -> Self {
+        EvalRun {
+            det,
+            cfg,
+            device,
+            conf_threshold,
+            limit_batches: 0,
+            par: None,
+        }
+    }
+
+    /// Sharded over the processes of `par`.
+    pub fn sharded(self, par: Option<&'a crate::parallel::Parallel>) -> Self {
+        EvalRun { par, ..self }
+    }
+
+    /// At most `limit_batches` batches (0: all).
+    pub fn limited(self, limit_batches: usize) -> Self {
+        EvalRun {
+            limit_batches,
+            ..self
+        }
+    }
+
+    /// Runs the detector over `shard` of `data` in streaming order; `on_frame` sees every labelled
+    /// frame's result with its place in the single-process order.
+    pub fn run_stream(
+        &self,
+        data: Arc<SplitData>,
+        shard: Shard,
+        mut on_frame: impl FnMut(FrameKey, FrameResult),
+        mut on_batch: impl FnMut(usize, usize),
+    ) -> Result<(), EvaluateError> {
+        let EvalRun {
+            det,
+            cfg,
+            device,
+            conf_threshold,
+            limit_batches,
+            ..
+        } = *self;
+        let l = cfg.dataset.sequence_length;
+        let single = EvalPlan::new(&data, l, cfg.batch_size.eval);
+        // Each process runs batches of the single-process shape (`batch_size.eval` is per process, and a
+        // detection then does not depend on how many processes share the work: kernels may round
+        // differently for another batch size, not for another row of the same shape). The global plan
+        // deals the recordings over all processes' slots; process r takes slots r·B .. (r+1)·B.
+        let rows = single.slots.len();
+        let (plan, order) = if shard.world <= 1 {
+            (single, None)
+        } else {
+            let global = EvalPlan::new(&data, l, rows * shard.world);
+            let slots = (shard.rank * rows..(shard.rank + 1) * rows)
+                .map(|i| global.slots.get(i).cloned().unwrap_or_default())
+                .collect();
+            // Where each labelled frame comes in the single-process order.
+            let mut order = std::collections::HashMap::new();
+            for (slot, chunks) in single.slots.iter().enumerate() {
+                for (step, c) in chunks.iter().enumerate() {
+                    for t in 0..c.len {
+                        if let Some(seq) = c.seq {
+                            order.insert((seq, c.start + t), (step as u64, t as u64, slot as u64));
+                        }
                     }
                 }
             }
+            (EvalPlan { slots }, Some(order))
+        };
+        let plan = Arc::new(plan);
+        let mut steps = plan.num_steps();
+        if limit_batches > 0 {
+            steps = steps.min(limit_batches);
         }
-        (EvalPlan { slots }, Some(order))
-    };
-    let plan = Arc::new(plan);
-    let mut steps = plan.num_steps();
-    if limit_batches > 0 {
-        steps = steps.min(limit_batches);
-    }
-    let nms = det.config().postprocess.nms_threshold;
-    let (p2, d2) = (plan.clone(), data.clone());
-    let mut loader = Prefetcher::new(
-        0,
-        steps as u64,
-        cfg.hardware.num_workers.eval,
-        4,
-        move |s| batch::build(&d2, &p2.rows(s as usize), l, false),
-    );
-    let mut states = None;
-    let mut done = 0;
-    let mut step = 0u64;
-    while let Some((b, _wait)) = loader.next_timed() {
-        let b = b?;
-        step += 1;
-        tch::no_grad(|| -> Result<(), EvaluateError> {
-            let reset = Tensor::from_slice(&b.is_first).to_device(device);
-            for t in 0..b.seq_len() {
-                let x = b.ev.get(t as i64).to_device(device).to_kind(Kind::Float);
-                let (feats, new_states) = det.forward_backbone_step(
-                    &x,
-                    states.as_deref(),
-                    (t == 0).then_some(&reset),
-                    false,
-                );
-                states = Some(new_states);
-                let rows: Vec<usize> = (0..b.batch_size())
-                    .filter(|&r| b.labels[t][r].is_some() && b.origin[t][r].is_some())
-                    .collect();
-                if rows.is_empty() {
-                    continue;
-                }
-                let idx = Tensor::from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>())
-                    .to_device(device);
-                let sel: Vec<Tensor> = feats.iter().map(|f| f.index_select(0, &idx)).collect();
-                let out = det.forward_detect(&sel, false);
-                let dets = evdet_model::postprocess::postprocess(
-                    &out.decoded.to_kind(Kind::Float),
-                    conf_threshold,
-                    nms,
-                )
-                .map_err(|e| EvaluateError::Postprocess(e.to_string()))?;
-                for (k, &r) in rows.iter().enumerate() {
-                    let (seq, repr) = b.origin[t][r].unwrap_or_default();
-                    let Some(labels) = &b.labels[t][r] else {
-                        continue;
-                    };
-                    let s = &data.sequences[seq];
-                    let tstamp = s
-                        .repr_to_frame
-                        .get(&repr)
-                        .map(|&f| s.index.label_timestamps_us[f])
-                        .unwrap_or(s.index.repr_timestamps_us[repr]);
-                    let gt = labels
-                        .boxes
-                        .iter()
-                        .map(|g| EvalBox::gt(tstamp, g.x, g.y, g.w, g.h, g.class_id as u32))
-                        .collect();
-                    let found = Detection::from_tensor(&dets[k])
-                        .map_err(|e| EvaluateError::Postprocess(e.to_string()))?;
-                    // REFERENCE §6: the COCO score is the class confidence alone
-                    let dt = found
-                        .iter()
-                        .map(|d| {
-                            EvalBox::det(
-                                tstamp,
-                                d.x1,
-                                d.y1,
-                                d.width(),
-                                d.height(),
-                                d.class_id,
-                                d.class_conf,
-                            )
-                        })
-                        .collect();
-                    let dt_score = found.iter().map(Detection::score).collect();
-                    let key = match &order {
-                        None => (step - 1, t as u64, r as u64),
-                        Some(o) => o.get(&(seq, repr)).copied().unwrap_or((u64::MAX, 0, 0)),
-                    };
-                    on_frame(
-                        key,
-                        FrameResult {
-                            seq,
-                            repr,
-                            t: tstamp,
-                            gt,
-                            dt,
-                            dt_score,
-                        },
+        let nms = det.config().postprocess.nms_threshold;
+        let (p2, d2) = (plan.clone(), data.clone());
+        let mut loader = Prefetcher::new(
+            0,
+            steps as u64,
+            cfg.hardware.num_workers.eval,
+            4,
+            move |s| batch::build(&d2, &p2.rows(s as usize), l, false),
+        );
+        let mut states = None;
+        let mut done = 0;
+        let mut step = 0u64;
+        while let Some((b, _wait)) = loader.next_timed() {
+            let b = b?;
+            step += 1;
+            tch::no_grad(|| -> Result<(), EvaluateError> {
+                let reset = Tensor::from_slice(&b.is_first).to_device(device);
+                for t in 0..b.seq_len() {
+                    let x = b.ev.get(t as i64).to_device(device).to_kind(Kind::Float);
+                    let (feats, new_states) = det.forward_backbone_step(
+                        &x,
+                        states.as_deref(),
+                        (t == 0).then_some(&reset),
+                        false,
                     );
+                    states = Some(new_states);
+                    let rows: Vec<usize> = (0..b.batch_size())
+                        .filter(|&r| b.labels[t][r].is_some() && b.origin[t][r].is_some())
+                        .collect();
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let idx =
+                        Tensor::from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>())
+                            .to_device(device);
+                    let sel: Vec<Tensor> = feats.iter().map(|f| f.index_select(0, &idx)).collect();
+                    let out = det.forward_detect(&sel, false);
+                    let dets = evdet_model::postprocess::postprocess(
+                        &out.decoded.to_kind(Kind::Float),
+                        conf_threshold,
+                        nms,
+                    )
+                    .map_err(|e| EvaluateError::Postprocess(e.to_string()))?;
+                    for (k, &r) in rows.iter().enumerate() {
+                        let (seq, repr) = b.origin[t][r].unwrap_or_default();
+                        let Some(labels) = &b.labels[t][r] else {
+                            continue;
+                        };
+                        let s = &data.sequences[seq];
+                        let tstamp = s
+                            .repr_to_frame
+                            .get(&repr)
+                            .map(|&f| s.index.label_timestamps_us[f])
+                            .unwrap_or(s.index.repr_timestamps_us[repr]);
+                        let gt = labels
+                            .boxes
+                            .iter()
+                            .map(|g| EvalBox::gt(tstamp, g.x, g.y, g.w, g.h, g.class_id as u32))
+                            .collect();
+                        let found = Detection::from_tensor(&dets[k])
+                            .map_err(|e| EvaluateError::Postprocess(e.to_string()))?;
+                        // REFERENCE §6: the COCO score is the class confidence alone
+                        let dt = found
+                            .iter()
+                            .map(|d| {
+                                EvalBox::det(
+                                    tstamp,
+                                    d.x1,
+                                    d.y1,
+                                    d.width(),
+                                    d.height(),
+                                    d.class_id,
+                                    d.class_conf,
+                                )
+                            })
+                            .collect();
+                        let dt_score = found.iter().map(Detection::score).collect();
+                        let key = match &order {
+                            None => (step - 1, t as u64, r as u64),
+                            Some(o) => o.get(&(seq, repr)).copied().unwrap_or((u64::MAX, 0, 0)),
+                        };
+                        on_frame(
+                            key,
+                            FrameResult {
+                                seq,
+                                repr,
+                                t: tstamp,
+                                gt,
+                                dt,
+                                dt_score,
+                            },
+                        );
+                    }
                 }
-            }
-            Ok(())
-        })?;
-        done += 1;
-        on_batch(done, steps);
+                Ok(())
+            })?;
+            done += 1;
+            on_batch(done, steps);
+        }
+        Ok(())
     }
-    Ok(())
-}
 
-/// Every labelled frame's result in single-process streaming order. Data parallel (`par`), each
-/// process runs its shard and every process receives all frames, so that every process computes the
-/// same metrics — equal to a single process's, frame order included (it breaks COCO's score ties).
-#[allow(clippy::too_many_arguments)]
-pub fn collect_frames(
-    det: &Detector,
-    data: Arc<SplitData>,
-    cfg: &ExperimentConfig,
-    device: Device,
-    conf_threshold: f64,
-    limit_batches: usize,
-    par: Option<&crate::parallel::Parallel>,
-    on_batch: impl FnMut(usize, usize),
-) -> Result<Vec<FrameResult>, EvaluateError> {
-    let shard = par.map_or(Shard::ALL, |p| Shard {
-        rank: p.rank(),
-        world: p.world(),
-    });
-    let mut frames: Vec<(FrameKey, FrameResult)> = Vec::new();
-    run_stream(
-        det,
-        data,
-        cfg,
-        device,
-        conf_threshold,
-        limit_batches,
-        shard,
-        |k, f| frames.push((k, f)),
-        on_batch,
-    )?;
-    if let Some(p) = par {
-        let parts = p.pg.all_gather_bytes(
-            &crate::parallel::encode_frames(&frames),
-            "gathering evaluation results",
-        )?;
-        frames = parts
-            .iter()
-            .enumerate()
-            .map(|(r, b)| {
-                crate::parallel::decode_frames(b).ok_or_else(|| {
-                    EvaluateError::Postprocess(format!(
-                        "rank {r} sent malformed evaluation results"
-                    ))
+    /// Every labelled frame's result in single-process streaming order. Data parallel (`par`), each
+    /// process runs its shard and every process receives all frames, so that every process computes the
+    /// same metrics — equal to a single process's, frame order included (it breaks COCO's score ties).
+    pub fn collect_frames(
+        &self,
+        data: Arc<SplitData>,
+        on_batch: impl FnMut(usize, usize),
+    ) -> Result<Vec<FrameResult>, EvaluateError> {
+        let par = self.par;
+        let shard = par.map_or(Shard::ALL, |p| Shard {
+            rank: p.rank(),
+            world: p.world(),
+        });
+        let mut frames: Vec<(FrameKey, FrameResult)> = Vec::new();
+        self.run_stream(data, shard, |k, f| frames.push((k, f)), on_batch)?;
+        if let Some(p) = par {
+            let parts = p.pg.all_gather_bytes(
+                &crate::parallel::encode_frames(&frames),
+                "gathering evaluation results",
+            )?;
+            frames = parts
+                .iter()
+                .enumerate()
+                .map(|(r, b)| {
+                    crate::parallel::decode_frames(b).ok_or_else(|| {
+                        EvaluateError::Postprocess(format!(
+                            "rank {r} sent malformed evaluation results"
+                        ))
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-            .collect();
-        frames.sort_by_key(|(k, _)| *k);
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .flatten()
+                .collect();
+            frames.sort_by_key(|(k, _)| *k);
+        }
+        Ok(frames.into_iter().map(|(_, f)| f).collect())
     }
-    Ok(frames.into_iter().map(|(_, f)| f).collect())
-}
 
-/// Evaluates `det` on `data` and summarises both protocols (sharded over the processes of `par`).
-#[allow(clippy::too_many_arguments)]
-pub fn evaluate(
-    det: &Detector,
-    data: Arc<SplitData>,
-    cfg: &ExperimentConfig,
-    device: Device,
-    conf_threshold: f64,
-    limit_batches: usize,
-    par: Option<&crate::parallel::Parallel>,
-    on_batch: impl FnMut(usize, usize),
-) -> Result<EvalReport, EvaluateError> {
-    let mut ev = Evaluator::new(eval_config(cfg))?;
-    let frames = collect_frames(
-        det,
-        data,
-        cfg,
-        device,
-        conf_threshold,
-        limit_batches,
-        par,
-        on_batch,
-    )?;
-    for f in &frames {
-        ev.add_frame(&f.gt, &f.dt);
+    /// Evaluates `det` on `data` and summarises both protocols (sharded over the processes of `par`).
+    pub fn evaluate(
+        &self,
+        data: Arc<SplitData>,
+        on_batch: impl FnMut(usize, usize),
+    ) -> Result<EvalReport, EvaluateError> {
+        let mut ev = Evaluator::new(eval_config(self.cfg))?;
+        for f in &self.collect_frames(data, on_batch)? {
+            ev.add_frame(&f.gt, &f.dt);
+        }
+        Ok(ev.summarize()?)
     }
-    Ok(ev.summarize()?)
 }
 
 /// Makes `cfg`'s dataset geometry that of the preprocessed `data` (`[C, H, W]` of its histograms and
@@ -284,52 +304,7 @@ pub fn evaluate(
 /// dataset: a checkpoint trained or imported for one sensor can then be run on another's data. Returns
 /// a sentence saying what changed, or `None` when the data already had the configured geometry.
 pub fn fit_to_split(cfg: &mut ExperimentConfig, data: &SplitData) -> Option<String> {
-    fit_geometry(cfg, (data.chw.1, data.chw.2), data.downsample_by_factor_2())
-}
-
-/// [`fit_to_split`] for one preprocessed sequence folder (`evdet predict` on a sequence).
-pub fn fit_to_sequence(
-    cfg: &mut ExperimentConfig,
-    dir: &std::path::Path,
-) -> Result<Option<String>, EvaluateError> {
-    let (nbins, dt) = evdet_events::layout::parse_repr_dir_name(&cfg.dataset.ev_repr_name)
-        .map_err(|e| EvaluateError::Classes(format!("dataset.ev_repr_name: {e}")))?;
-    let Some(paths) = [true, false]
-        .into_iter()
-        .map(|ds2| evdet_events::layout::SequencePaths::new(dir, dt, nbins, ds2))
-        .find(|p| p.repr_h5.exists())
-    else {
-        // Not a sequence of this representation: the reader says so with the path.
-        return Ok(None);
-    };
-    let shape =
-        evdet_events::layout::repr_shape(&paths.repr_h5).map_err(crate::data::DataError::from)?;
-    let ds2 = paths.repr_h5.file_name()
-        == Some(std::ffi::OsStr::new(evdet_events::layout::repr_file_name(
-            true,
-        )));
-    Ok(fit_geometry(cfg, (shape[2], shape[3]), ds2))
-}
-
-fn fit_geometry(cfg: &mut ExperimentConfig, (h, w): (usize, usize), ds2: bool) -> Option<String> {
-    if cfg.dataset.input_hw() == (h, w) && cfg.dataset.downsample_by_factor_2 == ds2 {
-        return None;
-    }
-    let before = (
-        cfg.dataset.resolution_hw,
-        cfg.dataset.downsample_by_factor_2,
-    );
-    let factor = if ds2 { 2 } else { 1 };
-    cfg.dataset.resolution_hw = [h * factor, w * factor];
-    cfg.dataset.downsample_by_factor_2 = ds2;
-    Some(format!(
-        "the data's histograms are {h}×{w}{}: dataset.resolution_hw {:?} → {:?}, downsample_by_factor_2 {} → {} (the checkpoint's config said otherwise)",
-        if ds2 { " (downsampled by 2)" } else { "" },
-        before.0,
-        cfg.dataset.resolution_hw,
-        before.1,
-        ds2
-    ))
+    evdet_infer::infer::fit_geometry(cfg, (data.chw.1, data.chw.2), data.downsample_by_factor_2())
 }
 
 /// Opens `split` of the preprocessed dataset at `root` for evaluating a checkpoint configured by
@@ -385,69 +360,54 @@ pub struct SplitEvaluation {
     pub records: Vec<u8>,
 }
 
-/// Streams `data` (one split) through the detector and summarises both protocols (`conf`: the
-/// postprocess threshold); `on_batch(done, total)` reports progress.
-pub fn evaluate_split(
-    det: &Detector,
-    cfg: &ExperimentConfig,
-    data: Arc<SplitData>,
-    split: &str,
-    device: Device,
-    conf: f64,
-    on_batch: impl FnMut(usize, usize),
-) -> Result<SplitEvaluation, EvaluateError> {
-    evaluate_split_parallel(det, cfg, data, split, device, conf, None, on_batch)
-}
-
-/// `evaluate_split`, sharded over the processes of `par` (every process gets the whole result).
-#[allow(clippy::too_many_arguments)]
-pub fn evaluate_split_parallel(
-    det: &Detector,
-    cfg: &ExperimentConfig,
-    data: Arc<SplitData>,
-    split: &str,
-    device: Device,
-    conf: f64,
-    par: Option<&crate::parallel::Parallel>,
-    on_batch: impl FnMut(usize, usize),
-) -> Result<SplitEvaluation, EvaluateError> {
-    let mut ev = Evaluator::new(eval_config(cfg))?;
-    let mut frames = Vec::new();
-    let all = collect_frames(det, data.clone(), cfg, device, conf, 0, par, on_batch)?;
-    let records = evdet_eval::frames::encode_frames(
-        &all.iter()
-            .enumerate()
-            .map(|(i, f)| ((i as u64, 0, 0), f.clone()))
-            .collect::<Vec<_>>(),
-    );
-    for f in all {
-        ev.add_frame(&f.gt, &f.dt);
-        if !f.gt.is_empty() {
-            let (dt, dt_score) =
-                f.dt.into_iter()
-                    .zip(f.dt_score)
-                    .filter(|(_, s)| *s >= SAMPLE_DRAW_THRESHOLD)
-                    .map(|(d, s)| {
-                        let drawn = EvalBox {
-                            class_confidence: s,
-                            ..d
-                        };
-                        (drawn, s)
-                    })
-                    .unzip();
-            frames.push(FrameResult { dt, dt_score, ..f });
+impl EvalRun<'_> {
+    /// Streams `data` (one split) through the detector and summarises both protocols; keeps the frames
+    /// for pictures and the records of `<split>_frames.bin`. `on_batch(done, total)` reports progress.
+    pub fn evaluate_split(
+        &self,
+        data: Arc<SplitData>,
+        split: &str,
+        on_batch: impl FnMut(usize, usize),
+    ) -> Result<SplitEvaluation, EvaluateError> {
+        let cfg = self.cfg;
+        let mut ev = Evaluator::new(eval_config(cfg))?;
+        let mut frames = Vec::new();
+        let all = self.collect_frames(data.clone(), on_batch)?;
+        let records = evdet_eval::frames::encode_frames(
+            &all.iter()
+                .enumerate()
+                .map(|(i, f)| ((i as u64, 0, 0), f.clone()))
+                .collect::<Vec<_>>(),
+        );
+        for f in all {
+            ev.add_frame(&f.gt, &f.dt);
+            if !f.gt.is_empty() {
+                let (dt, dt_score) =
+                    f.dt.into_iter()
+                        .zip(f.dt_score)
+                        .filter(|(_, s)| *s >= SAMPLE_DRAW_THRESHOLD)
+                        .map(|(d, s)| {
+                            let drawn = EvalBox {
+                                class_confidence: s,
+                                ..d
+                            };
+                            (drawn, s)
+                        })
+                        .unzip();
+                frames.push(FrameResult { dt, dt_score, ..f });
+            }
         }
+        let report = ev.summarize()?;
+        frames.sort_by_key(|f| (f.seq, f.repr));
+        Ok(SplitEvaluation {
+            split: split.to_string(),
+            metrics: report.metrics(split),
+            report,
+            data,
+            frames,
+            records,
+        })
     }
-    let report = ev.summarize()?;
-    frames.sort_by_key(|f| (f.seq, f.repr));
-    Ok(SplitEvaluation {
-        split: split.to_string(),
-        metrics: report.metrics(split),
-        report,
-        data,
-        frames,
-        records,
-    })
 }
 
 /// Errors of writing what an evaluation produced, with the path at fault.

@@ -55,14 +55,17 @@ impl Environment {
                 .map(|(_, v)| v.trim().to_string())
                 .unwrap_or_default()
         };
-        let (cpu_isa, bf16_instructions) = cpu_isa(&field("flags"));
+        let bf16_instructions = evdet_model::amp::cpu_bf16_units()
+            .into_iter()
+            .map(String::from)
+            .collect();
         Environment {
             evdet_version: env!("CARGO_PKG_VERSION").to_string(),
             libtorch: "2.11.0 (tch 0.24)".into(),
             device: format!("{device:?}"),
             threads: tch::get_num_threads(),
             cpu_model: field("model name"),
-            cpu_isa: cpu_isa.into(),
+            cpu_isa: cpu_isa().into(),
             bf16_instructions,
             kernel_variables: KERNEL_VARIABLES
                 .iter()
@@ -73,11 +76,11 @@ impl Environment {
 }
 
 /// The widest vector instruction set for libtorch's kernels, asked of the CPU itself (ATen's AVX512
-/// kernels need F, BW, VL and DQ; its AVX2 kernels AVX2 and FMA), and the bf16 instructions it has.
-/// AMX has no stable run-time check in Rust yet: its flag is read from `/proc/cpuinfo`'s `flags`.
+/// kernels need F, BW, VL and DQ; its AVX2 kernels AVX2 and FMA). Its bf16 units come from
+/// `evdet_model::amp::cpu_bf16_units`.
 #[cfg(target_arch = "x86_64")]
-fn cpu_isa(cpuinfo_flags: &str) -> (&'static str, Vec<String>) {
-    let isa = if is_x86_feature_detected!("avx512f")
+fn cpu_isa() -> &'static str {
+    if is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512bw")
         && is_x86_feature_detected!("avx512vl")
         && is_x86_feature_detected!("avx512dq")
@@ -87,20 +90,12 @@ fn cpu_isa(cpuinfo_flags: &str) -> (&'static str, Vec<String>) {
         "avx2"
     } else {
         "default"
-    };
-    let mut bf16 = Vec::new();
-    if is_x86_feature_detected!("avx512bf16") {
-        bf16.push("avx512_bf16".to_string());
     }
-    if cpuinfo_flags.split_whitespace().any(|f| f == "amx_bf16") {
-        bf16.push("amx_bf16".to_string());
-    }
-    (isa, bf16)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn cpu_isa(_cpuinfo_flags: &str) -> (&'static str, Vec<String>) {
-    ("default", Vec::new())
+fn cpu_isa() -> &'static str {
+    "default"
 }
 
 /// SHA-256 over every variable of `vs` (name, shape, kind and bytes, in name order): equal hashes
@@ -122,6 +117,8 @@ pub fn weights_sha256(vs: &tch::nn::VarStore) -> String {
 #[derive(Debug, Clone, Serialize)]
 pub struct Record {
     pub environment: Environment,
+    /// The autocast of the training forward pass (`training.precision`, `auto` resolved).
+    pub precision: &'static str,
     pub seed: u64,
     pub step: u64,
     /// [`weights_sha256`] of the model after `step` steps.

@@ -4,9 +4,10 @@
 //! is the caller's: it hears every stage through [`SessionHooks`].
 
 use crate::config::ExperimentConfig;
-use crate::evaluate::{evaluate_split_parallel, SplitEvaluation};
-use crate::parallel::Parallel;
+use crate::evaluate::{EvalRun, SplitEvaluation};
+use crate::parallel::{Parallel, ParallelError};
 use crate::trainer::{open_split, run_dir, StepReport, TrainError, Trainer};
+use evdet_dist::LaunchEnv;
 use evdet_run::RunDir;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,28 @@ pub struct SessionOptions {
     pub fresh: bool,
     /// Evaluate the test split after training.
     pub test: bool,
+}
+
+/// This process's device and its part of the data-parallel run `env` describes (`None` when it runs
+/// alone): rank r of a node drives that node's GPU r, and on the CPU each rank takes its share of the
+/// node's cores unless `hardware.cpu_threads` says otherwise.
+pub fn join(
+    env: &LaunchEnv,
+    cfg: &ExperimentConfig,
+    device: Device,
+) -> Result<(Device, Option<Arc<Parallel>>), ParallelError> {
+    if !env.is_distributed() {
+        return Ok((device, None));
+    }
+    let device = match device {
+        Device::Cuda(_) => Device::Cuda(env.local_rank),
+        d => d,
+    };
+    if device == Device::Cpu && cfg.hardware.cpu_threads == 0 {
+        let threads = crate::parallel::cpu_threads_per_rank(0, env.local_world_size);
+        tch::set_num_threads(threads as i32);
+    }
+    Ok((device, Parallel::join(env, cfg, device)?))
 }
 
 /// What a session tells its caller; every method has a silent default. Only the process that talks to
@@ -94,20 +117,15 @@ pub fn run(
     }
     let test = if opts.test {
         let split = Arc::new(open_split(&trainer.cfg, &data, "test")?);
-        Some(evaluate_split_parallel(
-            &trainer.det,
-            &trainer.cfg,
-            split,
-            "test",
-            opts.device,
-            TEST_CONFIDENCE,
-            par.as_deref(),
-            |done, total| {
-                if talks {
-                    hooks.test_progress(done, total)
-                }
-            },
-        )?)
+        Some(
+            EvalRun::new(&trainer.det, &trainer.cfg, opts.device, TEST_CONFIDENCE)
+                .sharded(par.as_deref())
+                .evaluate_split(split, "test", |done, total| {
+                    if talks {
+                        hooks.test_progress(done, total)
+                    }
+                })?,
+        )
     } else {
         None
     };

@@ -130,7 +130,7 @@ fn compare_resumed_config(
     last: &Path,
 ) -> Result<Vec<String>, TrainError> {
     let as_value = |c: &ExperimentConfig| {
-        serde_yaml::to_value(c).map_err(|e| TrainError::Other(format!("config: {e}")))
+        serde_norway::to_value(c).map_err(|e| TrainError::Other(format!("config: {e}")))
     };
     let diffs = evdet_config::differing_keys(&as_value(trained)?, &as_value(requested)?);
     // Settings that leave the weights' shapes alone: where training starts from, post-processing.
@@ -235,11 +235,9 @@ impl Trainer {
                 ));
             }
         }
-        let precision: Precision = cfg
-            .training
-            .precision
-            .parse()
+        let (precision, why) = Precision::resolve(&cfg.training.precision, device)
             .map_err(|e| TrainError::Other(format!("training.precision: {e}")))?;
+        notices.extend(why);
         let model_cfg = model_setup::model_config(&cfg)?;
         let loss_cfg = model_setup::loss_config(&model_cfg.head)?;
         tch::manual_seed(cfg.reproduce.seed as i64);
@@ -484,6 +482,7 @@ impl Trainer {
         use crate::reproducibility::{weights_sha256, Environment, Record, NOTE};
         Record {
             environment: Environment::current(self.device),
+            precision: self.precision.name(),
             seed: self.cfg.reproduce.seed,
             step: self.state.step,
             weights_sha256: weights_sha256(&self.vs),
@@ -790,16 +789,15 @@ impl Trainer {
         let Some(val) = self.val.clone() else {
             return Ok(BTreeMap::new());
         };
-        let report = evaluate::evaluate(
+        let report = evaluate::EvalRun::new(
             &self.det,
-            val,
             &self.cfg,
             self.device,
             self.cfg.validation.confidence_threshold,
-            self.cfg.validation.limit_val_batches,
-            self.par.as_deref(),
-            |_, _| {},
-        )?;
+        )
+        .limited(self.cfg.validation.limit_val_batches)
+        .sharded(self.par.as_deref())
+        .evaluate(val, |_, _| {})?;
         Ok(report.metrics("val"))
     }
 

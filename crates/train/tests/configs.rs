@@ -156,7 +156,8 @@ fn overrides_apply_and_typos_are_caught_with_a_suggestion() {
 fn resolved_config_round_trips_through_yaml() {
     let c = load("experiment/synthetic/mini.yaml", &[]);
     let text = c.to_yaml();
-    let back = config::ExperimentConfig::from_value(serde_yaml::from_str(&text).unwrap()).unwrap();
+    let back =
+        config::ExperimentConfig::from_value(serde_norway::from_str(&text).unwrap()).unwrap();
     assert_eq!(back.to_yaml(), text);
     assert_eq!(c.dataset.input_hw(), (192, 320));
 }

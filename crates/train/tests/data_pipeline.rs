@@ -99,7 +99,7 @@ fn fake_split(seqs: &[(&[usize], usize)]) -> SplitData {
 }
 
 fn aug_off() -> evdet_train::config::AugmentParams {
-    serde_yaml::from_str("{prob_hflip: 0, zoom: {prob: 0, zoom_in: {weight: 0, factor: {min: 1, max: 1}}, zoom_out: {weight: 1, factor: {min: 1, max: 1}}}}").unwrap()
+    serde_norway::from_str("{prob_hflip: 0, zoom: {prob: 0, zoom_in: {weight: 0, factor: {min: 1, max: 1}}, zoom_out: {weight: 1, factor: {min: 1, max: 1}}}}").unwrap()
 }
 
 #[test]

@@ -9,7 +9,7 @@ use evdet_events::preprocess::{self, PreprocessConfig};
 use evdet_model::detector::Detector;
 use evdet_synth::{self as synth, Preset, SynthConfig};
 use evdet_train::config::{self, ExperimentConfig};
-use evdet_train::evaluate::{collect_frames, evaluate, FrameResult};
+use evdet_train::evaluate::{EvalRun, FrameResult};
 use evdet_train::parallel::Parallel;
 use std::path::Path;
 use std::sync::Arc;
@@ -104,29 +104,11 @@ fn sharded_evaluation_equals_single_process_evaluation() {
         Arc::new(evdet_train::trainer::open_split(&cfg, &dir.path().join("pre"), "val").unwrap());
     let conf = 0.001;
     let mut single_batches = 0;
-    let single = collect_frames(
-        &det,
-        val.clone(),
-        &cfg,
-        tch::Device::Cpu,
-        conf,
-        0,
-        None,
-        |_, _| single_batches += 1,
-    )
-    .unwrap();
-    let single_metrics = evaluate(
-        &det,
-        val.clone(),
-        &cfg,
-        tch::Device::Cpu,
-        conf,
-        0,
-        None,
-        |_, _| {},
-    )
-    .unwrap()
-    .metrics("val");
+    let run = EvalRun::new(&det, &cfg, tch::Device::Cpu, conf);
+    let single = run
+        .collect_frames(val.clone(), |_, _| single_batches += 1)
+        .unwrap();
+    let single_metrics = run.evaluate(val.clone(), |_, _| {}).unwrap().metrics("val");
     assert!(
         single.iter().map(|f| f.dt.len()).sum::<usize>() > 100,
         "an untrained head still detects at 0.001"
@@ -163,29 +145,9 @@ fn sharded_evaluation_equals_single_process_evaluation() {
                     .unwrap();
                 assert_eq!(par.pg.backend, Backend::Gloo);
                 let mut local = 0;
-                let frames = collect_frames(
-                    &det_r,
-                    val.clone(),
-                    &cfg,
-                    tch::Device::Cpu,
-                    conf,
-                    0,
-                    Some(&par),
-                    |_, _| local += 1,
-                )
-                .unwrap();
-                let metrics = evaluate(
-                    &det_r,
-                    val,
-                    &cfg,
-                    tch::Device::Cpu,
-                    conf,
-                    0,
-                    Some(&par),
-                    |_, _| {},
-                )
-                .unwrap()
-                .metrics("val");
+                let run = EvalRun::new(&det_r, &cfg, tch::Device::Cpu, conf).sharded(Some(&par));
+                let frames = run.collect_frames(val.clone(), |_, _| local += 1).unwrap();
+                let metrics = run.evaluate(val, |_, _| {}).unwrap().metrics("val");
                 drop(vs_r);
                 (frames, metrics, local)
             })

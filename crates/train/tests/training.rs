@@ -445,16 +445,9 @@ fn a_checkpoint_evaluates_and_predicts_through_the_library() {
     let (split, note) =
         evdet_train::evaluate::open_for_checkpoint(&mut cfg, &data, "test").unwrap();
     assert!(note.is_none(), "{note:?}");
-    let ev = evdet_train::evaluate::evaluate_split(
-        &opened.detector,
-        &cfg,
-        std::sync::Arc::new(split),
-        "test",
-        tch::Device::Cpu,
-        0.001,
-        |_, _| {},
-    )
-    .unwrap();
+    let ev = evdet_train::evaluate::EvalRun::new(&opened.detector, &cfg, tch::Device::Cpu, 0.001)
+        .evaluate_split(std::sync::Arc::new(split), "test", |_, _| {})
+        .unwrap();
     for k in [
         "test/prophesee/AP",
         "test/unfiltered/AP50",

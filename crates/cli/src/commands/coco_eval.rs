@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use evdet_eval::coco_json::{load_dt, load_gt};
-use evdet_eval::{
-    BBox, Camera, ClassSummary, CocoEval, CocoOptions, EvalConfig, Evaluator, Protocol, STAT_NAMES,
-};
+use evdet_eval::{BBox, Camera, CocoEval, CocoOptions, EvalConfig, Evaluator, Protocol};
 use serde_json::{json, Value};
 
 /// Evaluate detections against ground truth with COCO metrics.
@@ -120,7 +118,7 @@ fn run_json(args: &Args) -> Result<()> {
     })?;
     print_eval(&ev);
     if let Some(out) = &args.json {
-        write_json(out, &result_json(&ev))?;
+        write_json(out, &ev.results_json())?;
     }
     Ok(())
 }
@@ -137,30 +135,6 @@ fn print_eval(ev: &CocoEval) {
     }
 }
 
-/// `{"stats": [12], "stat_names": [...], "per_class": {"<name>": {"AP", …}}}`.
-fn result_json(ev: &CocoEval) -> Value {
-    let mut per_class = serde_json::Map::new();
-    if ev.use_cats {
-        for c in ev.per_class() {
-            let key = if per_class.contains_key(&c.name) {
-                format!("{} (id {})", c.name, c.cat_id)
-            } else {
-                c.name.clone()
-            };
-            per_class.insert(key, class_json(&c));
-        }
-    }
-    json!({
-        "stats": ev.stats().to_vec(),
-        "stat_names": STAT_NAMES,
-        "per_class": per_class,
-    })
-}
-
-fn class_json(c: &ClassSummary) -> Value {
-    json!({"AP": c.ap, "AP50": c.ap50, "AP75": c.ap75, "AP_S": c.ap_s, "AP_M": c.ap_m, "AP_L": c.ap_l})
-}
-
 fn write_json(path: &Path, value: &Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value).context("serialising the results")?;
     evdet_atomic::write(path, (text + "\n").as_bytes())
@@ -169,18 +143,7 @@ fn write_json(path: &Path, value: &Value) -> Result<()> {
 
 fn read_boxes(path: &Path) -> Result<Vec<BBox>> {
     let boxes = evdet_events::labels::read_bbox_npy(path).context("reading boxes")?;
-    Ok(boxes
-        .iter()
-        .map(|b| BBox {
-            t: b.t,
-            x: b.x,
-            y: b.y,
-            w: b.w,
-            h: b.h,
-            class_id: b.class_id,
-            class_confidence: b.class_confidence,
-        })
-        .collect())
+    Ok(boxes.iter().map(BBox::from).collect())
 }
 
 fn run_prophesee(args: &Args) -> Result<()> {
@@ -246,25 +209,8 @@ fn run_prophesee(args: &Args) -> Result<()> {
             g.ar100
         );
     }
-    println!("\nsize bin (side px)   GT      AP    AP50      AR  recall50");
-    for b in &a.size_bins {
-        let cell = |v: f64| {
-            if v < 0.0 {
-                format!("{:>7}", "-")
-            } else {
-                format!("{v:>7.3}")
-            }
-        };
-        println!(
-            "{:<16} {:>6} {} {} {} {}",
-            b.label,
-            b.num_gt,
-            cell(b.ap),
-            cell(b.ap50),
-            cell(b.ar),
-            cell(b.recall50)
-        );
-    }
+    println!();
+    a.size_bin_lines().iter().for_each(|l| println!("{l}"));
     println!(
         "\nAP side by side: prophesee {:.3}, unfiltered {:.3} (class-agnostic: {:.3}, {:.3})",
         report.prophesee.stats[0],
@@ -274,7 +220,7 @@ fn run_prophesee(args: &Args) -> Result<()> {
     );
 
     if let Some(out) = &args.json {
-        let mut value = result_json(ev);
+        let mut value = ev.results_json();
         let metrics: BTreeMap<String, f64> = report.metrics(&args.split);
         let obj = value.as_object_mut().context("result is a JSON object")?;
         obj.insert("protocol".into(), json!(protocol.name()));

@@ -1,8 +1,7 @@
 //! `evdet preprocess`: raw recordings → RVT's preprocessed layout, in parallel and resumable.
 
 use anyhow::{bail, Context};
-use evdet_events::preprocess::{self, DatasetKind, PreprocessConfig, PreprocessSummary};
-use std::collections::BTreeMap;
+use evdet_events::preprocess::{self, DatasetKind, PreprocessConfig};
 use std::path::PathBuf;
 
 /// Turn raw recordings (_td.h5, Prophesee .raw or _td.dat, beside _bbox.npy) into RVT's layout.
@@ -122,7 +121,13 @@ fn preprocess_into(args: &Args, cfg: &PreprocessConfig) -> anyhow::Result<()> {
             pb.inc(n)
         })?;
     pb.finish_and_clear();
-    print_summary(&summary, start.elapsed().as_secs_f64());
+    summary
+        .lines(start.elapsed().as_secs_f64())
+        .iter()
+        .for_each(|l| println!("{l}"));
+    if let Some(w) = summary.truncated_warning() {
+        eprintln!("{w}");
+    }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&summary)?;
         evdet_atomic::write(path, text.as_bytes())
@@ -138,90 +143,5 @@ fn is_empty_tree(dir: &std::path::Path) -> bool {
             .flatten()
             .all(|e| e.file_type().is_ok_and(|t| t.is_dir()) && is_empty_tree(&e.path())),
         Err(_) => false,
-    }
-}
-
-fn print_summary(s: &PreprocessSummary, secs: f64) {
-    let done: Vec<_> = s
-        .sequences
-        .iter()
-        .filter(|q| !q.skipped_existing && !q.no_labels_left)
-        .collect();
-    let skipped = s.sequences.iter().filter(|q| q.skipped_existing).count();
-    let empty: Vec<_> = s
-        .sequences
-        .iter()
-        .filter(|q| q.no_labels_left)
-        .map(|q| format!("{}/{}", q.split, q.name))
-        .collect();
-    let ev = s.total_events();
-    println!("preprocessed {} sequences in {secs:.1} s ({skipped} already done, {} without labels after filtering)", done.len(), empty.len());
-    if !empty.is_empty() {
-        println!("  no labels left (not written): {}", empty.join(", "));
-    }
-    let frames: usize = done.iter().map(|q| q.label_frames).sum();
-    let reprs: usize = done.iter().map(|q| q.representations).sum();
-    println!("  label frames: {frames}   event windows: {reprs}");
-    let mut per_class = BTreeMap::<u32, u64>::new();
-    for q in &done {
-        for (c, n) in &q.boxes_per_class {
-            *per_class.entry(*c).or_default() += n;
-        }
-    }
-    let classes: Vec<_> = per_class.iter().map(|(c, n)| format!("{c}: {n}")).collect();
-    println!(
-        "  boxes per class: {}",
-        if classes.is_empty() {
-            "-".into()
-        } else {
-            classes.join(", ")
-        }
-    );
-    let mut d = preprocess::BoxDrops::default();
-    for q in &done {
-        let b = &q.box_drops;
-        d.not_in_class_map += b.not_in_class_map;
-        d.invalid_nan_or_negative += b.invalid_nan_or_negative;
-        d.outside_frame += b.outside_frame;
-        d.too_small += b.too_small;
-        d.faulty_huge += b.faulty_huge;
-        d.off_label_clock += b.off_label_clock;
-    }
-    println!(
-        "  boxes dropped: {} not in class map, {} NaN or negative size, {} outside the label frame, {} too small, {} faulty huge (train), {} off the 10 Hz label-frame grid",
-        d.not_in_class_map, d.invalid_nan_or_negative, d.outside_frame, d.too_small, d.faulty_huge, d.off_label_clock
-    );
-    let rate = if secs > 0.0 {
-        ev.events_read as f64 / secs / 1e6
-    } else {
-        0.0
-    };
-    println!(
-        "  events: {} read ({rate:.1} M/s), {} outside the sensor dropped, {} decreasing timestamps raised to the running maximum",
-        ev.events_read, ev.dropped_outside_sensor, ev.timestamps_repaired
-    );
-    let cut: Vec<String> = s
-        .sequences
-        .iter()
-        .filter(|q| q.events.truncated_bytes > 0)
-        .map(|q| {
-            format!(
-                "{}/{} ({} bytes)",
-                q.split, q.name, q.events.truncated_bytes
-            )
-        })
-        .collect();
-    if !cut.is_empty() {
-        eprintln!(
-            "warning: {} recording(s) end in an incomplete RAW word — the file was cut (an interrupted recording or copy?); the complete words before it were used: {}",
-            cut.len(),
-            cut.join(", ")
-        );
-    }
-    if ev.skipped_words > 0 {
-        println!(
-            "  RAW words skipped: {} (before the first time high or of no known type)",
-            ev.skipped_words
-        );
     }
 }

@@ -4,7 +4,6 @@
 //! study resumes like a run does: finished runs are skipped, interrupted ones continue from their
 //! checkpoints, failed ones are retried.
 
-use evdet_study::aggregate::StudyResult;
 use evdet_study::runner::{find_study_file, RunEvent, Runner, RunnerOptions};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -145,7 +144,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })?
     };
     let summary = runner.summarize(&failed, args.no_train)?;
-    print_table(&summary.result);
+    println!();
+    summary
+        .result
+        .table_lines()
+        .iter()
+        .for_each(|l| println!("{l}"));
     println!(
         "study.json: {}\nstudy page: {}",
         summary.json.display(),
@@ -175,63 +179,4 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Per arm the headline metrics as mean ± CI half-width over seeds, then every hypothesis.
-fn print_table(r: &StudyResult) {
-    const METRICS: [&str; 5] = [
-        "test/prophesee/AP",
-        "test/prophesee/AP50",
-        "test/prophesee/AP_S",
-        "test/unfiltered/AP",
-        "test/unfiltered/AP_S",
-    ];
-    println!();
-    print!("{:<20}", "arm");
-    for m in METRICS {
-        print!(" {:>20}", m.trim_start_matches("test/"));
-    }
-    println!();
-    for (arm, metrics) in &r.arms {
-        print!("{:<20}", arm);
-        for m in METRICS {
-            let cell = match metrics.get(m) {
-                Some(s) => match (s.ci95_low, s.ci95_high) {
-                    (Some(lo), Some(hi)) => format!("{:.4} ± {:.4}", s.mean, (hi - lo) / 2.0),
-                    _ => format!("{:.4} (n={})", s.mean, s.n),
-                },
-                None => "—".into(),
-            };
-            print!(" {cell:>20}");
-        }
-        println!();
-    }
-    println!("(mean ± half-width of the 95 % Student t interval over seeds)\n");
-    for h in &r.hypotheses {
-        let x = &h.hypothesis;
-        let diff = match (h.mean_diff, h.ci95_low, h.ci95_high) {
-            (Some(d), Some(lo), Some(hi)) => format!(
-                "difference {d:+.4} [{lo:+.4}, {hi:+.4}], p = {}",
-                h.p_value.map_or("—".into(), |p| format!("{p:.3}"))
-            ),
-            (Some(d), _, _) => format!("difference {d:+.4}, no interval"),
-            _ => "no paired runs".into(),
-        };
-        let boot = match (h.bootstrap_ci95_low, h.bootstrap_ci95_high) {
-            (Some(lo), Some(hi)) => format!("bootstrap over recordings [{lo:+.4}, {hi:+.4}]"),
-            _ => format!("bootstrap: {}", h.bootstrap_note),
-        };
-        println!(
-            "{}: {} of {} {} {} {:+}  — {}; {}; {}",
-            h.verdict.word(),
-            x.metric,
-            x.arm,
-            x.op.symbol(),
-            x.than,
-            x.margin,
-            diff,
-            boot,
-            h.note
-        );
-    }
 }

@@ -1,9 +1,7 @@
 //! `evdet synth`: writes a synthetic eTraM-like raw dataset, or (`--describe`) summarises any raw dataset.
 
 use anyhow::{bail, Context};
-use evdet_synth::{
-    self as synth, Description, Preset, SplitCounts, SynthConfig, SynthSummary, CLASS_NAMES,
-};
+use evdet_synth::{self as synth, Preset, SplitCounts, SynthConfig};
 use std::path::PathBuf;
 
 /// Generate a synthetic eTraM-like traffic event dataset, or describe a raw dataset.
@@ -115,7 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(dir) = &args.describe {
         let d = synth::describe(dir, args.recording.open_options())
             .with_context(|| format!("describing {}", dir.display()))?;
-        print_description(&d);
+        d.lines().iter().for_each(|l| println!("{l}"));
         if let Some(path) = &args.json {
             write_json(path, serde_json::to_string_pretty(&d))?;
         }
@@ -140,7 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })
     .with_context(|| format!("generating a synthetic dataset in {}", out.display()))?;
     pb.finish_and_clear();
-    print_summary(&summary);
+    summary.lines().iter().for_each(|l| println!("{l}"));
     if let Some(path) = &args.json {
         write_json(path, serde_json::to_string_pretty(&summary))?;
     }
@@ -150,109 +148,4 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn write_json(path: &std::path::Path, text: serde_json::Result<String>) -> anyhow::Result<()> {
     evdet_atomic::write(path, text?.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn print_summary(s: &SynthSummary) {
-    let c = &s.config;
-    let recorded: f64 = s.sequences.iter().map(|q| q.duration_s).sum();
-    println!(
-        "wrote {} {} sequences ({}x{}, seed {}) to {} in {:.1} s: {recorded:.1} s of recording ({:.2} s per wall second), {:.1} M events",
-        s.sequences.len(),
-        c.preset.name(),
-        c.sensor_hw.1,
-        c.sensor_hw.0,
-        c.seed,
-        s.description.root.display(),
-        s.wall_s,
-        s.recording_s_per_wall_s,
-        s.events as f64 / 1e6
-    );
-    for q in &s.sequences {
-        println!(
-            "  {}/{}: {:.1} s, {:.2} M events ({:.2} M ev/s mean, {:.2} M ev/s busiest second), {} boxes",
-            q.split,
-            q.name,
-            q.duration_s,
-            q.events as f64 / 1e6,
-            q.event_rate / 1e6,
-            q.peak_event_rate_1s / 1e6,
-            q.boxes
-        );
-    }
-    print_description(&s.description);
-}
-
-fn class_name(id: u32) -> String {
-    CLASS_NAMES
-        .get(id as usize)
-        .map_or_else(|| format!("class {id}"), |n| n.to_string())
-}
-
-/// Prints splits, then the class table of the whole dataset.
-pub fn print_description(d: &Description) {
-    let t = &d.total;
-    println!(
-        "{}: {} sequences, {:.1} s, {:.1} M events ({:.2} M ev/s), {} boxes at {} label times",
-        d.root.display(),
-        t.sequences,
-        t.duration_s,
-        t.events as f64 / 1e6,
-        t.event_rate / 1e6,
-        t.boxes,
-        t.label_times
-    );
-    for s in &d.splits {
-        println!(
-            "  {:<5}: {} sequences, {:.1} s, {:.1} M events ({:.2} M ev/s), {} boxes ({:.1} per label time)",
-            s.split,
-            s.sequences,
-            s.duration_s,
-            s.events as f64 / 1e6,
-            s.event_rate / 1e6,
-            s.boxes,
-            s.boxes as f64 / s.label_times.max(1) as f64
-        );
-    }
-    let scales: std::collections::BTreeSet<String> = d
-        .sequences
-        .iter()
-        .map(|q| format!("{}", q.network_scale))
-        .collect();
-    println!(
-        "  box sizes in network-input px (x{} of sensor px; sensors >= 1280 wide are downsampled by 2); small < 32^2, medium < 96^2; class names: eTraM 8-class ids",
-        scales.into_iter().collect::<Vec<_>>().join("/")
-    );
-    println!(
-        "  {:<12} {:>8} {:>6} {:>7} {:>7} {:>7} {:>7}  {:>13}",
-        "class", "boxes", "share", "tracks", "small", "medium", "large", "mean w x h"
-    );
-    let total = t.boxes.max(1) as f64;
-    for (c, st) in &t.classes {
-        println!(
-            "  {:<12} {:>8} {:>5.1}% {:>7} {:>7} {:>7} {:>7}  {:>6.1} x {:<5.1}",
-            format!("{c} {}", class_name(*c)),
-            st.boxes,
-            100.0 * st.boxes as f64 / total,
-            st.tracks,
-            st.small,
-            st.medium,
-            st.large,
-            st.mean_w,
-            st.mean_h
-        );
-    }
-    let (s, m, l) = t.classes.values().fold((0, 0, 0), |a, st| {
-        (a.0 + st.small, a.1 + st.medium, a.2 + st.large)
-    });
-    let n = (s + m + l).max(1) as f64;
-    println!(
-        "  {:<12} {:>8} {:>6} {:>7} {:>6.1}% {:>6.1}% {:>6.1}%",
-        "all",
-        s + m + l,
-        "",
-        "",
-        100.0 * s as f64 / n,
-        100.0 * m as f64 / n,
-        100.0 * l as f64 / n
-    );
 }

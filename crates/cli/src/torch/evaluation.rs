@@ -2,9 +2,9 @@
 //! table (both protocols side by side) and where the files went. The evaluation itself and the files
 //! are `evdet_train::evaluate`'s.
 
+use evdet_config::ExperimentConfig;
+use evdet_infer::checkpoint::Provenance;
 use evdet_model::detector::Detector;
-use evdet_train::checkpoint::Provenance;
-use evdet_train::config::ExperimentConfig;
 use evdet_train::data::SplitData;
 use evdet_train::evaluate::{self, SplitEvaluation};
 use std::collections::BTreeMap;
@@ -22,10 +22,14 @@ pub fn evaluate_split(
 ) -> anyhow::Result<SplitEvaluation> {
     let pb = crate::progress::bar(0, "batches");
     pb.set_message(format!("evaluating {split}"));
-    let ev = evaluate::evaluate_split(det, cfg, data, split, device, conf, |done, total| {
-        pb.set_length(total as u64);
-        pb.set_position(done as u64);
-    })?;
+    let ev = evaluate::EvalRun::new(det, cfg, device, conf).evaluate_split(
+        data,
+        split,
+        |done, total| {
+            pb.set_length(total as u64);
+            pb.set_position(done as u64);
+        },
+    )?;
     pb.finish_and_clear();
     Ok(ev)
 }

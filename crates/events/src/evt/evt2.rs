@@ -2,6 +2,7 @@
 //! (y bits 0–10, x bits 11–21, time bits 0–5 in bits 22–27); `EVT_TIME_HIGH` carries time bits 6–33
 //! in bits 0–27, so time is 34 bits and wraps every 2³⁴ µs (4.77 h).
 
+use super::time::{check_trigger, start_event, Evt2xTime, TimeHighWrap, TimeWords};
 use super::{Clock, Sink, Trigger};
 use crate::event::EventSlice;
 
@@ -12,11 +13,15 @@ pub const EXT_TRIGGER: u32 = 0xA;
 pub const OTHERS: u32 = 0xE;
 pub const CONTINUED: u32 = 0xF;
 
-/// One wrap-around of the 34-bit time (µs).
-const LOOP: i64 = 1 << 34;
 /// A time high going back by this much or more (µs) is a wrap-around, by less a glitch that time
 /// follows backwards (openeb's rule: the whole range but 10 ms).
 pub const LOOP_THRESHOLD_US: i64 = ((1 << 28) - 1) * 64 - 10_000;
+/// The 34-bit time wraps every 2³⁴ µs.
+const WRAP: TimeHighWrap = TimeHighWrap {
+    low_bits: 6,
+    period_us: 1 << 34,
+    threshold_us: LOOP_THRESHOLD_US,
+};
 
 #[derive(Clone)]
 pub struct Decoder {
@@ -84,15 +89,7 @@ impl Decoder {
                 }
                 TIME_HIGH => {
                     let th = (w & 0x0FFF_FFFF) as i64;
-                    if th < self.th {
-                        if (self.th - th) * 64 >= LOOP_THRESHOLD_US {
-                            self.high += LOOP;
-                            sink.stats.time_high_loops += 1;
-                        } else {
-                            sink.stats.time_high_backwards += 1;
-                        }
-                    }
-                    self.high = (self.high & !(LOOP - 1)) | (th << 6);
+                    self.high = WRAP.next(self.high, self.th, th, sink.stats);
                     self.th = th;
                 }
                 EXT_TRIGGER => {
@@ -113,38 +110,39 @@ impl Decoder {
 /// EVT 2.0 encoder: one word per event, a time high whenever time bits 6–33 change.
 #[derive(Debug, Clone, Default)]
 pub struct Encoder {
-    /// Time-high of the last time-high word, in 64 µs units, unwrapped.
-    high: Option<i64>,
-    t: Option<i64>,
+    time: Evt2xTime,
 }
 
 fn put(out: &mut Vec<u8>, w: u32) {
     out.extend_from_slice(&w.to_le_bytes());
 }
 
-impl Encoder {
-    fn set_time(&mut self, t: i64, out: &mut Vec<u8>) {
-        let u = t >> 6;
-        let mut h = match self.high {
-            Some(h) => h,
-            None => {
-                // First time high 0: Metavision's shift is 0, both clocks decode the encoded times.
-                put(out, TIME_HIGH << 28);
-                0
-            }
-        };
-        if h != u {
-            super::evt3::step_time_high(h, u, 28, 1 << 28, |th| {
-                put(out, (TIME_HIGH << 28) | th as u32)
-            });
-            h = u;
-        }
-        self.high = Some(h);
-        self.t = Some(t);
+impl TimeWords for Encoder {
+    fn last_time(&self) -> Option<i64> {
+        self.time.time()
     }
 
+    fn set_time(&mut self, t: i64, out: &mut Vec<u8>) {
+        self.time.set(t, |th| put(out, (TIME_HIGH << 28) | th));
+    }
+
+    fn trigger(&mut self, tr: Trigger, out: &mut Vec<u8>) -> std::result::Result<(), String> {
+        check_trigger(&tr, self.time.time(), 5)?;
+        self.set_time(tr.t, out);
+        put(
+            out,
+            (EXT_TRIGGER << 28)
+                | (((tr.t & 0x3F) as u32) << 22)
+                | ((tr.id as u32) << 8)
+                | (tr.p as u32 & 1),
+        );
+        Ok(())
+    }
+}
+
+impl Encoder {
     pub fn time(&self) -> Option<i64> {
-        self.t
+        self.time.time()
     }
 
     pub fn encode(
@@ -155,38 +153,15 @@ impl Encoder {
     ) -> std::result::Result<(), String> {
         out.reserve(ev.len() * 4);
         for i in 0..ev.len() {
-            let t = ev.t[i];
-            while let Some(tr) = triggers.next_if(|tr| tr.t <= t) {
-                self.trigger(tr, out)?;
-            }
-            super::check_event(ev, i, self.t, 0x7FF)?;
-            self.set_time(t, out);
+            start_event(self, ev, i, triggers, out)?;
             put(
                 out,
                 ((ev.p[i] as u32) << 28)
-                    | (((t & 0x3F) as u32) << 22)
+                    | (((ev.t[i] & 0x3F) as u32) << 22)
                     | ((ev.x[i] as u32) << 11)
                     | ev.y[i] as u32,
             );
         }
-        Ok(())
-    }
-
-    pub fn trigger(&mut self, tr: Trigger, out: &mut Vec<u8>) -> std::result::Result<(), String> {
-        if self.t.is_some_and(|t| tr.t < t) || tr.t < 0 {
-            return Err(format!("trigger at {} µs goes back in time", tr.t));
-        }
-        if tr.id > 0x1F {
-            return Err(format!("trigger id {} does not fit in 5 bits", tr.id));
-        }
-        self.set_time(tr.t, out);
-        put(
-            out,
-            (EXT_TRIGGER << 28)
-                | (((tr.t & 0x3F) as u32) << 22)
-                | ((tr.id as u32) << 8)
-                | (tr.p as u32 & 1),
-        );
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! little-endian u64; the legacy one (early Gen4/IMX636 evaluation kits) stores its upper 32 bits
 //! first, each half little-endian.
 
+use super::time::{check_trigger, start_event, Evt2xTime, TimeHighWrap, TimeWords};
 use super::{Clock, Sink, Trigger};
 use crate::event::EventSlice;
 
@@ -15,10 +16,15 @@ pub const EXT_TRIGGER: u64 = 0xA;
 pub const OTHERS: u64 = 0xE;
 pub const CONTINUED: u64 = 0xF;
 
-const LOOP: i64 = 1 << 34;
 /// A time high going back by the whole range (µs) is a wrap-around, anything less a glitch that
 /// time follows backwards (openeb's rule).
 pub const LOOP_THRESHOLD_US: i64 = ((1 << 28) - 1) * 64;
+/// The 34-bit time wraps every 2³⁴ µs.
+const WRAP: TimeHighWrap = TimeHighWrap {
+    low_bits: 6,
+    period_us: 1 << 34,
+    threshold_us: LOOP_THRESHOLD_US,
+};
 
 /// The 64-bit word at the start of `b` (8 bytes).
 #[inline(always)]
@@ -115,15 +121,7 @@ impl Decoder {
                 }
                 TIME_HIGH => {
                     let th = ((w >> 32) & 0x0FFF_FFFF) as i64;
-                    if th < self.th {
-                        if (self.th - th) * 64 >= LOOP_THRESHOLD_US {
-                            self.high += LOOP;
-                            sink.stats.time_high_loops += 1;
-                        } else {
-                            sink.stats.time_high_backwards += 1;
-                        }
-                    }
-                    self.high = (self.high & !(LOOP - 1)) | (th << 6);
+                    self.high = WRAP.next(self.high, self.th, th, sink.stats);
                     self.th = th;
                 }
                 EXT_TRIGGER => {
@@ -146,8 +144,33 @@ impl Decoder {
 #[derive(Debug, Clone, Default)]
 pub struct Encoder {
     pub legacy: bool,
-    high: Option<i64>,
-    t: Option<i64>,
+    time: Evt2xTime,
+}
+
+impl TimeWords for Encoder {
+    fn last_time(&self) -> Option<i64> {
+        self.time.time()
+    }
+
+    fn set_time(&mut self, t: i64, out: &mut Vec<u8>) {
+        let legacy = self.legacy;
+        self.time.set(t, |th| {
+            out.extend_from_slice(&bytes((TIME_HIGH << 60) | ((th as u64) << 32), legacy))
+        });
+    }
+
+    fn trigger(&mut self, tr: Trigger, out: &mut Vec<u8>) -> std::result::Result<(), String> {
+        check_trigger(&tr, self.time.time(), 5)?;
+        self.set_time(tr.t, out);
+        self.put(
+            out,
+            (EXT_TRIGGER << 60)
+                | (((tr.t & 0x3F) as u64) << 54)
+                | ((tr.id as u64) << 40)
+                | ((tr.p as u64 & 1) << 32),
+        );
+        Ok(())
+    }
 }
 
 impl Encoder {
@@ -162,28 +185,8 @@ impl Encoder {
         out.extend_from_slice(&bytes(w, self.legacy));
     }
 
-    fn set_time(&mut self, t: i64, out: &mut Vec<u8>) {
-        let u = t >> 6;
-        let mut h = match self.high {
-            Some(h) => h,
-            None => {
-                self.put(out, TIME_HIGH << 60);
-                0
-            }
-        };
-        if h != u {
-            let legacy = self.legacy;
-            super::evt3::step_time_high(h, u, 28, 1 << 28, |th| {
-                out.extend_from_slice(&bytes((TIME_HIGH << 60) | ((th as u64) << 32), legacy))
-            });
-            h = u;
-        }
-        self.high = Some(h);
-        self.t = Some(t);
-    }
-
     pub fn time(&self) -> Option<i64> {
-        self.t
+        self.time.time()
     }
 
     pub fn encode(
@@ -195,13 +198,8 @@ impl Encoder {
         let n = ev.len();
         let mut i = 0;
         while i < n {
-            let t = ev.t[i];
-            while let Some(tr) = triggers.next_if(|tr| tr.t <= t) {
-                self.trigger(tr, out)?;
-            }
-            super::check_event(ev, i, self.t, 0x7FF)?;
-            self.set_time(t, out);
-            let (y, p) = (ev.y[i], ev.p[i]);
+            start_event(self, ev, i, triggers, out)?;
+            let (t, y, p) = (ev.t[i], ev.y[i], ev.p[i]);
             let x0 = ev.x[i] & !31;
             let mut mask = 1u32 << (ev.x[i] - x0);
             let mut j = i + 1;
@@ -225,24 +223,6 @@ impl Encoder {
             );
             i = j;
         }
-        Ok(())
-    }
-
-    pub fn trigger(&mut self, tr: Trigger, out: &mut Vec<u8>) -> std::result::Result<(), String> {
-        if self.t.is_some_and(|t| tr.t < t) || tr.t < 0 {
-            return Err(format!("trigger at {} µs goes back in time", tr.t));
-        }
-        if tr.id > 0x1F {
-            return Err(format!("trigger id {} does not fit in 5 bits", tr.id));
-        }
-        self.set_time(tr.t, out);
-        self.put(
-            out,
-            (EXT_TRIGGER << 60)
-                | (((tr.t & 0x3F) as u64) << 54)
-                | ((tr.id as u64) << 40)
-                | ((tr.p as u64 & 1) << 32),
-        );
         Ok(())
     }
 }

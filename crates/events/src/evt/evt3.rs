@@ -4,6 +4,7 @@
 //! 24 bits: `EVT_TIME_HIGH` (bits 12–23) and `EVT_TIME_LOW` (bits 0–11), the high part wrapping
 //! every 2²⁴ µs = 16.78 s.
 
+use super::time::{check_trigger, start_event, step_time_high, TimeHighWrap, TimeWords};
 use super::{Clock, Sink, Trigger};
 use crate::event::EventSlice;
 
@@ -19,11 +20,15 @@ pub const EXT_TRIGGER: u16 = 0xA;
 pub const OTHERS: u16 = 0xE;
 pub const CONTINUED_12: u16 = 0xF;
 
-/// One wrap-around of the 24-bit time (µs).
-const LOOP: i64 = 1 << 24;
 /// A time high going back by this much or more (in 4096 µs units) is a wrap-around, by less a
 /// glitch that time follows backwards (openeb's rule).
 pub const LOOP_THRESHOLD: i64 = 1 << 11;
+/// The 24-bit time wraps every 2²⁴ µs.
+const WRAP: TimeHighWrap = TimeHighWrap {
+    low_bits: 12,
+    period_us: 1 << 24,
+    threshold_us: LOOP_THRESHOLD << 12,
+};
 /// The largest forward time-high step the encoder writes: readers that accept only small steps
 /// (faery: < 4094) read evdet's files too.
 const MAX_STEP: i64 = 1024;
@@ -221,19 +226,11 @@ impl Decoder {
                 }
                 TIME_HIGH => {
                     let new = (w & 0xFFF) as i64;
-                    if new < th {
-                        if th - new >= LOOP_THRESHOLD {
-                            high += LOOP;
-                            sink.stats.time_high_loops += 1;
-                        } else {
-                            sink.stats.time_high_backwards += 1;
-                        }
-                    }
+                    high = WRAP.next(high, th, new, sink.stats);
                     // A repeated time high keeps the time low; a new one starts it at 0.
                     if new != th {
                         low = 0;
                     }
-                    high = (high & !(LOOP - 1)) | (new << 12);
                     th = new;
                     t = high + low - shift;
                 }
@@ -289,32 +286,6 @@ fn put(out: &mut Vec<u8>, kind: u16, payload: u16) {
     out.extend_from_slice(&((kind << 12) | payload).to_le_bytes());
 }
 
-/// Time-high words from `from` to `to` (4096 µs units, unwrapped; `from` already written): forward
-/// steps of at most `max_step`, and across a wrap-around the last value before it, so every
-/// reader's wrap-around rule sees a drop of the whole range.
-pub(crate) fn step_time_high(
-    from: i64,
-    to: i64,
-    bits: u32,
-    max_step: i64,
-    mut put_th: impl FnMut(i64),
-) {
-    let period = 1i64 << bits;
-    let mut h = from;
-    while h < to {
-        let wrap = (h / period + 1) * period;
-        let next = if to < wrap {
-            to.min(h + max_step)
-        } else if h < wrap - 1 {
-            (wrap - 1).min(h + max_step)
-        } else {
-            wrap
-        };
-        h = next;
-        put_th(h & (period - 1));
-    }
-}
-
 impl Encoder {
     /// An encoder for a sensor `width` columns wide.
     pub fn new(width: usize) -> Self {
@@ -323,29 +294,6 @@ impl Encoder {
             high: None,
             t: None,
             y: None,
-        }
-    }
-
-    /// Emits time words for `t` (µs, ≥ the last time encoded).
-    fn set_time(&mut self, t: i64, out: &mut Vec<u8>) {
-        let u = t >> 12;
-        let h = match self.high {
-            Some(h) => h,
-            None => {
-                // The first time high is 0, so that Metavision's shift is 0 and both clocks
-                // decode to the times encoded.
-                put(out, TIME_HIGH, 0);
-                0
-            }
-        };
-        if h != u {
-            step_time_high(h, u, 12, MAX_STEP, |th| put(out, TIME_HIGH, th as u16));
-            self.t = None;
-        }
-        self.high = Some(u);
-        if self.t != Some(t) {
-            put(out, TIME_LOW, (t & 0xFFF) as u16);
-            self.t = Some(t);
         }
     }
 
@@ -366,13 +314,8 @@ impl Encoder {
         out.reserve(n * 2);
         let mut i = 0;
         while i < n {
-            let t = ev.t[i];
-            while let Some(tr) = triggers.next_if(|tr| tr.t <= t) {
-                self.trigger(tr, out)?;
-            }
-            super::check_event(ev, i, self.t, 0x7FF)?;
-            self.set_time(t, out);
-            let (x, y, p) = (ev.x[i], ev.y[i], ev.p[i]);
+            start_event(self, ev, i, triggers, out)?;
+            let (t, x, y, p) = (ev.t[i], ev.x[i], ev.y[i], ev.p[i]);
             if self.y != Some(y) {
                 put(out, ADDR_Y, y);
                 self.y = Some(y);
@@ -407,15 +350,39 @@ impl Encoder {
         }
         Ok(())
     }
+}
+
+impl TimeWords for Encoder {
+    fn last_time(&self) -> Option<i64> {
+        self.t
+    }
+
+    /// Emits time words for `t` (µs, ≥ the last time encoded).
+    fn set_time(&mut self, t: i64, out: &mut Vec<u8>) {
+        let u = t >> 12;
+        let h = match self.high {
+            Some(h) => h,
+            None => {
+                // The first time high is 0, so that Metavision's shift is 0 and both clocks
+                // decode to the times encoded.
+                put(out, TIME_HIGH, 0);
+                0
+            }
+        };
+        if h != u {
+            step_time_high(h, u, 12, MAX_STEP, |th| put(out, TIME_HIGH, th as u16));
+            self.t = None;
+        }
+        self.high = Some(u);
+        if self.t != Some(t) {
+            put(out, TIME_LOW, (t & 0xFFF) as u16);
+            self.t = Some(t);
+        }
+    }
 
     /// Appends one trigger word.
-    pub fn trigger(&mut self, tr: Trigger, out: &mut Vec<u8>) -> std::result::Result<(), String> {
-        if self.t.is_some_and(|t| tr.t < t) || tr.t < 0 {
-            return Err(format!("trigger at {} µs goes back in time", tr.t));
-        }
-        if tr.id > 0xF {
-            return Err(format!("trigger id {} does not fit in 4 bits", tr.id));
-        }
+    fn trigger(&mut self, tr: Trigger, out: &mut Vec<u8>) -> std::result::Result<(), String> {
+        check_trigger(&tr, self.t, 4)?;
         self.set_time(tr.t, out);
         put(out, EXT_TRIGGER, ((tr.id as u16) << 8) | (tr.p as u16 & 1));
         Ok(())

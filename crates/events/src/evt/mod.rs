@@ -11,12 +11,14 @@ pub mod evt2;
 pub mod evt21;
 pub mod evt3;
 pub mod header;
+mod time;
 
 use crate::error::{EventsError, Result};
 use crate::event::EventBatch;
 pub use header::{EvtFormat, EvtHeader};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use time::TimeWords;
 
 /// Which clock decoded timestamps are on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

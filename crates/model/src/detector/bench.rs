@@ -13,6 +13,7 @@ use serde::Serialize;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
 use super::Detector;
+use crate::amp::Precision;
 use crate::backbone::{AttentionImpl, LstmState};
 use crate::config::{ConfigError, ModelConfig};
 use crate::losses::LossError;
@@ -26,6 +27,23 @@ pub enum BenchError {
     Loss(#[from] LossError),
     #[error(transparent)]
     Tch(#[from] tch::TchError),
+    /// What was being measured when it failed.
+    #[error("{what}: {source}")]
+    During {
+        what: String,
+        #[source]
+        source: Box<BenchError>,
+    },
+}
+
+impl BenchError {
+    fn during(what: impl Into<String>) -> impl FnOnce(BenchError) -> BenchError {
+        let what = what.into();
+        move |e| BenchError::During {
+            what,
+            source: Box::new(e),
+        }
+    }
 }
 
 /// Median per-frame times (milliseconds): wall clock, and the process's CPU time (all threads),
@@ -53,6 +71,8 @@ pub struct CpuTiming {
 /// One training step.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainTiming {
+    /// `fp32`, `bf16` (autocast) or `fp16` (autocast; no loss scaling in a timing).
+    pub precision: &'static str,
     pub step_ms: f64,
     /// Process CPU time of the step (all threads).
     pub step_cpu_ms: f64,
@@ -211,15 +231,9 @@ fn peak_rss_mib(reset: bool) -> Option<f64> {
 }
 
 /// Time of one training step (median of `reps` after one warm-up step).
-pub fn train_step(
-    cfg: &ModelConfig,
-    hw: [i64; 2],
-    batch: i64,
-    seq_len: i64,
-    device: Device,
-    reps: usize,
-    attention: AttentionImpl,
-) -> Result<TrainTiming, BenchError> {
+pub fn train_step(cfg: &ModelConfig, opts: &ModelBenchOptions) -> Result<TrainTiming, BenchError> {
+    let (hw, batch, seq_len, device) = (opts.train_hw, opts.train_batch, opts.seq_len, opts.device);
+    let (reps, attention, precision) = (opts.train_reps(), opts.attention, opts.precision);
     tch::manual_seed(0);
     let (vs, mut det) = Detector::build(cfg, device)?;
     det.set_attention_impl(attention);
@@ -232,17 +246,21 @@ pub fn train_step(
     let xs = Tensor::randint(11, [seq_len, batch, c, hw[0], hw[1]], (Kind::Float, device));
     let labels = random_labels(seq_len * batch, hw, cfg.head.num_classes as i64, device);
     let mut step = || -> Result<(), BenchError> {
-        let mut states: Option<Vec<LstmState>> = None;
-        let mut per_stage: Vec<Vec<Tensor>> = (0..4).map(|_| Vec::new()).collect();
-        for t in 0..seq_len {
-            let (feats, s) = det.forward_backbone_step(&xs.get(t), states.as_deref(), None, true);
-            for (k, f) in feats.into_iter().enumerate() {
-                per_stage[k].push(f);
+        // The forward pass under autocast (bf16 / fp16), the loss in float32, as the trainer runs them.
+        let out = crate::amp::autocast(device, precision, || {
+            let mut states: Option<Vec<LstmState>> = None;
+            let mut per_stage: Vec<Vec<Tensor>> = (0..4).map(|_| Vec::new()).collect();
+            for t in 0..seq_len {
+                let (feats, s) =
+                    det.forward_backbone_step(&xs.get(t), states.as_deref(), None, true);
+                for (k, f) in feats.into_iter().enumerate() {
+                    per_stage[k].push(f);
+                }
+                states = Some(s);
             }
-            states = Some(s);
-        }
-        let stacked: Vec<Tensor> = per_stage.iter().map(|v| Tensor::cat(v, 0)).collect();
-        let out = det.forward_detect(&stacked, true);
+            let stacked: Vec<Tensor> = per_stage.iter().map(|v| Tensor::cat(v, 0)).collect();
+            det.forward_detect(&stacked, true)
+        });
         let train = out.train.as_ref().expect("train output in train mode");
         let losses = det.loss(train, &labels)?;
         opt.zero_grad();
@@ -268,6 +286,7 @@ pub fn train_step(
         None
     };
     Ok(TrainTiming {
+        precision: precision.name(),
         step_ms: median(times),
         step_cpu_ms: median(cpu),
         batch,
@@ -276,4 +295,197 @@ pub fn train_step(
         peak_memory_mib: peak,
         reps: reps.max(1),
     })
+}
+
+/// The RVT preset `preset` (tiny, small, base) with a 3-scale (stages 2–4, RVT's) or 4-scale
+/// (stages 1–4) FPN, `num_classes` classes, for input `hw`.
+pub fn preset_model(
+    preset: &str,
+    scales: usize,
+    hw: [i64; 2],
+    num_classes: usize,
+) -> Result<ModelConfig, ConfigError> {
+    let p: crate::config::RvtPreset = preset.parse()?;
+    let cfg = ModelConfig::preset(p, num_classes, [hw[0] as usize, hw[1] as usize]);
+    match scales {
+        3 => Ok(cfg),
+        4 => Ok(cfg.four_scale()),
+        s => Err(crate::config::invalid("scales", format!("{s}: use 3 or 4"))),
+    }
+}
+
+/// What `run_model_bench` times.
+#[derive(Debug, Clone)]
+pub struct ModelBenchOptions {
+    /// Presets whose forward pass is timed, at each of `scales` (3 and/or 4).
+    pub presets: Vec<String>,
+    pub scales: Vec<usize>,
+    /// Forward input height, width.
+    pub hw: [i64; 2],
+    /// Timed forward frames per configuration.
+    pub reps: usize,
+    /// Presets whose training step is timed (3-scale), at `train_hw`.
+    pub train_presets: Vec<String>,
+    pub train_hw: [i64; 2],
+    pub train_batch: i64,
+    pub seq_len: i64,
+    /// Timed training steps; default max(3, reps / 2) as the reference script.
+    pub train_reps: Option<usize>,
+    pub forward: bool,
+    pub train: bool,
+    pub attention: AttentionImpl,
+    /// Autocast of the training step's forward pass.
+    pub precision: Precision,
+    pub threads: i32,
+    pub num_classes: usize,
+    pub device: Device,
+}
+
+impl ModelBenchOptions {
+    /// Timed training steps: `train_reps`, else max(3, reps / 2) as the reference script.
+    pub fn train_reps(&self) -> usize {
+        self.train_reps.unwrap_or((self.reps / 2).max(3))
+    }
+
+    /// Configurations to time (for a progress count).
+    pub fn runs(&self) -> usize {
+        let fwd = if self.forward {
+            self.presets.len() * self.scales.len()
+        } else {
+            0
+        };
+        fwd + if self.train {
+            self.train_presets.len()
+        } else {
+            0
+        }
+    }
+}
+
+/// Forward latency of every preset and FPN variant, then the training step of every training preset:
+/// the JSON `evdet bench model` prints (`reference`, the output of `scripts/rvt_reference.py`, adds it
+/// and the ratios). `on_run` hears the name of each configuration before it is timed.
+pub fn run_model_bench(
+    opts: &ModelBenchOptions,
+    reference: Option<&serde_json::Value>,
+    on_run: &mut dyn FnMut(&str),
+) -> Result<serde_json::Value, BenchError> {
+    use serde_json::{json, Map, Value};
+    set_threads(opts.threads);
+    let mut forward = Map::new();
+    let scales: &[usize] = if opts.forward { &opts.scales } else { &[] };
+    for &s in scales {
+        let mut per = Map::new();
+        for preset in &opts.presets {
+            let what = format!("{preset} {s}-scale forward");
+            on_run(&what);
+            let cfg = preset_model(preset, s, opts.hw, opts.num_classes)
+                .map_err(|e| BenchError::during(what.clone())(e.into()))?;
+            let t = forward_latency(&cfg, opts.hw, opts.device, opts.reps, opts.attention)
+                .map_err(BenchError::during(what))?;
+            per.insert(preset.clone(), json!(t));
+        }
+        forward.insert(format!("{s}scale"), Value::Object(per));
+    }
+    let mut train = Map::new();
+    if opts.train {
+        for preset in &opts.train_presets {
+            let what = format!("{preset} training step");
+            on_run(&what);
+            let cfg = preset_model(preset, 3, opts.train_hw, opts.num_classes)
+                .map_err(|e| BenchError::during(what.clone())(e.into()))?;
+            let t = train_step(&cfg, opts).map_err(BenchError::during(what))?;
+            train.insert(preset.clone(), json!(t));
+        }
+    }
+    let mut out = json!({
+        "bench": "model",
+        "engine": crate::device::engine_summary(),
+        "device": format!("{:?}", opts.device),
+        "threads": opts.threads,
+        "attention": match opts.attention {
+            AttentionImpl::Reference => "reference",
+            _ => "fused",
+        },
+        "forward_hw": opts.hw,
+        "forward": forward,
+        "train_step": train,
+    });
+    if let Some(r) = reference {
+        out["reference"] = r.clone();
+        out["ratio_vs_reference"] = ratios_vs_reference(&out, r);
+    }
+    Ok(out)
+}
+
+/// ours / reference for every number both have: the 3-scale forward (`forward.3scale.<preset>` against
+/// the reference script's `forward_384x640.<preset>`) and the training step. Below 1 is faster.
+pub fn ratios_vs_reference(ours: &serde_json::Value, r: &serde_json::Value) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let mut fwd = Map::new();
+    if let (Some(o), Some(rf)) = (
+        ours["forward"]["3scale"].as_object(),
+        r["forward_384x640"].as_object(),
+    ) {
+        for (preset, t) in o {
+            let mut m = Map::new();
+            for key in ["backbone_ms", "fpn_ms", "head_ms", "total_ms"] {
+                if let (Some(a), Some(b)) = (
+                    t[key].as_f64(),
+                    rf.get(preset).and_then(|x| x[key].as_f64()),
+                ) {
+                    m.insert(key.into(), json!(a / b));
+                }
+            }
+            fwd.insert(preset.clone(), Value::Object(m));
+        }
+    }
+    let mut tr = Map::new();
+    if let Some(o) = ours["train_step"].as_object() {
+        for (preset, t) in o {
+            if let (Some(a), Some(b)) = (
+                t["step_ms"].as_f64(),
+                r["train_step"][preset]["step_ms"].as_f64(),
+            ) {
+                tr.insert(preset.clone(), json!(a / b));
+            }
+        }
+    }
+    json!({"forward_3scale": fwd, "train_step": tr})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ratios_pair_our_numbers_with_the_reference_scripts() {
+        let ours = json!({
+            "forward": {"3scale": {"tiny": {"backbone_ms": 6.0, "fpn_ms": 2.0, "head_ms": 1.0, "total_ms": 9.0}}},
+            "train_step": {"tiny": {"step_ms": 450.0}},
+        });
+        let reference = json!({
+            "forward_384x640": {"tiny": {"backbone_ms": 8.0, "fpn_ms": 2.0, "total_ms": 12.0}},
+            "train_step": {"tiny": {"step_ms": 900.0}},
+        });
+        let r = ratios_vs_reference(&ours, &reference);
+        assert_eq!(r["forward_3scale"]["tiny"]["backbone_ms"], json!(0.75));
+        assert_eq!(r["forward_3scale"]["tiny"]["total_ms"], json!(0.75));
+        // A number the reference lacks gets no ratio.
+        assert!(r["forward_3scale"]["tiny"].get("head_ms").is_none());
+        assert_eq!(r["train_step"]["tiny"], json!(0.5));
+    }
+
+    #[test]
+    fn preset_models_have_three_or_four_scales() {
+        let three = preset_model("tiny", 3, [192, 320], 8).unwrap();
+        let four = preset_model("tiny", 4, [192, 320], 8).unwrap();
+        assert_ne!(three, four);
+        let e = preset_model("tiny", 5, [192, 320], 8)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("scales") && e.contains("3 or 4"), "{e}");
+        assert!(preset_model("huge", 3, [192, 320], 8).is_err());
+    }
 }

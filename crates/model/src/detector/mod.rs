@@ -115,9 +115,11 @@ impl Detector {
     /// The YOLOX losses with SimOTA (REFERENCE §3.4–3.6) on a train-mode output; `labels`
     /// [B, N, 5] rows `(class, cx, cy, w, h)` in input pixels, zero-padded.
     pub fn loss(&self, train: &HeadTrainOutput, labels: &Tensor) -> Result<LossOutput, LossError> {
+        // A forward pass under autocast leaves bf16/fp16 outputs; SimOTA and the losses run in
+        // float32, as YOLOX runs them (a no-op for float32 outputs).
         yolox_loss(
-            &train.outputs,
-            Some(&train.raw_reg),
+            &train.outputs.to_kind(tch::Kind::Float),
+            Some(&train.raw_reg.to_kind(tch::Kind::Float)),
             &train.grid,
             labels,
             &self.loss,

@@ -86,7 +86,7 @@ fn model_label(run: &Run) -> String {
     let scales = run.scales();
     let width = run
         .config_value("model.backbone.embed_dim")
-        .and_then(serde_yaml::Value::as_u64);
+        .and_then(serde_norway::Value::as_u64);
     match (scales, width) {
         (Some(s), Some(w)) => format!("{s}, embed_dim {w}"),
         (Some(s), None) => s,

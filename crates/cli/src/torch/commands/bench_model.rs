@@ -5,9 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use evdet_model::backbone::AttentionImpl;
-use evdet_model::config::{ModelConfig, RvtPreset};
-use evdet_model::detector::bench::{forward_latency, set_threads, train_step};
-use serde_json::{json, Map, Value};
+use evdet_model::detector::bench::{run_model_bench, ModelBenchOptions};
 
 /// Time the detector: forward latency per frame at batch 1 and one training step.
 ///
@@ -23,6 +21,7 @@ use serde_json::{json, Map, Value};
 #[command(after_help = "Examples:
   evdet bench model --threads 2
   evdet bench model --presets tiny --scales 3 --no-train
+  evdet bench model --no-forward --precision bf16      # the training step under bf16 autocast
   RVT_ROOT=/tmp/rvt ~/.evdet/venv/bin/python scripts/rvt_reference.py --threads 2 --json /tmp/ref.json
   evdet bench model --threads 2 --reference /tmp/ref.json > bench_model.json")]
 pub struct Args {
@@ -63,6 +62,10 @@ pub struct Args {
     /// explicit ops).
     #[arg(long, default_value = "fused", value_parser = ["fused", "reference"])]
     attention: String,
+    /// Autocast of the training step's forward pass: fp32, bf16 or fp16 (the loss stays float32).
+    /// bf16 pays on CPUs with bf16 units (`lscpu`: avx512_bf16, amx_bf16) and on recent GPUs.
+    #[arg(long, default_value = "fp32", value_name = "fp32|bf16|fp16")]
+    precision: evdet_model::amp::Precision,
     /// Intra-op CPU threads (the reference numbers use 2).
     #[arg(long, default_value_t = 2)]
     threads: i32,
@@ -83,24 +86,8 @@ fn pair(v: &[i64], flag: &str) -> Result<[i64; 2]> {
     }
 }
 
-fn model(preset: &str, scales: usize, hw: [i64; 2], num_classes: usize) -> Result<ModelConfig> {
-    let p: RvtPreset = preset
-        .parse()
-        .with_context(|| format!("--presets {preset}"))?;
-    let cfg = ModelConfig::preset(p, num_classes, [hw[0] as usize, hw[1] as usize]);
-    Ok(match scales {
-        3 => cfg,
-        4 => cfg.four_scale(),
-        s => bail!("--scales {s}: use 3 or 4"),
-    })
-}
-
 pub fn run(args: Args) -> Result<()> {
-    let device = args.device.resolve()?;
-    let hw = pair(&args.hw, "--hw")?;
-    let train_hw = pair(&args.train_hw, "--train-hw")?;
-    set_threads(args.threads);
-    let reference: Option<Value> = match &args.reference {
+    let reference: Option<serde_json::Value> = match &args.reference {
         Some(p) => Some(
             serde_json::from_str(
                 &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
@@ -109,111 +96,37 @@ pub fn run(args: Args) -> Result<()> {
         ),
         None => None,
     };
-
-    let attention = if args.attention == "reference" {
-        AttentionImpl::Reference
-    } else {
-        AttentionImpl::Fused
-    };
-    let forward_runs = if args.no_forward {
-        0
-    } else {
-        args.presets.len() * args.scales.len()
-    };
-    let total = (forward_runs
-        + if args.no_train {
-            0
+    let opts = ModelBenchOptions {
+        presets: args.presets,
+        scales: args.scales,
+        hw: pair(&args.hw, "--hw")?,
+        reps: args.reps,
+        train_presets: args.train_presets,
+        train_hw: pair(&args.train_hw, "--train-hw")?,
+        train_batch: args.train_batch,
+        seq_len: args.seq_len,
+        train_reps: args.train_reps,
+        forward: !args.no_forward,
+        train: !args.no_train,
+        attention: if args.attention == "reference" {
+            AttentionImpl::Reference
         } else {
-            args.train_presets.len()
-        }) as u64;
-    let pb = crate::progress::bar(total, "runs");
-    let mut forward = Map::new();
-    for &scales in if args.no_forward {
-        &[][..]
-    } else {
-        &args.scales[..]
-    } {
-        let mut per = Map::new();
-        for preset in &args.presets {
-            pb.set_message(format!("{preset} {scales}-scale forward"));
-            let cfg = model(preset, scales, hw, args.num_classes)?;
-            let t = forward_latency(&cfg, hw, device, args.reps, attention)
-                .with_context(|| format!("timing the {preset} {scales}-scale forward"))?;
-            per.insert(preset.clone(), serde_json::to_value(t)?);
+            AttentionImpl::Fused
+        },
+        precision: args.precision,
+        threads: args.threads,
+        num_classes: args.num_classes,
+        device: args.device.resolve()?,
+    };
+    let pb = crate::progress::bar(opts.runs() as u64, "runs");
+    let mut started = false;
+    let out = run_model_bench(&opts, reference.as_ref(), &mut |what| {
+        if std::mem::replace(&mut started, true) {
             pb.inc(1);
         }
-        forward.insert(format!("{scales}scale"), Value::Object(per));
-    }
-    let mut train = Map::new();
-    if !args.no_train {
-        let reps = args.train_reps.unwrap_or((args.reps / 2).max(3));
-        for preset in &args.train_presets {
-            pb.set_message(format!("{preset} training step"));
-            let cfg = model(preset, 3, train_hw, args.num_classes)?;
-            let t = train_step(
-                &cfg,
-                train_hw,
-                args.train_batch,
-                args.seq_len,
-                device,
-                reps,
-                attention,
-            )
-            .with_context(|| format!("timing the {preset} training step"))?;
-            train.insert(preset.clone(), serde_json::to_value(t)?);
-            pb.inc(1);
-        }
-    }
+        pb.set_message(what.to_string());
+    })?;
     pb.finish_and_clear();
-
-    let mut out = json!({
-        "bench": "model",
-        "engine": evdet_model::device::engine_summary(),
-        "device": format!("{device:?}"),
-        "threads": args.threads,
-        "attention": args.attention,
-        "forward_hw": hw,
-        "forward": forward,
-        "train_step": train,
-    });
-    if let Some(r) = reference {
-        out["reference"] = r.clone();
-        out["ratio_vs_reference"] = ratios(&out, &r);
-    }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
-}
-
-/// ours / reference for every number both have (the reference script times the 3-scale model).
-fn ratios(ours: &Value, r: &Value) -> Value {
-    let mut fwd = Map::new();
-    if let (Some(o), Some(rf)) = (
-        ours["forward"]["3scale"].as_object(),
-        r["forward_384x640"].as_object(),
-    ) {
-        for (preset, t) in o {
-            let mut m = Map::new();
-            for key in ["backbone_ms", "fpn_ms", "head_ms", "total_ms"] {
-                if let (Some(a), Some(b)) = (
-                    t[key].as_f64(),
-                    rf.get(preset).and_then(|x| x[key].as_f64()),
-                ) {
-                    m.insert(key.into(), json!(a / b));
-                }
-            }
-            fwd.insert(preset.clone(), Value::Object(m));
-        }
-    }
-    let mut tr = Map::new();
-    if let Some(o) = ours["train_step"].as_object() {
-        for (preset, t) in o {
-            if let (Some(a), Some(b)) = (
-                t["step_ms"].as_f64(),
-                r["train_step"][preset]["step_ms"].as_f64(),
-            ) {
-                tr.insert(preset.clone(), json!(a / b));
-            }
-        }
-    }
-    json!({"forward_3scale": fwd, "train_step": tr})
 }

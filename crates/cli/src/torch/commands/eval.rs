@@ -2,8 +2,8 @@
 //! the data behind every report plot, and sample pictures of predictions beside ground truth.
 
 use crate::evaluation::{evaluate_split, write_all};
+use evdet_infer::checkpoint;
 use evdet_model::postprocess::PostprocessConfig;
-use evdet_train::checkpoint;
 use evdet_train::evaluate;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,10 +1,10 @@
 //! `evdet export`: a checkpoint as a TorchScript or ONNX file for deployment, with explicit
 //! recurrent state and a JSON sidecar (`<file>.json`) describing inputs, outputs and the
-//! pre/post-processing (see `evdet_train::export`).
+//! pre/post-processing (see `evdet_infer::export`).
 
 use anyhow::{bail, Context};
-use evdet_train::checkpoint;
-use evdet_train::export::{self, ExportFormat, ExportRequest};
+use evdet_infer::checkpoint;
+use evdet_infer::export::{self, ExportFormat, ExportRequest};
 use std::path::PathBuf;
 
 /// Export a checkpoint to TorchScript or ONNX with explicit LSTM states, for deployment.
@@ -51,19 +51,6 @@ pub struct Args {
     pub overwrite: bool,
     #[command(flatten)]
     pub device: crate::device::DeviceArg,
-}
-
-/// The Python that converts to ONNX: `EVDET_PYTHON`, else the setup's venv, else `python3`.
-pub fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("EVDET_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = std::env::var_os("EVDET_VENV")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".evdet/venv")));
-    venv.map(|v| v.join("bin/python"))
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("python3"))
 }
 
 /// The format an output name asks for: `.pt` / `.pth` / `.torchscript` → TorchScript, `.onnx` → ONNX;
@@ -117,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         batch: args.batch,
         half: args.half,
         device,
-        python: python(),
+        python: evdet_infer::export::python(),
         opset: args.opset,
     };
     let side = export::export(&det, &opened.config, &opened.dir, &req)

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use evdet_infer::import::{import_rvt, ImportOptions};
 use evdet_model::import::read_model_config;
-use evdet_train::import::{import_rvt, ImportOptions};
 
 /// Import RVT or eTraM weights into an evdet checkpoint folder.
 ///

@@ -8,9 +8,9 @@
 //! predictions.
 
 use anyhow::Context;
+use evdet_infer::checkpoint;
+use evdet_infer::infer::{self, PredictOptions};
 use evdet_model::postprocess::PostprocessConfig;
-use evdet_train::checkpoint;
-use evdet_train::infer::{self, PredictOptions};
 use std::path::PathBuf;
 
 /// Detect objects in a recording with a trained checkpoint and look at the result.
@@ -88,7 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // A preprocessed sequence fixes the input size; a raw recording is windowed as the
         // checkpoint's dataset is.
         if args.input.is_dir() {
-            if let Some(note) = evdet_train::evaluate::fit_to_sequence(cfg, &args.input)? {
+            if let Some(note) = infer::fit_to_sequence(cfg, &args.input)? {
                 eprintln!("note: {note}");
             }
         }

@@ -98,26 +98,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// metrics, the report and the success criteria from the process that talks to the user.
 fn session(
     args: &Args,
-    cfg: evdet_train::config::ExperimentConfig,
+    cfg: evdet_config::ExperimentConfig,
     env: evdet_dist::LaunchEnv,
 ) -> anyhow::Result<()> {
     let dev = args.device.resolve_or(&cfg.hardware.device)?;
-    let (device, par) = if env.is_distributed() {
-        let dev = match dev {
-            // Rank r of a node drives that node's GPU r.
-            tch::Device::Cuda(_) => tch::Device::Cuda(env.local_rank),
-            d => d,
-        };
-        if dev == tch::Device::Cpu && cfg.hardware.cpu_threads == 0 {
-            let threads = evdet_train::parallel::cpu_threads_per_rank(0, env.local_world_size);
-            tch::set_num_threads(threads as i32);
-        }
-        let par = evdet_train::parallel::Parallel::join(&env, &cfg, dev)?
-            .ok_or_else(|| anyhow::anyhow!("WORLD_SIZE is 1: nothing to join"))?;
-        (dev, Some(par))
-    } else {
-        (dev, None)
-    };
+    let (device, par) = evdet_train::session::join(&env, &cfg, dev)?;
     let console = Console::new(par.is_none() || env.rank == 0, &args.config, &cfg);
     let out = evdet_train::session::run(
         cfg,
@@ -151,11 +136,7 @@ struct Console {
 }
 
 impl Console {
-    fn new(
-        talks: bool,
-        config: &std::path::Path,
-        cfg: &evdet_train::config::ExperimentConfig,
-    ) -> Self {
+    fn new(talks: bool, config: &std::path::Path, cfg: &evdet_config::ExperimentConfig) -> Self {
         Console {
             talks,
             config: config.to_path_buf(),
@@ -200,20 +181,22 @@ impl SessionHooks for Console {
         let (_, world) = trainer.rank_world();
         match trainer.parallel() {
             Some(p) => eprintln!(
-                "training {} on {} with {world} processes ({}, global batch {}) on {:?} per rank -> {}{resuming}",
+                "training {} on {} with {world} processes ({}, global batch {}) on {:?} per rank, {} -> {}{resuming}",
                 self.config.display(),
                 data.display(),
                 p.pg.backend.name(),
                 trainer.cfg.batch_size.train * world,
                 trainer.device,
+                trainer.precision.name(),
                 trainer.run.root().display(),
             ),
             None => eprintln!(
-                "training {} on {} ({} train sequences) on {:?} -> {}{resuming}",
+                "training {} on {} ({} train sequences) on {:?}, {} -> {}{resuming}",
                 self.config.display(),
                 data.display(),
                 trainer.train_data().sequences.len(),
                 trainer.device,
+                trainer.precision.name(),
                 trainer.run.root().display(),
             ),
         }
@@ -273,12 +256,12 @@ impl SessionHooks for Console {
 /// criteria and where the report is.
 fn write_test_and_report(
     ev: &evdet_train::evaluate::SplitEvaluation,
-    cfg: &evdet_train::config::ExperimentConfig,
+    cfg: &evdet_config::ExperimentConfig,
     run: &evdet_run::RunDir,
     step: u64,
 ) -> anyhow::Result<()> {
     // The test split is evaluated with the weights in memory, which `fit` saved as `last` at its end.
-    let weights = evdet_train::checkpoint::Provenance::of(&run.last(), step, None)?;
+    let weights = evdet_infer::checkpoint::Provenance::of(&run.last(), step, None)?;
     write_all(ev, cfg, &run.eval().metrics("test"), &weights)?;
     let report = run.report();
     let summary = evdet_report::build_report(&[run.root().to_path_buf()], &report)

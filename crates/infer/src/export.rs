@@ -10,7 +10,7 @@
 //! ONNX Runtime's contrib ops), and the score threshold is the user's choice (0.1 for display,
 //! 0.001 for evaluation). The sidecar states the rule so any runtime reproduces `evdet predict`.
 
-use crate::config::ExperimentConfig;
+use evdet_config::ExperimentConfig;
 use evdet_model::backbone::LstmState;
 use evdet_model::detector::Detector;
 use evdet_model::postprocess::PostprocessConfig;
@@ -154,6 +154,35 @@ pub fn zero_states(det: &Detector, input: &Tensor) -> Vec<Tensor> {
     })
 }
 
+/// Names of an export's inputs (`histogram`, `h1`, `c1`, …) and outputs (`detections`, `h1_out`, …)
+/// for a backbone of `stages` recurrent stages.
+pub fn io_names(stages: usize) -> (Vec<String>, Vec<String>) {
+    let states: Vec<String> = (1..=stages)
+        .flat_map(|i| [format!("h{i}"), format!("c{i}")])
+        .collect();
+    let inputs = std::iter::once("histogram".to_string())
+        .chain(states.iter().cloned())
+        .collect();
+    let outputs = std::iter::once("detections".to_string())
+        .chain(states.iter().map(|n| format!("{n}_out")))
+        .collect();
+    (inputs, outputs)
+}
+
+/// The Python interpreter that runs torch.onnx and ONNX Runtime: `EVDET_PYTHON`, else the venv of
+/// `scripts/setup.sh` (`$EVDET_VENV` or `~/.evdet/venv`), else `python3` on the PATH.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("EVDET_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = std::env::var_os("EVDET_VENV")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".evdet/venv")));
+    venv.map(|v| v.join("bin/python"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
 /// One streaming step as the exported function computes it: `inputs` = histogram, h1, c1, …;
 /// returns decoded outputs, h1', c1', ….
 pub fn step(det: &Detector, inputs: &[Tensor]) -> Vec<Tensor> {
@@ -220,10 +249,7 @@ pub fn export(
             [s[0] as usize, s[1] as usize, s[2] as usize, s[3] as usize]
         })
         .collect();
-    let n_stages = state_shapes.len() / 2;
-    let state_names: Vec<String> = (1..=n_stages)
-        .flat_map(|i| [format!("h{i}"), format!("c{i}")])
-        .collect();
+    let (input_names, output_names) = io_names(state_shapes.len() / 2);
     let decoded_shape = tch::no_grad(|| step(det, &inputs))[0].size();
 
     let ts_final = match req.format {
@@ -244,13 +270,9 @@ pub fn export(
         onnx_opset: None,
         input_shape: [req.batch, channels, h, w],
         dtype: if req.half { "float16" } else { "float32" }.into(),
-        input_names: std::iter::once("histogram".to_string())
-            .chain(state_names.iter().cloned())
-            .collect(),
+        input_names,
         state_shapes,
-        output_names: std::iter::once("detections".to_string())
-            .chain(state_names.iter().map(|n| format!("{n}_out")))
-            .collect(),
+        output_names,
         detections_shape: [
             decoded_shape[0] as usize,
             decoded_shape[1] as usize,

@@ -16,7 +16,7 @@
 //! saved with [`save_keeping`], which keeps the folder it replaces as `checkpoints/previous`: a resume
 //! whose `last` fails verification goes on from there ([`load_for_resume`]).
 
-use crate::config::ExperimentConfig;
+use evdet_config::ExperimentConfig;
 use evdet_model::detector::Detector;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -318,7 +318,7 @@ pub fn load_for_resume(
 /// The complete experiment configuration of a checkpoint (or run) folder's `config.yaml`.
 pub fn read_config(path: &Path) -> Result<ExperimentConfig, CheckpointError> {
     let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
-    let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| invalid(path, e))?;
+    let value: serde_norway::Value = serde_norway::from_str(&text).map_err(|e| invalid(path, e))?;
     ExperimentConfig::from_value(value).map_err(|e| invalid(path, e))
 }
 

@@ -5,7 +5,7 @@
 //! head. `state.json` records where each part came from.
 
 use crate::checkpoint::{self, CheckpointError, Contents, TrainState};
-use crate::config::ExperimentConfig;
+use evdet_config::ExperimentConfig;
 use evdet_model::config::ModelConfig;
 use evdet_model::import::{self, ImportError, ImportSummary};
 use std::path::Path;
@@ -74,10 +74,10 @@ pub fn import_rvt(
         1
     };
     cfg.dataset.resolution_hw = opts.data_hw.map(|x| x * factor);
-    cfg.model = serde_yaml::to_value(&src.config)
+    cfg.model = serde_norway::to_value(&src.config)
         .map_err(|e| ImportRvtError::Config(format!("model config: {e}")))?;
     let cfg = ExperimentConfig::from_value(
-        serde_yaml::to_value(&cfg).map_err(|e| ImportRvtError::Config(e.to_string()))?,
+        serde_norway::to_value(&cfg).map_err(|e| ImportRvtError::Config(e.to_string()))?,
     )
     .map_err(|e| ImportRvtError::Config(e.to_string()))?;
     let mut report = src.report_json.clone();

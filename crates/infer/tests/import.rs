@@ -7,14 +7,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use evdet_infer::checkpoint;
+use evdet_infer::import::{import_rvt as import, ImportOptions, ImportRvtError};
 use evdet_model::config::ModelConfig;
 use evdet_model::detector::Detector;
 use evdet_model::import::{
     infer_config, load_named, read_model_config, read_safetensors, read_weights, ImportSummary,
     SourceFormat,
 };
-use evdet_train::checkpoint;
-use evdet_train::import::{import_rvt as import, ImportOptions, ImportRvtError};
 use tch::Tensor;
 
 fn fixture(name: &str) -> PathBuf {
@@ -38,9 +38,9 @@ fn assert_same(a: &HashMap<String, Tensor>, b: &HashMap<String, Tensor>) {
     }
 }
 
-fn experiment() -> evdet_train::config::ExperimentConfig {
+fn experiment() -> evdet_config::ExperimentConfig {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
-    evdet_train::config::load(&root, Path::new("experiment/gen4/default.yaml"), &[]).unwrap()
+    evdet_config::load(&root, Path::new("experiment/gen4/default.yaml"), &[]).unwrap()
 }
 
 /// The model_3scale fixture's `file` imported with its own model config into `<tmp>/ckpt`.
@@ -212,7 +212,7 @@ fn init_from_a_head_with_another_class_count_reinitialises_only_the_class_branch
     cfg.head.num_classes = 3;
     let (vs, _det) = Detector::build(&cfg, tch::Device::Cpu).unwrap();
     let fresh = as_map(evdet_model::import::named_tensors(&vs));
-    let report = evdet_train::import::init_from(&vs, &dir.join("lightning.ckpt")).unwrap();
+    let report = evdet_infer::import::init_from(&vs, &dir.join("lightning.ckpt")).unwrap();
     // One class-prediction conv per level (weight and bias) keeps its initialisation.
     let mut expected: Vec<String> = (0..3)
         .flat_map(|k| ["weight", "bias"].map(|p| format!("yolox_head.cls_preds.{k}.{p}")))
@@ -253,7 +253,7 @@ fn init_from_a_head_with_another_class_count_reinitialises_only_the_class_branch
         &junk,
     )
     .unwrap();
-    assert!(evdet_train::import::init_from(&vs, &junk).is_err());
+    assert!(evdet_infer::import::init_from(&vs, &junk).is_err());
 }
 
 /// Reading a checkpoint fails closed: an unreadable `state.json` or `config.yaml`, or none, is an

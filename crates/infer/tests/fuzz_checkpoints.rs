@@ -115,13 +115,13 @@ fn checkpoint_state_json() {
     let out = d.path().join("ckpt");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
     let experiment =
-        evdet_train::config::load(&root, Path::new("experiment/gen4/default.yaml"), &[]).unwrap();
+        evdet_config::load(&root, Path::new("experiment/gen4/default.yaml"), &[]).unwrap();
     let dir = evdet_fixtures::dir("model_3scale");
     let cfg = evdet_model::import::read_model_config(&dir.join("config.json")).unwrap();
-    evdet_train::import::import_rvt(
+    evdet_infer::import::import_rvt(
         &dir.join("weights.safetensors"),
         &out,
-        evdet_train::import::ImportOptions {
+        evdet_infer::import::ImportOptions {
             model: Some(cfg),
             experiment,
             experiment_source: "experiment/gen4/default.yaml".into(),
@@ -134,7 +134,7 @@ fn checkpoint_state_json() {
     let state = out.join("state.json");
     let seeds = vec![std::fs::read(&state).unwrap()];
     fuzz("state_json", &seeds, &state, |_| {
-        evdet_train::checkpoint::load(&out)
+        evdet_infer::checkpoint::load(&out)
             .map(|_| ())
             .map_err(|e| e.to_string())
     });

@@ -1,7 +1,7 @@
 //! From an experiment configuration to a detector: the typed model config (input size and partition
 //! filled in from the dataset, as RVT's config modifier does) and the loss options of the head config.
 
-use crate::config::ExperimentConfig;
+use evdet_config::ExperimentConfig;
 use evdet_model::config::{HeadConfig, ModelConfig};
 use evdet_model::losses::LossConfig;
 

@@ -3,7 +3,7 @@
 //! Prophesee `_bbox.npy` in sensor pixels, PNG frames (predictions over the event image, ground truth
 //! beside them when the input has labels) and optionally a video.
 
-use crate::config::ExperimentConfig;
+use evdet_config::ExperimentConfig;
 use evdet_events::labels::{write_bbox_npy, BBox};
 use evdet_events::windows::{WindowParams, WindowSource};
 use evdet_model::backbone::LstmState;
@@ -40,6 +40,59 @@ pub fn window_params(cfg: &ExperimentConfig) -> Result<WindowParams, InferError>
         nbins,
         downsample_by_factor_2: cfg.dataset.downsample_by_factor_2,
     })
+}
+
+/// [`fit_geometry`] for one preprocessed sequence folder (`evdet predict` on a sequence).
+pub fn fit_to_sequence(
+    cfg: &mut ExperimentConfig,
+    dir: &Path,
+) -> Result<Option<String>, InferError> {
+    let WindowParams {
+        dt_ms: dt, nbins, ..
+    } = window_params(cfg)?;
+    let Some(paths) = [true, false]
+        .into_iter()
+        .map(|ds2| evdet_events::layout::SequencePaths::new(dir, dt, nbins, ds2))
+        .find(|p| p.repr_h5.exists())
+    else {
+        // Not a sequence of this representation: the reader says so with the path.
+        return Ok(None);
+    };
+    let shape = evdet_events::layout::repr_shape(&paths.repr_h5)?;
+    let ds2 = paths.repr_h5.file_name()
+        == Some(std::ffi::OsStr::new(evdet_events::layout::repr_file_name(
+            true,
+        )));
+    Ok(fit_geometry(cfg, (shape[2], shape[3]), ds2))
+}
+
+/// Makes `cfg`'s dataset geometry that of preprocessed histograms of `h`×`w` (downsampled by 2 or
+/// not), as RVT's config modifier derives the input size from the dataset: a checkpoint trained or
+/// imported for one sensor can then be run on another's data. Returns a sentence saying what changed,
+/// or `None` when the data already had the configured geometry.
+pub fn fit_geometry(
+    cfg: &mut ExperimentConfig,
+    (h, w): (usize, usize),
+    ds2: bool,
+) -> Option<String> {
+    if cfg.dataset.input_hw() == (h, w) && cfg.dataset.downsample_by_factor_2 == ds2 {
+        return None;
+    }
+    let before = (
+        cfg.dataset.resolution_hw,
+        cfg.dataset.downsample_by_factor_2,
+    );
+    let factor = if ds2 { 2 } else { 1 };
+    cfg.dataset.resolution_hw = [h * factor, w * factor];
+    cfg.dataset.downsample_by_factor_2 = ds2;
+    Some(format!(
+        "the data's histograms are {h}×{w}{}: dataset.resolution_hw {:?} → {:?}, downsample_by_factor_2 {} → {} (the checkpoint's config said otherwise)",
+        if ds2 { " (downsampled by 2)" } else { "" },
+        before.0,
+        cfg.dataset.resolution_hw,
+        before.1,
+        ds2
+    ))
 }
 
 /// The recurrent detector run window by window at batch size 1.
