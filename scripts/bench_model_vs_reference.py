@@ -29,7 +29,7 @@ import torch  # noqa: E402
 
 
 def ours(evdet, args, extra):
-    cmd = [evdet, "bench", "model", "--device", "cpu", "--threads", str(args.threads),
+    cmd = [evdet, "bench", "model", "--device", args.device, "--threads", str(args.threads),
            "--reps", str(args.reps), "--attention", args.attention] + extra
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out)
@@ -43,6 +43,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--evdet", default=os.path.join(HERE, "..", "target", "release", "evdet"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (both sides)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--presets", default="tiny,small,base")
@@ -56,8 +57,9 @@ def main():
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    ref.set_device(a.device)
     presets = [p for p in a.presets.split(",") if p]  # --presets "" times only the training step
-    res = {"torch": torch.__version__, "threads": a.threads, "attention": a.attention,
+    res = {"torch": torch.__version__, "threads": a.threads, "device": a.device, "attention": a.attention,
            "rounds": a.rounds, "precision": a.precision, "reference_precision": a.reference_precision,
            "forward_384x640": {}, "train_step": {}}
     keys = ("backbone_ms", "fpn_ms", "head_ms", "total_ms")

@@ -31,6 +31,13 @@ import torch
 # embed_dim, dim_head, fpn depth: evdet's RvtPreset::{tiny,small,base} (crates/model/src/config.rs).
 PRESETS = {"tiny": (32, 32, 0.33), "small": (48, 24, 0.33), "base": (64, 32, 0.67)}
 PARTS = ("backbone_ms", "fpn_ms", "head_ms")
+# Where the models run: "cpu" or "cuda" (set_device); CUDA timings synchronise before each clock reading.
+DEVICE = "cpu"
+
+
+def set_device(device):
+    global DEVICE
+    DEVICE = device
 
 
 def rvt_root():
@@ -69,6 +76,8 @@ def build(preset, in_hw):
 
 
 def clocks():
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
     return time.perf_counter(), time.process_time()
 
 
@@ -79,8 +88,8 @@ def ms(a, b):
 
 def forward(preset, in_hw, reps):
     """Per-frame forward latency: medians per part, wall and CPU."""
-    m = build(preset, in_hw).eval()
-    x = torch.randint(0, 11, (1, 20, *in_hw)).float()
+    m = build(preset, in_hw).eval().to(DEVICE)
+    x = torch.randint(0, 11, (1, 20, *in_hw)).float().to(DEVICE)
     wall = {k: [] for k in PARTS}
     cpu = {k: [] for k in PARTS}
     with torch.inference_mode():
@@ -124,16 +133,16 @@ def train_step(preset, in_hw, batch, seq_len, reps, precision="fp32"):
     """Median time of one training step (after one untimed step), wall and CPU. `precision` bf16 or
     fp16 runs the step's forward and loss under CPU autocast, as Lightning's `bf16-mixed` does."""
     torch.manual_seed(0)
-    m = build(preset, in_hw).train()
+    m = build(preset, in_hw).train().to(DEVICE)
     opt = torch.optim.AdamW(m.parameters(), lr=2e-4, weight_decay=0)
-    xs = torch.randint(0, 11, (seq_len, batch, 20, *in_hw)).float()
-    labels = random_labels(seq_len * batch, in_hw)
+    xs = torch.randint(0, 11, (seq_len, batch, 20, *in_hw)).float().to(DEVICE)
+    labels = random_labels(seq_len * batch, in_hw).to(DEVICE)
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
     def step():
         states, per_scale = None, {}
-        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        with torch.autocast(DEVICE.split(":")[0], dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             for t in range(seq_len):
                 feats, states = m.forward_backbone(xs[t], states)
                 for k, v in feats.items():
@@ -159,6 +168,7 @@ def train_step(preset, in_hw, batch, seq_len, reps, precision="fp32"):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--presets", default="tiny,small,base")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--train-hw", default="192,320")
@@ -166,7 +176,9 @@ def main():
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    res = {"torch": torch.__version__, "threads": a.threads, "forward_384x640": {}, "train_step": {}}
+    set_device(a.device)
+    res = {"torch": torch.__version__, "threads": a.threads, "device": a.device,
+           "forward_384x640": {}, "train_step": {}}
     for p in a.presets.split(","):
         res["forward_384x640"][p] = forward(p, (384, 640), a.reps)
         print(p, "forward", json.dumps(res["forward_384x640"][p]), flush=True)
