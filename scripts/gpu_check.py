@@ -16,8 +16,8 @@ gpu_check.json) with, per part, "ok" or the error and its numbers:
   reference   scripts/bench_model_vs_reference.py on --device (needs $RVT_ROOT and RVT's python deps;
               skipped with the reason otherwise)
   latency     `evdet bench latency --no-onnx` on --device
-  nccl        a data-parallel run with the NCCL backend (`--nproc 2` needs two GPUs; on one GPU it is
-              skipped with the reason)
+  dist_alone  10 steps through the data-parallel path with a process group of one
+              (`hardware.dist_alone`): NCCL on CUDA, Gloo in the CPU rehearsal
 
   python3 scripts/gpu_check.py --device cuda [--steps 50] [--bin target/release] [--out gpu_check.json]
   python3 scripts/gpu_check.py --device cpu --steps 6      # the rehearsal on a CPU machine
@@ -159,13 +159,20 @@ def main():
     parts["latency"] = json.loads(out) if ok else {"ok": False, "error": err}
     save()
 
-    gpus = res.get("gpu_count", 0)
-    if a.device.startswith("cuda") and gpus >= 2:
-        ok, secs, _, err = train(a, "gpu_nccl", a.device, "fp32", 10,
-                                 [*start, "hardware.dist_backend=nccl"], ["--nproc", "2"])
-        parts["nccl"] = {"ok": ok, "seconds": secs, **({} if ok else {"error": err})}
+    # NCCL at world size 1: a single process joins a process group of one (`hardware.dist_alone`), so
+    # the collectives, gradient buckets and SyncBatchNorm run through the backend on one GPU (NCCL
+    # refuses two ranks on one GPU). The CPU rehearsal runs the same path on Gloo.
+    backend = "nccl" if a.device.startswith("cuda") else "gloo"
+    ok, secs, _, err = train(a, "gpu_dist_alone", a.device, "fp32", 10,
+                             [*start, "hardware.dist_alone=true", f"hardware.dist_backend={backend}"])
+    entry = {"ok": ok, "backend": backend, "seconds": secs}
+    if ok:
+        rows = metrics(a.runs, "gpu_dist_alone")
+        entry["allreduce_s"] = statistics.median(r.get("train/grad_allreduce_s", 0.0) for r in rows)
+        entry["last_loss"] = rows[-1]["train/loss"] if rows else None
     else:
-        parts["nccl"] = {"ok": False, "skipped": f"{gpus} GPU(s): NCCL refuses two ranks on one GPU"}
+        entry["error"] = err
+    parts["dist_alone"] = entry
     save()
     shutil.rmtree(os.path.join(ROOT, a.runs), ignore_errors=True)
     print(json.dumps(res, indent=1))

@@ -154,6 +154,11 @@ pub struct Hardware {
     /// SyncBatchNorm when WORLD_SIZE > 1 (RVT trains with `sync_batchnorm=True`).
     #[serde(default = "default_true")]
     pub sync_batchnorm: bool,
+    /// Join a process group of one when the process runs alone (WORLD_SIZE 1): the data-parallel
+    /// path — the backend's collectives, buckets, SyncBatchNorm — checked on a single device (NCCL
+    /// refuses two ranks on one GPU).
+    #[serde(default)]
+    pub dist_alone: bool,
 }
 
 fn default_dist_backend() -> String {

@@ -95,15 +95,23 @@ impl AdamW {
             .collect()
     }
 
+    /// The L2 norm of all gradients together, read back once (one host synchronisation per step on
+    /// a GPU, not one per parameter).
     pub fn grad_norm(&self) -> f64 {
-        let sq: f64 = self
+        let squares: Vec<Tensor> = self
             .params
             .iter()
             .map(|(_, p)| p.grad())
             .filter(|g| g.defined())
-            .map(|g| g.square().sum(tch::Kind::Double).double_value(&[]))
-            .sum();
-        sq.sqrt()
+            .map(|g| g.square().sum(tch::Kind::Double))
+            .collect();
+        if squares.is_empty() {
+            return 0.0;
+        }
+        Tensor::stack(&squares, 0)
+            .sum(tch::Kind::Double)
+            .double_value(&[])
+            .sqrt()
     }
 
     /// Multiplies every gradient by `f` (unscaling after a loss-scaled backward pass).

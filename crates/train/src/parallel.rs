@@ -58,13 +58,13 @@ impl Drop for Parallel {
 
 impl Parallel {
     /// Joins the job `env` describes with the backend, timeout and bucket size of `cfg.hardware`;
-    /// `None` for a single process.
+    /// `None` for a single process, unless `hardware.dist_alone` asks for a group of one.
     pub fn join(
         env: &LaunchEnv,
         cfg: &ExperimentConfig,
         device: Device,
     ) -> Result<Option<Arc<Self>>, ParallelError> {
-        if !env.is_distributed() {
+        if !env.is_distributed() && !cfg.hardware.dist_alone {
             return Ok(None);
         }
         let hw = &cfg.hardware;

@@ -163,3 +163,34 @@ fn sharded_evaluation_equals_single_process_evaluation() {
         assert_eq!(metrics, single_metrics, "metric for metric");
     }
 }
+
+/// `hardware.dist_alone`: a process that runs alone joins a process group of one (how NCCL is checked
+/// on a machine with one GPU); without it, no group.
+#[test]
+fn a_single_process_joins_a_group_of_one_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = cfg(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = LaunchEnv {
+        master_port: port,
+        ..LaunchEnv::single()
+    };
+    let (_, alone) = evdet_train::session::join(&env, &cfg, tch::Device::Cpu).unwrap();
+    assert!(alone.is_none());
+    cfg.hardware.dist_alone = true;
+    let (device, par) = evdet_train::session::join(&env, &cfg, tch::Device::Cpu).unwrap();
+    let par = par.expect("a group of one");
+    assert_eq!(device, tch::Device::Cpu);
+    assert_eq!((par.rank(), par.world()), (0, 1));
+    assert_eq!(par.pg.backend, Backend::Gloo);
+    let parts = par
+        .pg
+        .all_gather_bytes(b"evdet", "a collective of one")
+        .unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(&parts[0][..], b"evdet");
+}
