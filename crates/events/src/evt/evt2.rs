@@ -2,7 +2,7 @@
 //! (y bits 0–10, x bits 11–21, time bits 0–5 in bits 22–27); `EVT_TIME_HIGH` carries time bits 6–33
 //! in bits 0–27, so time is 34 bits and wraps every 2³⁴ µs (4.77 h).
 
-use super::time::{check_trigger, start_event, Evt2xTime, TimeHighWrap, TimeWords};
+use super::time::{check_trigger, start_event, Evt2xClock, Evt2xTime, TimeHighWrap, TimeWords};
 use super::{Clock, Sink, Trigger};
 use crate::event::EventSlice;
 
@@ -25,25 +25,20 @@ const WRAP: TimeHighWrap = TimeHighWrap {
 
 #[derive(Clone)]
 pub struct Decoder {
-    clock: Clock,
-    /// Time-high part of the current time, wrap-arounds included (µs, unshifted).
-    high: i64,
-    th: i64,
+    time: Evt2xClock,
     pub last_event: Option<i64>,
 }
 
 impl Decoder {
     pub(crate) fn new(clock: Clock) -> Self {
         Self {
-            clock,
-            high: 0,
-            th: 0,
+            time: Evt2xClock::new(clock),
             last_event: None,
         }
     }
 
     pub fn now(&self) -> Option<i64> {
-        self.clock.started.then_some(self.high - self.clock.shift)
+        self.time.now()
     }
 
     pub(crate) fn decode(&mut self, bytes: &[u8], sink: &mut Sink) {
@@ -55,18 +50,16 @@ impl Decoder {
             sink.events.p.reserve(words.len());
             sink.events.t.reserve(words.len());
         }
-        let (w_max, h_max) = (self.clock.width, self.clock.height);
+        let (w_max, h_max) = (self.time.clock.width, self.time.clock.height);
         for w in words {
             let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
             let kind = w >> 28;
-            if !self.clock.started {
+            if !self.time.clock.started {
                 if kind != TIME_HIGH {
                     sink.stats.before_time_high += 1;
                     continue;
                 }
-                self.th = (w & 0x0FFF_FFFF) as i64;
-                self.high = self.th << 6;
-                self.clock.start(self.high);
+                self.time.start((w & 0x0FFF_FFFF) as i64);
                 continue;
             }
             match kind {
@@ -76,26 +69,18 @@ impl Decoder {
                         sink.stats.outside_sensor += 1;
                         continue;
                     }
-                    let t = self.high + ((w >> 22) & 0x3F) as i64 - self.clock.shift;
+                    let t = self.time.at(((w >> 22) & 0x3F) as i64);
                     self.last_event = Some(t);
-                    sink.stats.events += 1;
-                    if sink.emit {
-                        let e = &mut *sink.events;
-                        e.x.push(x as u16);
-                        e.y.push(y as u16);
-                        e.p.push(kind as u8);
-                        e.t.push(t);
-                    }
+                    sink.event(x as u16, y as u16, kind as u8, t);
                 }
                 TIME_HIGH => {
-                    let th = (w & 0x0FFF_FFFF) as i64;
-                    self.high = WRAP.next(self.high, self.th, th, sink.stats);
-                    self.th = th;
+                    self.time
+                        .time_high((w & 0x0FFF_FFFF) as i64, &WRAP, sink.stats);
                 }
                 EXT_TRIGGER => {
                     sink.stats.triggers += 1;
                     sink.triggers.push(Trigger {
-                        t: self.high + ((w >> 22) & 0x3F) as i64 - self.clock.shift,
+                        t: self.time.at(((w >> 22) & 0x3F) as i64),
                         id: ((w >> 8) & 0x1F) as u8,
                         p: (w & 1) as u8,
                     });

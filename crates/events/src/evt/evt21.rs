@@ -5,7 +5,7 @@
 //! little-endian u64; the legacy one (early Gen4/IMX636 evaluation kits) stores its upper 32 bits
 //! first, each half little-endian.
 
-use super::time::{check_trigger, start_event, Evt2xTime, TimeHighWrap, TimeWords};
+use super::time::{check_trigger, start_event, Evt2xClock, Evt2xTime, TimeHighWrap, TimeWords};
 use super::{Clock, Sink, Trigger};
 use crate::event::EventSlice;
 
@@ -53,48 +53,42 @@ pub fn bytes(w: u64, legacy: bool) -> [u8; 8] {
 
 #[derive(Clone)]
 pub struct Decoder {
-    clock: Clock,
+    time: Evt2xClock,
     legacy: bool,
-    high: i64,
-    th: i64,
     pub last_event: Option<i64>,
 }
 
 impl Decoder {
     pub(crate) fn new(clock: Clock, legacy: bool) -> Self {
         Self {
-            clock,
+            time: Evt2xClock::new(clock),
             legacy,
-            high: 0,
-            th: 0,
             last_event: None,
         }
     }
 
     pub fn now(&self) -> Option<i64> {
-        self.clock.started.then_some(self.high - self.clock.shift)
+        self.time.now()
     }
 
     pub(crate) fn decode(&mut self, bytes: &[u8], sink: &mut Sink) {
         let words = bytes.chunks_exact(8);
         sink.stats.words += words.len() as u64;
-        let (w_max, h_max) = (self.clock.width, self.clock.height);
+        let (w_max, h_max) = (self.time.clock.width, self.time.clock.height);
         for b in words {
             let w = word(b, self.legacy);
             let kind = w >> 60;
-            if !self.clock.started {
+            if !self.time.clock.started {
                 if kind != TIME_HIGH {
                     sink.stats.before_time_high += 1;
                     continue;
                 }
-                self.th = ((w >> 32) & 0x0FFF_FFFF) as i64;
-                self.high = self.th << 6;
-                self.clock.start(self.high);
+                self.time.start(((w >> 32) & 0x0FFF_FFFF) as i64);
                 continue;
             }
             match kind {
                 EVT_NEG | EVT_POS => {
-                    let t = self.high + ((w >> 54) & 0x3F) as i64 - self.clock.shift;
+                    let t = self.time.at(((w >> 54) & 0x3F) as i64);
                     let (x0, y) = (((w >> 43) & 0x7FF) as u32, ((w >> 32) & 0x7FF) as u32);
                     let mut mask = (w & 0xFFFF_FFFF) as u32;
                     if y >= h_max {
@@ -109,25 +103,17 @@ impl Decoder {
                             continue;
                         }
                         self.last_event = Some(t);
-                        sink.stats.events += 1;
-                        if sink.emit {
-                            let e = &mut *sink.events;
-                            e.x.push(x as u16);
-                            e.y.push(y as u16);
-                            e.p.push(kind as u8);
-                            e.t.push(t);
-                        }
+                        sink.event(x as u16, y as u16, kind as u8, t);
                     }
                 }
                 TIME_HIGH => {
-                    let th = ((w >> 32) & 0x0FFF_FFFF) as i64;
-                    self.high = WRAP.next(self.high, self.th, th, sink.stats);
-                    self.th = th;
+                    self.time
+                        .time_high(((w >> 32) & 0x0FFF_FFFF) as i64, &WRAP, sink.stats);
                 }
                 EXT_TRIGGER => {
                     sink.stats.triggers += 1;
                     sink.triggers.push(Trigger {
-                        t: self.high + ((w >> 54) & 0x3F) as i64 - self.clock.shift,
+                        t: self.time.at(((w >> 54) & 0x3F) as i64),
                         id: ((w >> 40) & 0x1F) as u8,
                         p: ((w >> 32) & 1) as u8,
                     });

@@ -121,6 +121,21 @@ pub(crate) struct Sink<'a> {
     pub emit: bool,
 }
 
+impl Sink<'_> {
+    /// One CD event inside the sensor: counted, and materialised unless seeking.
+    #[inline(always)]
+    pub fn event(&mut self, x: u16, y: u16, p: u8, t: i64) {
+        self.stats.events += 1;
+        if self.emit {
+            let e = &mut *self.events;
+            e.x.push(x);
+            e.y.push(y);
+            e.p.push(p);
+            e.t.push(t);
+        }
+    }
+}
+
 /// The decoder of a file's format, with its state between chunks.
 #[derive(Clone)]
 pub(crate) enum Decoder {

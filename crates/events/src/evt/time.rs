@@ -2,7 +2,7 @@
 //! over wrap-arounds, writing them (forward steps, and the last value before a wrap-around), the
 //! 28-bit time high of EVT 2.0 / 2.1, and what every encoder checks and writes before an event.
 
-use super::{check_event, DecodeStats, Trigger};
+use super::{check_event, Clock, DecodeStats, Trigger};
 use crate::event::EventSlice;
 
 /// How a format's time-high words wrap around.
@@ -32,6 +32,50 @@ impl TimeHighWrap {
             }
         }
         (high & !(self.period_us - 1)) | (new << self.low_bits)
+    }
+}
+
+/// The decoding clock of EVT 2.0 / 2.1: the sensor's clock, the unwrapped time high (µs, unshifted)
+/// and the last time-high word (28 bits of 64 µs).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Evt2xClock {
+    pub clock: Clock,
+    high: i64,
+    th: i64,
+}
+
+impl Evt2xClock {
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            clock,
+            high: 0,
+            th: 0,
+        }
+    }
+
+    /// The time of the last time high (µs, shifted), once the clock has started.
+    pub fn now(&self) -> Option<i64> {
+        self.clock.started.then_some(self.high - self.clock.shift)
+    }
+
+    /// The first time-high word starts the clock.
+    pub fn start(&mut self, th: i64) {
+        self.th = th;
+        self.high = th << 6;
+        self.clock.start(self.high);
+    }
+
+    /// A later time-high word.
+    #[inline(always)]
+    pub fn time_high(&mut self, th: i64, wrap: &TimeHighWrap, stats: &mut DecodeStats) {
+        self.high = wrap.next(self.high, self.th, th, stats);
+        self.th = th;
+    }
+
+    /// The time (µs, shifted) of a word whose low 6 time bits are `low`.
+    #[inline(always)]
+    pub fn at(&self, low: i64) -> i64 {
+        self.high + low - self.clock.shift
     }
 }
 
