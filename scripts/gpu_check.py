@@ -54,6 +54,17 @@ def run(cmd, limit, env=None):
         return False, time.time() - t0, "", str(e)
 
 
+def last_json(ok, out, err):
+    """The JSON object a command printed last (it starts a line), or the error."""
+    if not ok:
+        return {"ok": False, "error": err}
+    try:
+        obj, _ = json.JSONDecoder().raw_decode(out[out.rfind("\n{") + 1:])
+        return obj
+    except ValueError as e:
+        return {"ok": False, "error": f"unreadable output ({e}): {out[-500:]}"}
+
+
 def metrics(runs, ident):
     path = os.path.join(ROOT, runs, "synthetic", "mini", ident, "metrics.jsonl")
     rows = [json.loads(line) for line in open(path)]
@@ -104,8 +115,9 @@ def main():
     save()
     start = [f"model.init_from={init}"] if ok else []
 
-    ok, secs, _, err = train(a, "gpu_cpu_fp32", "cpu", "fp32", LOSS_STEPS, start)
-    cpu_losses = [r["train/loss"] for r in metrics(a.runs, "gpu_cpu_fp32")] if ok else []
+    # The same schedule as the runs it is compared with (OneCycle's rates depend on max_steps).
+    ok, secs, _, err = train(a, "gpu_cpu_fp32", "cpu", "fp32", a.steps, start)
+    cpu_losses = [r["train/loss"] for r in metrics(a.runs, "gpu_cpu_fp32")][:LOSS_STEPS] if ok else []
     parts["cpu_fp32"] = {"ok": ok, "seconds": secs, "losses": cpu_losses, **({} if ok else {"error": err})}
     save()
 
@@ -139,7 +151,7 @@ def main():
                                   "--threads", str(os.cpu_count() or 2), "--precision", p,
                                   "--presets", "tiny,small,base", "--scales", "3", "--reps", "10"]
                                  + (["--no-forward"] if p != "fp32" else []), a.part_limit)
-        bench[p] = json.loads(out) if ok else {"error": err}
+        bench[p] = last_json(ok, out, err)
         save()
     parts["bench_model"] = bench
 
@@ -163,15 +175,14 @@ def main():
                                   "--evdet", os.path.join(a.bin, "evdet"), "--device", a.device,
                                   "--threads", str(os.cpu_count() or 2), "--rounds", "2", "--train",
                                   "--presets", "tiny"], a.part_limit * 2, env)
-        parts["reference"] = ({"ok": True, **json.loads(out[out.index("{"):])} if ok
-                              else {"ok": False, "error": err})
+        parts["reference"] = last_json(ok, out, err)
     else:
         parts["reference"] = {"ok": False, "skipped": "RVT_ROOT is not set (a checkout of uzh-rpg/RVT)"}
     save()
 
     ok, secs, out, err = run([os.path.join(a.bin, "evdet"), "bench", "latency", "--device", a.device,
                               "--no-onnx", "--windows", "20", "--presets", "tiny,base"], a.part_limit)
-    parts["latency"] = json.loads(out) if ok else {"ok": False, "error": err}
+    parts["latency"] = last_json(ok, out, err)
     save()
 
     # NCCL at world size 1: a single process joins a process group of one (`hardware.dist_alone`), so
