@@ -51,9 +51,9 @@ def main():
     ap.add_argument("--train", action="store_true", help="also the tiny training step")
     ap.add_argument("--train-reps", type=int, default=3)
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                    help="evdet's training-step autocast")
+                    help="evdet's autocast (forward and training step)")
     ap.add_argument("--reference-precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                    help="the reference's training-step autocast (the issue's targets are against fp32)")
+                    help="the reference's autocast (the issue's targets are against fp32)")
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -68,8 +68,9 @@ def main():
     trn = {"ours": [], "reference": [], "ours_cpu": [], "reference_cpu": [], "ours_peak_mib": []}
     for r in range(a.rounds):
         for p in presets:
-            o = ours(a.evdet, a, ["--presets", p, "--scales", "3", "--no-train"])["forward"]["3scale"][p]
-            t = ref.forward(p, (384, 640), a.reps)
+            o = ours(a.evdet, a, ["--presets", p, "--scales", "3", "--no-train",
+                                  "--precision", a.precision])["forward"]["3scale"][p]
+            t = ref.forward(p, (384, 640), a.reps, a.reference_precision)
             for side, d in (("ours", o), ("reference", t)):
                 for k in keys:
                     fwd[p][side][k].append(d[k])

@@ -86,13 +86,15 @@ def ms(a, b):
     return 1e3 * (b[0] - a[0]), 1e3 * (b[1] - a[1])
 
 
-def forward(preset, in_hw, reps):
-    """Per-frame forward latency: medians per part, wall and CPU."""
+def forward(preset, in_hw, reps, precision="fp32"):
+    """Per-frame forward latency: medians per part, wall and CPU (`precision` bf16/fp16: under autocast)."""
     m = build(preset, in_hw).eval().to(DEVICE)
     x = torch.randint(0, 11, (1, 20, *in_hw)).float().to(DEVICE)
     wall = {k: [] for k in PARTS}
     cpu = {k: [] for k in PARTS}
-    with torch.inference_mode():
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    amp = torch.autocast(DEVICE.split(":")[0], dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+    with torch.inference_mode(), amp:
         states = None
         for _ in range(2):
             feats, states = m.forward_backbone(x, states)

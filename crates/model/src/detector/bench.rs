@@ -50,6 +50,8 @@ impl BenchError {
 /// which a machine shared with other work inflates far less than the wall clock.
 #[derive(Debug, Clone, Serialize)]
 pub struct ForwardTiming {
+    /// `fp32`, or the autocast the forward ran under (`bf16`, `fp16`).
+    pub precision: &'static str,
     pub backbone_ms: f64,
     pub fpn_ms: f64,
     pub head_ms: f64,
@@ -132,6 +134,7 @@ pub fn forward_latency(
     device: Device,
     reps: usize,
     attention: AttentionImpl,
+    precision: Precision,
 ) -> Result<ForwardTiming, BenchError> {
     tch::manual_seed(0);
     let (vs, mut det) = Detector::build(cfg, device)?;
@@ -139,6 +142,10 @@ pub fn forward_latency(
     let c = cfg.backbone.input_channels as i64;
     let x = Tensor::randint(11, [1, c, hw[0], hw[1]], (Kind::Float, device));
     let _guard = tch::no_grad_guard();
+    // Autocast for the whole measurement: the weights are cast once, as a deployment keeps them.
+    let _amp = precision
+        .autocast_kind()
+        .map(|k| crate::amp::AutocastGuard::new(device, k));
     let mut states: Option<Vec<LstmState>> = None;
     for _ in 0..2 {
         let (feats, s) = det.forward_backbone_step(&x, states.as_deref(), None, false);
@@ -176,6 +183,7 @@ pub fn forward_latency(
         total_ms: 0.0,
     };
     Ok(ForwardTiming {
+        precision: precision.name(),
         backbone_ms,
         fpn_ms,
         head_ms,
@@ -381,8 +389,15 @@ pub fn run_model_bench(
             on_run(&what);
             let cfg = preset_model(preset, s, opts.hw, opts.num_classes)
                 .map_err(|e| BenchError::during(what.clone())(e.into()))?;
-            let t = forward_latency(&cfg, opts.hw, opts.device, opts.reps, opts.attention)
-                .map_err(BenchError::during(what))?;
+            let t = forward_latency(
+                &cfg,
+                opts.hw,
+                opts.device,
+                opts.reps,
+                opts.attention,
+                opts.precision,
+            )
+            .map_err(BenchError::during(what))?;
             per.insert(preset.clone(), json!(t));
         }
         forward.insert(format!("{s}scale"), Value::Object(per));

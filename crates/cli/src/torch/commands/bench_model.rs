@@ -62,7 +62,7 @@ pub struct Args {
     /// explicit ops).
     #[arg(long, default_value = "fused", value_parser = ["fused", "reference"])]
     attention: String,
-    /// Autocast of the training step's forward pass: fp32, bf16 or fp16 (the loss stays float32).
+    /// Autocast of the forward pass (latency and training step): fp32, bf16 or fp16 (the loss stays float32).
     /// bf16 pays on CPUs with bf16 units (`lscpu`: avx512_bf16, amx_bf16) and on recent GPUs.
     #[arg(long, default_value = "fp32", value_name = "fp32|bf16|fp16")]
     precision: evdet_model::amp::Precision,
