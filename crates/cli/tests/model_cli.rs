@@ -213,3 +213,67 @@ fn tensor_free_commands_do_not_load_libtorch() {
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("Usage: evdet train"));
 }
+
+/// `bench model --precision bf16`: the forward and the training step under autocast, said in the JSON.
+#[test]
+fn bench_model_times_bf16_autocast() {
+    let (ok, out, err) = run(evdet().args([
+        "bench",
+        "model",
+        "--presets",
+        "tiny",
+        "--scales",
+        "3",
+        "--hw",
+        "64,96",
+        "--reps",
+        "1",
+        "--train-hw",
+        "64,96",
+        "--seq-len",
+        "2",
+        "--train-reps",
+        "1",
+        "--device",
+        "cpu",
+        "--precision",
+        "bf16",
+    ]));
+    assert!(ok, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["forward"]["3scale"]["tiny"]["precision"], "bf16");
+    assert_eq!(v["train_step"]["tiny"]["precision"], "bf16");
+    assert!(v["train_step"]["tiny"]["step_ms"].as_f64().unwrap() > 0.0);
+}
+
+/// `bench latency` through the binary: histograms from the default experiment's dataset (eTraM:
+/// 1280x720, 50 ms, 10 bins, downsampled by 2), eager and TorchScript timed, ONNX Runtime skipped.
+#[test]
+fn bench_latency_prints_json_with_the_configured_histograms() {
+    let (ok, out, err) = run(evdet().args([
+        "bench",
+        "latency",
+        "--presets",
+        "tiny",
+        "--windows",
+        "2",
+        "--warmup",
+        "1",
+        "--no-onnx",
+        "--threads",
+        "2",
+        "--device",
+        "cpu",
+    ]));
+    assert!(ok, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["sensor_hw"], serde_json::json!([720, 1280]));
+    assert_eq!(
+        (v["window_ms"].as_u64(), v["nbins"].as_u64()),
+        (Some(50), Some(10))
+    );
+    assert_eq!(v["downsample_by_factor_2"], true);
+    assert_eq!(v["presets"]["tiny"]["eager_ms"]["windows"], 2);
+    assert_eq!(v["presets"]["tiny"]["torchscript_ms"]["windows"], 2);
+    assert!(v["presets"]["tiny"].get("onnxruntime_ms").is_none());
+}

@@ -8,7 +8,7 @@
 use crate::export::{self, ExportError};
 use evdet_events::histogram::{HistogramSpec, StackedHistogram};
 use evdet_events::windows::WindowParams;
-use evdet_model::detector::bench::{preset_model, set_threads};
+use evdet_model::detector::bench::{preset_model, set_threads, sync};
 use evdet_model::detector::Detector;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -90,12 +90,6 @@ impl Percentiles {
             mean: v.iter().sum::<f64>() / v.len() as f64,
             windows: v.len(),
         }
-    }
-}
-
-fn sync(device: Device) {
-    if let Device::Cuda(i) = device {
-        tch::Cuda::synchronize(i as i64);
     }
 }
 

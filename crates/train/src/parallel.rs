@@ -57,6 +57,11 @@ impl Drop for Parallel {
 }
 
 impl Parallel {
+    /// Whether this process joins a process group: one of several, or alone with `hardware.dist_alone`.
+    pub fn wanted(env: &LaunchEnv, cfg: &ExperimentConfig) -> bool {
+        env.is_distributed() || cfg.hardware.dist_alone
+    }
+
     /// Joins the job `env` describes with the backend, timeout and bucket size of `cfg.hardware`;
     /// `None` for a single process, unless `hardware.dist_alone` asks for a group of one.
     pub fn join(
@@ -64,7 +69,7 @@ impl Parallel {
         cfg: &ExperimentConfig,
         device: Device,
     ) -> Result<Option<Arc<Self>>, ParallelError> {
-        if !env.is_distributed() && !cfg.hardware.dist_alone {
+        if !Self::wanted(env, cfg) {
             return Ok(None);
         }
         let hw = &cfg.hardware;

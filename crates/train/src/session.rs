@@ -36,7 +36,7 @@ pub fn join(
     cfg: &ExperimentConfig,
     device: Device,
 ) -> Result<(Device, Option<Arc<Parallel>>), ParallelError> {
-    if !env.is_distributed() && !cfg.hardware.dist_alone {
+    if !Parallel::wanted(env, cfg) {
         return Ok((device, None));
     }
     let device = match device {

@@ -37,11 +37,11 @@ pub enum BenchError {
 }
 
 impl BenchError {
-    fn during(what: impl Into<String>) -> impl FnOnce(BenchError) -> BenchError {
-        let what = what.into();
-        move |e| BenchError::During {
-            what,
-            source: Box::new(e),
+    /// `e`, saying what was being measured.
+    fn during(what: &str, e: impl Into<BenchError>) -> BenchError {
+        BenchError::During {
+            what: what.to_string(),
+            source: Box::new(e.into()),
         }
     }
 }
@@ -113,7 +113,8 @@ fn process_cpu_ms() -> f64 {
     ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 * 1e-6
 }
 
-fn sync(device: Device) {
+/// Waits for the device's queued work (CUDA), so a clock reading covers it; nothing on the CPU.
+pub fn sync(device: Device) {
     if let Device::Cuda(i) = device {
         tch::Cuda::synchronize(i as i64);
     }
@@ -388,7 +389,7 @@ pub fn run_model_bench(
             let what = format!("{preset} {s}-scale forward");
             on_run(&what);
             let cfg = preset_model(preset, s, opts.hw, opts.num_classes)
-                .map_err(|e| BenchError::during(what.clone())(e.into()))?;
+                .map_err(|e| BenchError::during(&what, e))?;
             let t = forward_latency(
                 &cfg,
                 opts.hw,
@@ -397,7 +398,7 @@ pub fn run_model_bench(
                 opts.attention,
                 opts.precision,
             )
-            .map_err(BenchError::during(what))?;
+            .map_err(|e| BenchError::during(&what, e))?;
             per.insert(preset.clone(), json!(t));
         }
         forward.insert(format!("{s}scale"), Value::Object(per));
@@ -408,8 +409,8 @@ pub fn run_model_bench(
             let what = format!("{preset} training step");
             on_run(&what);
             let cfg = preset_model(preset, 3, opts.train_hw, opts.num_classes)
-                .map_err(|e| BenchError::during(what.clone())(e.into()))?;
-            let t = train_step(&cfg, opts).map_err(BenchError::during(what))?;
+                .map_err(|e| BenchError::during(&what, e))?;
+            let t = train_step(&cfg, opts).map_err(|e| BenchError::during(&what, e))?;
             train.insert(preset.clone(), json!(t));
         }
     }
