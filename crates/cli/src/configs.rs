@@ -5,24 +5,12 @@ use anyhow::Context;
 use evdet_config::{self as config, ExperimentConfig};
 use std::path::{Path, PathBuf};
 
-/// `./config`, or the repository's `config/` next to the binary (`target/release/evdet`).
+/// The config folder (`evdet_config::find_dir`).
 pub fn config_dir(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(d) = explicit {
-        return Ok(d.to_path_buf());
-    }
-    let here = PathBuf::from("config");
-    if here.join("general.yaml").exists() {
-        return Ok(here);
-    }
-    let exe = std::env::current_exe()?;
-    for anc in exe.ancestors().skip(1).take(4) {
-        if anc.join("config/general.yaml").exists() {
-            return Ok(anc.join("config"));
-        }
-    }
-    anyhow::bail!("no config folder found: run from the evdet repository or pass --config-dir")
+    Ok(config::find_dir(explicit)?)
 }
 
+/// The experiment `args_config` composed from the config folder with `overrides`.
 pub fn load_config(
     args_config: &Path,
     dir: Option<&Path>,

@@ -9,9 +9,24 @@
 pub mod commands;
 pub mod configs;
 pub mod memory;
-pub mod progress;
 pub mod recording_args;
 pub mod torch_commands;
+
+/// Progress bars and plain progress lines (`evdet-progress`).
+pub use evdet_progress as progress;
+
+/// Writes `value` as pretty JSON to `path` when one is given (`--json FILE`), under a temporary name
+/// first.
+pub fn write_json(
+    path: Option<&std::path::Path>,
+    value: &impl serde::Serialize,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let Some(path) = path else { return Ok(()) };
+    let text = serde_json::to_string_pretty(value).context("serialising the results")?;
+    evdet_atomic::write(path, (text + "\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
 
 /// Ends the process as both executables do: an error is printed with its causes, exit status 1.
 pub fn exit_with(result: anyhow::Result<()>) {

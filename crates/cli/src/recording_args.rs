@@ -27,11 +27,11 @@ impl RecordingArgs {
     }
 }
 
-/// `720x1280` → (720, 1280).
+/// `720x1280` or `720,1280` → (720, 1280): every height/width flag takes both forms.
 pub fn parse_hw(s: &str) -> Result<(usize, usize), String> {
     let (h, w) = s
-        .split_once(['x', 'X'])
-        .ok_or_else(|| format!("'{s}' is not HxW (e.g. 720x1280)"))?;
+        .split_once(['x', 'X', ','])
+        .ok_or_else(|| format!("'{s}' is not HxW or H,W (e.g. 720x1280)"))?;
     let num = |v: &str| {
         v.trim()
             .parse::<usize>()
@@ -71,6 +71,7 @@ mod tests {
     #[test]
     fn sizes_and_times_parse_with_units() {
         assert_eq!(parse_hw("720x1280"), Ok((720, 1280)));
+        assert_eq!(parse_hw("384,640"), Ok((384, 640)));
         assert!(parse_hw("720").is_err() && parse_hw("0x5").is_err());
         assert_eq!(parse_time_us("12.5s"), Ok(12_500_000));
         assert_eq!(parse_time_us("300ms"), Ok(300_000));

@@ -22,6 +22,8 @@ pub enum ConfigError {
     BadOverride(String),
     #[error("config key '{key}': {message}")]
     Value { key: String, message: String },
+    #[error("no config folder found: run from the evdet repository or pass --config-dir")]
+    NoConfigDir,
 }
 
 /// Where config files live and how they are combined.

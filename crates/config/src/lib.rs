@@ -9,7 +9,26 @@ pub use compose::{get_path, ConfigError, ConfigRoot};
 pub use diff::{differing_keys, KeyDiff};
 pub use schema::*;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The config folder: `explicit` (`--config-dir`), else `./config`, else the repository's `config/`
+/// next to the running binary (`target/release/evdet`).
+pub fn find_dir(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    if let Some(d) = explicit {
+        return Ok(d.to_path_buf());
+    }
+    let here = PathBuf::from("config");
+    if here.join("general.yaml").exists() {
+        return Ok(here);
+    }
+    let exe = std::env::current_exe().map_err(|_| ConfigError::NoConfigDir)?;
+    exe.ancestors()
+        .skip(1)
+        .take(4)
+        .map(|a| a.join("config"))
+        .find(|c| c.join("general.yaml").exists())
+        .ok_or(ConfigError::NoConfigDir)
+}
 
 /// Composes `file` under the config root and types it.
 pub fn load(

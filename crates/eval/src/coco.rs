@@ -343,6 +343,16 @@ impl CocoEval {
             .collect()
     }
 
+    /// What `evdet coco-eval` prints: the summary lines, then (class-aware) the per-class table.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = self.summary_lines();
+        if self.use_cats {
+            out.push(String::new());
+            out.extend(self.per_class_table());
+        }
+        out
+    }
+
     /// A per-class table (AP, AP50, AP75, AP_S, AP_M, AP_L, AR100), `-` where undefined.
     pub fn per_class_table(&self) -> Vec<String> {
         let rows = self.per_class();

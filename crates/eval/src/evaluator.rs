@@ -306,4 +306,76 @@ impl EvalReport {
         m.extend(self.unfiltered.metrics(split));
         m
     }
+
+    /// The class-aware or class-agnostic COCO evaluation of `protocol`.
+    pub fn chosen(&self, protocol: Protocol, class_agnostic: bool) -> &CocoEval {
+        let p = self.protocol(protocol);
+        if class_agnostic {
+            &p.agnostic
+        } else {
+            &p.class_aware
+        }
+    }
+
+    /// What `evdet coco-eval --prophesee` prints for `protocol` over `sequences` box files: the
+    /// counts, the COCO summary (and per-class table), the small-classes group, the size bins and
+    /// AP of both protocols side by side.
+    pub fn lines(&self, protocol: Protocol, class_agnostic: bool, sequences: usize) -> Vec<String> {
+        let chosen = self.protocol(protocol);
+        let mut out = vec![format!(
+            "protocol {protocol} ({}), {sequences} sequences: {} COCO images, {} ground-truth boxes, {} detections in windows",
+            if class_agnostic { "class-agnostic" } else { "class-aware" },
+            chosen.num_images,
+            chosen.num_gt,
+            chosen.num_dt
+        )];
+        out.extend(self.chosen(protocol, class_agnostic).lines());
+        let a = &chosen.analysis;
+        if let Some(g) = &a.small_classes {
+            out.push(String::new());
+            out.push(format!(
+                "small classes ({}): AP {:.3}  AP50 {:.3}  AR100 {:.3}",
+                g.classes.join(", "),
+                g.ap,
+                g.ap50,
+                g.ar100
+            ));
+        }
+        out.push(String::new());
+        out.extend(a.size_bin_lines());
+        out.push(String::new());
+        out.push(format!(
+            "AP side by side: prophesee {:.3}, unfiltered {:.3} (class-agnostic: {:.3}, {:.3})",
+            self.prophesee.stats[0],
+            self.unfiltered.stats[0],
+            self.prophesee.agnostic_stats[0],
+            self.unfiltered.agnostic_stats[0]
+        ));
+        out
+    }
+
+    /// `evdet coco-eval --prophesee --json`: the chosen evaluation's [`CocoEval::results_json`] with
+    /// `protocol`, `class_agnostic`, every metric of both protocols under `split`'s keys and the
+    /// analysis of both protocols.
+    pub fn results_json(
+        &self,
+        split: &str,
+        protocol: Protocol,
+        class_agnostic: bool,
+    ) -> serde_json::Result<serde_json::Value> {
+        let mut value = self.chosen(protocol, class_agnostic).results_json();
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("protocol".into(), protocol.name().into());
+            obj.insert("class_agnostic".into(), class_agnostic.into());
+            obj.insert("metrics".into(), serde_json::to_value(self.metrics(split))?);
+            obj.insert(
+                "analysis".into(),
+                serde_json::json!({
+                    "prophesee": serde_json::to_value(&self.prophesee.analysis)?,
+                    "unfiltered": serde_json::to_value(&self.unfiltered.analysis)?,
+                }),
+            );
+        }
+        Ok(value)
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod blosc_guard;
+pub mod convert;
 pub mod dat;
 pub mod error;
 pub mod event;

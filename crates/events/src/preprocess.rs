@@ -432,8 +432,26 @@ fn linspace_i64(a: i64, b: i64, num: usize) -> Vec<i64> {
     v
 }
 
+/// The sequences under `raw/<split>/` and the events they hold, read from the headers (for a progress
+/// bar's length).
+pub fn expected_events(
+    raw: &Path,
+    splits: &[String],
+    open: crate::recording::OpenOptions,
+) -> Result<(usize, u64)> {
+    let seqs = discover(raw, splits)?;
+    let mut total = 0;
+    for s in &seqs {
+        total += crate::recording::Recording::open(&s.events, open)?.event_count_hint();
+    }
+    Ok((seqs.len(), total))
+}
+
 /// Processes every sequence under `raw/<split>/` into `out/<split>/<name>/`, `jobs` threads in all.
-/// `progress` receives the number of events read as work advances (for a progress bar).
+/// `progress` receives the number of events read as work advances (for a progress bar). `out` is
+/// created and checked for writing first; a run that fails before writing anything removes the
+/// folder it created, so no empty folder is mistaken for a dataset (finished sequences stay:
+/// preprocessing resumes from them).
 pub fn preprocess(
     raw: &Path,
     out: &Path,
@@ -442,6 +460,38 @@ pub fn preprocess(
     jobs: usize,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<PreprocessSummary> {
+    let created = !out.exists();
+    let result = preprocess_into(raw, out, splits, cfg, jobs, progress);
+    if result.is_err() && created && is_empty_tree(out) {
+        let _ = std::fs::remove_dir_all(out);
+    }
+    result
+}
+
+/// True when `dir` holds no files, only (possibly nested) empty folders.
+fn is_empty_tree(dir: &Path) -> bool {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .flatten()
+            .all(|e| e.file_type().is_ok_and(|t| t.is_dir()) && is_empty_tree(&e.path())),
+        Err(_) => false,
+    }
+}
+
+fn preprocess_into(
+    raw: &Path,
+    out: &Path,
+    splits: &[String],
+    cfg: &PreprocessConfig,
+    jobs: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<PreprocessSummary> {
+    std::fs::create_dir_all(out)
+        .map_err(|e| EventsError::format(out, format!("cannot create the output folder: {e}")))?;
+    let probe = out.join(".evdet_write_test");
+    std::fs::write(&probe, b"")
+        .map_err(|e| EventsError::format(out, format!("output folder is not writable: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
     let seqs = discover(raw, splits)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs.max(1))

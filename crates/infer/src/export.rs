@@ -54,6 +54,80 @@ impl std::str::FromStr for ExportFormat {
     }
 }
 
+impl ExportFormat {
+    /// The format an output name asks for: `.pt` / `.pth` / `.torchscript` → TorchScript, `.onnx` →
+    /// ONNX; any other name is refused rather than filled with TorchScript under a misleading
+    /// extension.
+    pub fn of_path(out: &Path) -> Result<Self, ExportError> {
+        let ext = out
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("onnx") => Ok(ExportFormat::Onnx),
+            Some("pt" | "pth" | "torchscript" | "ts") => Ok(ExportFormat::TorchScript),
+            other => Err(ExportError::Input(format!(
+                "{}: cannot tell the format from {}; evdet exports TorchScript (.pt) and ONNX (.onnx) — name the file so, or give --format torchscript|onnx (TensorRT, TFLite, OpenVINO and CoreML convert from the ONNX file)",
+                out.display(),
+                other.map_or("a name without extension".to_string(), |e| format!("the extension .{e}"))
+            ))),
+        }
+    }
+}
+
+/// Refuses an output that exists (unless `overwrite`) or is a folder.
+pub fn check_out(out: &Path, overwrite: bool) -> Result<(), ExportError> {
+    if out.exists() && !overwrite {
+        return Err(ExportError::Input(format!(
+            "{} already exists (use --overwrite to replace it)",
+            out.display()
+        )));
+    }
+    if out.is_dir() {
+        return Err(ExportError::Input(format!(
+            "{} is a folder; give a file name",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Exports an opened checkpoint (consumed: with `req.half` its weights are converted in place).
+pub fn export_checkpoint(
+    opened: crate::checkpoint::Opened,
+    req: &ExportRequest,
+) -> Result<Sidecar, ExportError> {
+    // The detector's tensors are the store's variables: converting the store converts them.
+    let mut vs = opened.vs;
+    if req.half {
+        vs.half();
+    }
+    // Weights become constants of the traced graph, which must not require grad.
+    vs.freeze();
+    export(&opened.detector, &opened.config, &opened.dir, req)
+}
+
+impl Sidecar {
+    /// What `evdet export` prints: the source, format, shapes and where the files went.
+    pub fn lines(&self, source: &Path, req: &ExportRequest) -> Vec<String> {
+        vec![
+            format!(
+                "{} ({}, input {:?} {}, {} states, detections {:?}) -> {}",
+                source.display(),
+                match req.format {
+                    ExportFormat::TorchScript => "TorchScript".to_string(),
+                    ExportFormat::Onnx => format!("ONNX opset {}", req.opset),
+                },
+                self.input_shape,
+                self.dtype,
+                self.state_shapes.len(),
+                self.detections_shape,
+                req.out.display()
+            ),
+            format!("sidecar -> {}", sidecar_path(&req.out).display()),
+        ]
+    }
+}
+
 /// What to export.
 #[derive(Debug, Clone)]
 pub struct ExportRequest {

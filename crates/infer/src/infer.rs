@@ -28,6 +28,14 @@ pub enum InferError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Swapping a finished folder in.
+    #[error(transparent)]
+    Swap(#[from] std::io::Error),
+    #[error("writing the prediction into {}: {source}", out.display())]
+    Prediction {
+        out: PathBuf,
+        source: Box<InferError>,
+    },
 }
 
 /// The windows a checkpoint's network expects: dt and bins of `dataset.ev_repr_name`, and

@@ -583,6 +583,40 @@ pub struct ImportSummary {
     pub epoch: Option<i64>,
 }
 
+impl ImportSummary {
+    /// What `evdet import-rvt` prints: source, tensors loaded / missing / unexpected, optimizer
+    /// moments, step and where the folder went. The optimizer note is a warning of its own.
+    pub fn lines(&self) -> Vec<String> {
+        let list = |names: &[String]| {
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", names.join(", "))
+            }
+        };
+        let r = &self.report;
+        let mut out = vec![
+            format!("source      {} ({:?})", self.source.display(), self.format),
+            format!("loaded      {} tensors", r.loaded),
+            format!("missing     {}{}", r.missing.len(), list(&r.missing)),
+            format!("unexpected  {}{}", r.unexpected.len(), list(&r.unexpected)),
+        ];
+        if self.optimizer_params > 0 {
+            out.push(format!(
+                "optimizer   Adam moments of {} parameters",
+                self.optimizer_params
+            ));
+        }
+        out.push(format!(
+            "step        {} (epoch {})",
+            self.step,
+            self.epoch.map_or("-".into(), |e| e.to_string())
+        ));
+        out.push(format!("written     {}", self.out.display()));
+        out
+    }
+}
+
 /// Weights read and checked against the model, ready to be written as a checkpoint folder.
 pub struct Prepared {
     pub config: ModelConfig,

@@ -163,6 +163,66 @@ impl CheckReport {
     }
 }
 
+impl CheckReport {
+    /// What `evdet check-reference` prints: a table per output group (rule, max_abs, max_rel,
+    /// tolerance ratio, pass/FAIL with the reason), then the worst numbers per group.
+    pub fn table_lines(&self) -> Vec<String> {
+        let groups = self.group_summary();
+        let width = self
+            .outputs
+            .iter()
+            .map(|(n, _)| n.len())
+            .max()
+            .unwrap_or(10)
+            .max(10);
+        let tol = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{t:.3}"));
+        let mut out = Vec::new();
+        for g in &groups {
+            out.push(String::new());
+            out.push(format!("== {}", g.group));
+            out.push(format!(
+                "{:<width$}  {:<11}  {:>10}  {:>10}  {:>9}  result",
+                "output", "rule", "max_abs", "max_rel", "tol_ratio"
+            ));
+            for (name, c) in self.outputs.iter().filter(|(n, _)| group_of(n) == g.group) {
+                let rule = serde_json::to_value(c.rule)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default();
+                out.push(format!(
+                    "{name:<width$}  {rule:<11}  {:>10.3e}  {:>10.3e}  {:>9}  {}{}",
+                    c.max_abs,
+                    c.max_rel,
+                    tol(c.tol_ratio),
+                    if c.ok { "pass" } else { "FAIL" },
+                    c.note
+                        .as_ref()
+                        .map(|n| format!("  ({n})"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        out.push(String::new());
+        out.push("worst per group:".into());
+        out.push(format!(
+            "  {:<11} {:>10}  {:>10}  {:>9}  passed",
+            "group", "max_abs", "max_rel", "tol_ratio"
+        ));
+        for g in &groups {
+            out.push(format!(
+                "  {:<11} {:>10.3e}  {:>10.3e}  {:>9}  {}/{}",
+                g.group,
+                g.max_abs,
+                g.max_rel,
+                tol(g.tol_ratio),
+                g.passed,
+                g.total
+            ));
+        }
+        out
+    }
+}
+
 /// Worst numbers of one output group (see [`CheckReport::group_summary`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupSummary {

@@ -6,6 +6,7 @@ pub mod aggregate;
 pub mod bootstrap;
 pub mod file;
 pub mod runner;
+mod runner_text;
 pub mod stats;
 mod table;
 pub mod verdict;

@@ -203,5 +203,3 @@ pub fn cpu_threads_per_rank(configured: usize, local_ranks: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     (cores / local_ranks.max(1)).max(1)
 }
-
-pub use evdet_eval::frames::{decode_frames, encode_frames};

@@ -50,6 +50,28 @@ pub fn join(
     Ok((device, Parallel::join(env, cfg, device)?))
 }
 
+/// `evdet train --nproc N`: the synthetic sample (if the config asks for one) is generated once,
+/// then `exe` runs `args` (its command line without `--nproc`) as `nproc` ranks on this machine.
+/// Returns the first failing rank's exit status, 0 when all succeed. Refused under a launcher.
+pub fn launch_local(
+    cfg: &ExperimentConfig,
+    env: &LaunchEnv,
+    exe: &Path,
+    args: &[std::ffi::OsString],
+    nproc: usize,
+    hooks: &impl SessionHooks,
+) -> Result<i32, TrainError> {
+    if env.is_distributed() {
+        return Err(TrainError::Other(format!(
+            "--nproc {nproc} starts ranks itself, but this process is already rank {} of {} ({}): leave --nproc out under a launcher",
+            env.rank, env.world_size, env.launcher
+        )));
+    }
+    crate::data::synthetic::ensure(cfg, |s| hooks.first_use(s))?;
+    let args = evdet_dist::launch::without_nproc(args);
+    Ok(evdet_dist::launch::run_local(exe, &args, nproc)?)
+}
+
 /// What a session tells its caller; every method has a silent default. Only the process that talks to
 /// the user (rank 0, or the only one) hears `first_use`, `started`, `finished` and `test_progress`;
 /// `step` and `validated` reach every rank (the caller shows them or not).
@@ -119,7 +141,7 @@ pub fn run(
         let split = Arc::new(open_split(&trainer.cfg, &data, "test")?);
         Some(
             EvalRun::new(&trainer.det, &trainer.cfg, opts.device, TEST_CONFIDENCE)
-                .sharded(par.as_deref())
+                .sharded(par.as_deref().map(|p| &*p.pg))
                 .evaluate_split(split, "test", |done, total| {
                     if talks {
                         hooks.test_progress(done, total)

@@ -44,6 +44,8 @@ pub enum TrainError {
     Synthetic(#[from] crate::data::synthetic::SyntheticError),
     #[error(transparent)]
     Dist(#[from] evdet_dist::DistError),
+    #[error(transparent)]
+    Launch(#[from] evdet_dist::launch::LocalLaunchError),
     #[error("loss: {0}")]
     Loss(#[from] evdet_model::losses::LossError),
     #[error("{0}")]
@@ -796,7 +798,7 @@ impl Trainer {
             self.cfg.validation.confidence_threshold,
         )
         .limited(self.cfg.validation.limit_val_batches)
-        .sharded(self.par.as_deref())
+        .sharded(self.par.as_deref().map(|p| &*p.pg))
         .evaluate(val, |_, _| {})?;
         Ok(report.metrics("val"))
     }

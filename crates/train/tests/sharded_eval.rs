@@ -145,7 +145,8 @@ fn sharded_evaluation_equals_single_process_evaluation() {
                     .unwrap();
                 assert_eq!(par.pg.backend, Backend::Gloo);
                 let mut local = 0;
-                let run = EvalRun::new(&det_r, &cfg, tch::Device::Cpu, conf).sharded(Some(&par));
+                let run =
+                    EvalRun::new(&det_r, &cfg, tch::Device::Cpu, conf).sharded(Some(&*par.pg));
                 let frames = run.collect_frames(val.clone(), |_, _| local += 1).unwrap();
                 let metrics = run.evaluate(val, |_, _| {}).unwrap().metrics("val");
                 drop(vs_r);

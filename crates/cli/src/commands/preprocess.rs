@@ -1,6 +1,6 @@
 //! `evdet preprocess`: raw recordings → RVT's preprocessed layout, in parallel and resumable.
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use evdet_events::preprocess::{self, DatasetKind, PreprocessConfig};
 use std::path::PathBuf;
 
@@ -87,37 +87,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         open: args.recording.open_options(),
         ..Default::default()
     };
-    let created = !args.out.exists();
-    let result = preprocess_into(&args, &cfg);
-    // A run that failed before writing anything leaves no empty folder behind to be mistaken for a
-    // dataset (finished sequences stay: preprocessing resumes from them).
-    if result.is_err() && created && is_empty_tree(&args.out) {
-        let _ = std::fs::remove_dir_all(&args.out);
-    }
-    result
-}
-
-fn preprocess_into(args: &Args, cfg: &PreprocessConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
-    let probe = args.out.join(".evdet_write_test");
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("output folder {} is not writable", args.out.display()))?;
-    let _ = std::fs::remove_file(&probe);
-
-    let seqs = preprocess::discover(&args.raw, &args.splits)?;
-    let total: u64 = seqs
-        .iter()
-        .map(|s| {
-            evdet_events::recording::Recording::open(&s.events, cfg.open)
-                .map(|f| f.event_count_hint())
-        })
-        .sum::<Result<u64, _>>()?;
+    let (n, total) = preprocess::expected_events(&args.raw, &args.splits, cfg.open)?;
     let pb = crate::progress::bar(total, "events");
-    pb.set_message(format!("{} sequences", seqs.len()));
+    pb.set_message(format!("{n} sequences"));
     let start = std::time::Instant::now();
     let summary =
-        preprocess::preprocess(&args.raw, &args.out, &args.splits, cfg, args.jobs, &|n| {
+        preprocess::preprocess(&args.raw, &args.out, &args.splits, &cfg, args.jobs, &|n| {
             pb.inc(n)
         })?;
     pb.finish_and_clear();
@@ -128,20 +103,5 @@ fn preprocess_into(args: &Args, cfg: &PreprocessConfig) -> anyhow::Result<()> {
     if let Some(w) = summary.truncated_warning() {
         eprintln!("{w}");
     }
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&summary)?;
-        evdet_atomic::write(path, text.as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
-}
-
-/// True when `dir` holds no files, only (possibly nested) empty folders.
-fn is_empty_tree(dir: &std::path::Path) -> bool {
-    match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .flatten()
-            .all(|e| e.file_type().is_ok_and(|t| t.is_dir()) && is_empty_tree(&e.path())),
-        Err(_) => false,
-    }
+    crate::write_json(args.json.as_deref(), &summary)
 }

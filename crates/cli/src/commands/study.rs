@@ -4,7 +4,7 @@
 //! study resumes like a run does: finished runs are skipped, interrupted ones continue from their
 //! checkpoints, failed ones are retried.
 
-use evdet_study::runner::{find_study_file, RunEvent, Runner, RunnerOptions};
+use evdet_study::runner::{find_study_file, Runner, RunnerOptions};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -74,30 +74,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     runner.check_stamp(!args.dry_run && !args.no_train)?;
     // Each run's state before anything trains (a run's state is read again after training).
     let states = runner.states();
-    let parallel = runner.parallel();
-    println!(
-        "study {}: {} arms × {} seeds = {} runs in {} ({} at a time)",
-        runner.file.study,
-        runner.file.arms.len(),
-        runner.file.seeds.len(),
-        runner.plan.len(),
-        runner.root.display(),
-        parallel
-    );
-    for (i, p) in runner.plan.iter().enumerate() {
-        let dev = runner.device_of(i);
-        println!(
-            "  {:<24} seed {:<4} {:<12} {}",
-            p.arm,
-            p.seed,
-            states[i].word(),
-            if dev.is_empty() {
-                "default device"
-            } else {
-                dev
-            }
-        );
-    }
+    runner
+        .plan_lines(&states)
+        .iter()
+        .for_each(|l| println!("{l}"));
     let exe = std::env::current_exe()?;
     if args.dry_run {
         if !args.estimate {
@@ -106,10 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         } else {
             match runner.estimate(&exe, &states) {
-                Some(Ok(e)) => println!(
-                    "estimated: {:.2} s per training step (3 timed steps of {} seed {}) × {} steps left / {parallel} at a time ≈ {:.1} h of training, evaluations not included",
-                    e.step_s, e.arm, e.seed, e.steps_left, e.hours
-                ),
+                Some(Ok(e)) => println!("{}", e.line(runner.parallel())),
                 Some(Err(e)) => println!("no time estimate: {e}"),
                 None => {}
             }
@@ -119,58 +96,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let failed = if args.no_train {
         BTreeMap::new()
     } else {
-        runner.train(&exe, &states, &|event| match event {
-            RunEvent::Started { i, total, run, log } => eprintln!(
-                "[{}/{total}] {} seed {}: training (log: {})",
-                i + 1,
-                run.arm,
-                run.seed,
-                log.display()
-            ),
-            RunEvent::Done { i, total, run } => {
-                eprintln!("[{}/{total}] {} seed {}: done", i + 1, run.arm, run.seed)
-            }
-            RunEvent::Failed {
-                i,
-                total,
-                run,
-                message,
-            } => eprintln!(
-                "[{}/{total}] {} seed {}: FAILED: {message}",
-                i + 1,
-                run.arm,
-                run.seed
-            ),
-        })?
+        runner.train(&exe, &states, &|event| eprintln!("{}", event.line()))?
     };
     let summary = runner.summarize(&failed, args.no_train)?;
-    println!();
+    let total = runner.plan.len();
     summary
-        .result
-        .table_lines()
+        .lines(args.no_train, total)
         .iter()
         .for_each(|l| println!("{l}"));
-    println!(
-        "study.json: {}\nstudy page: {}",
-        summary.json.display(),
-        summary.page.display()
-    );
-    let total = runner.plan.len();
-    if args.no_train {
-        let done = summary
-            .result
-            .runs
-            .iter()
-            .filter(|r| r.status == "done")
-            .count();
-        if done < total {
-            println!(
-                "{done} of {total} runs finished; the others count as pending (run without --no-train to continue the study)"
-            );
-        } else {
-            println!("all {total} runs finished");
-        }
-    }
     if !failed.is_empty() {
         anyhow::bail!(
             "{} of {} runs failed (the verdicts say which seeds are missing); rerun the same command to retry them",

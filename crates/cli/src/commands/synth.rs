@@ -43,13 +43,13 @@ pub struct Args {
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     pub describe: Option<PathBuf>,
     /// etram, mini or night (see below).
-    #[arg(long, default_value = "mini", value_parser = parse_preset)]
+    #[arg(long, default_value = "mini")]
     pub preset: Preset,
     /// Random seed; the same seed gives the same files.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Sequences per split, e.g. train=4,val=1,test=1 (splits left out get none). Default: the preset's.
-    #[arg(long, value_parser = parse_counts, value_name = "SPLIT=N,...")]
+    #[arg(long, value_name = "SPLIT=N,...")]
     pub sequences: Option<SplitCounts>,
     /// Length of each sequence in seconds (at least 0.2). Default: the preset's.
     #[arg(long, value_name = "S")]
@@ -75,14 +75,6 @@ pub struct Args {
     pub format: evdet_events::recording::WriteFormat,
     #[command(flatten)]
     pub recording: crate::recording_args::RecordingArgs,
-}
-
-fn parse_preset(s: &str) -> Result<Preset, String> {
-    s.parse()
-}
-
-fn parse_counts(s: &str) -> Result<SplitCounts, String> {
-    s.parse()
 }
 
 /// The configuration the arguments ask for.
@@ -114,10 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let d = synth::describe(dir, args.recording.open_options())
             .with_context(|| format!("describing {}", dir.display()))?;
         d.lines().iter().for_each(|l| println!("{l}"));
-        if let Some(path) = &args.json {
-            write_json(path, serde_json::to_string_pretty(&d))?;
-        }
-        return Ok(());
+        return crate::write_json(args.json.as_deref(), &d);
     }
     let Some(out) = &args.out else {
         bail!("give --out DIR to generate, or --describe DIR")
@@ -139,13 +128,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     .with_context(|| format!("generating a synthetic dataset in {}", out.display()))?;
     pb.finish_and_clear();
     summary.lines().iter().for_each(|l| println!("{l}"));
-    if let Some(path) = &args.json {
-        write_json(path, serde_json::to_string_pretty(&summary))?;
-    }
-    Ok(())
-}
-
-fn write_json(path: &std::path::Path, text: serde_json::Result<String>) -> anyhow::Result<()> {
-    evdet_atomic::write(path, text?.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
+    crate::write_json(args.json.as_deref(), &summary)
 }

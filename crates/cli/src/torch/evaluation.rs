@@ -1,13 +1,12 @@
 //! What `evdet eval` and `evdet train` show of an evaluation: a progress bar while it runs, the metric
 //! table (both protocols side by side) and where the files went. The evaluation itself and the files
-//! are `evdet_train::evaluate`'s.
+//! are `evdet_infer::evaluate`'s.
 
 use evdet_config::ExperimentConfig;
+use evdet_data::SplitData;
 use evdet_infer::checkpoint::Provenance;
+use evdet_infer::evaluate::{self, SplitEvaluation};
 use evdet_model::detector::Detector;
-use evdet_train::data::SplitData;
-use evdet_train::evaluate::{self, SplitEvaluation};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -34,7 +33,7 @@ pub fn evaluate_split(
     Ok(ev)
 }
 
-/// Writes every file of the evaluation (`evdet_train::evaluate::write_outputs`: the metrics with the
+/// Writes every file of the evaluation (`evdet_infer::evaluate::write_outputs`: the metrics with the
 /// checkpoint evaluated at `json`, the plot data, frame records and sample pictures beside it) and
 /// prints the metric table and where they went.
 pub fn write_all(
@@ -44,7 +43,9 @@ pub fn write_all(
     weights: &Provenance,
 ) -> anyhow::Result<()> {
     evaluate::write_outputs(ev, cfg, json, weights)?;
-    print_table(&ev.metrics, &ev.split);
+    evdet_eval::metrics::metric_table_lines(&ev.metrics, &ev.split)
+        .iter()
+        .for_each(|l| println!("{l}"));
     println!("weights: {}", weights.describe());
     println!("metrics written to {}", json.display());
     println!(
@@ -52,33 +53,4 @@ pub fn write_all(
         json.parent().unwrap_or(Path::new(".")).display()
     );
     Ok(())
-}
-
-/// The metric table: both protocols side by side; `-` where a metric is undefined.
-fn print_table(m: &BTreeMap<String, f64>, split: &str) {
-    use evdet_eval::{metric_key, Protocol};
-    println!("{:<22} {:>10} {:>11}", "metric", "prophesee", "unfiltered");
-    let get = |p: Protocol, s: &str| {
-        m.get(&metric_key(split, p, s))
-            .map_or("-".to_string(), |v| format!("{v:.4}"))
-    };
-    let row = |s: &str| {
-        println!(
-            "{:<22} {:>10} {:>11}",
-            s,
-            get(Protocol::Prophesee, s),
-            get(Protocol::Unfiltered, s)
-        )
-    };
-    for s in evdet_eval::STAT_NAMES
-        .iter()
-        .copied()
-        .chain(["AP_small_classes", "agnostic/AP"])
-    {
-        row(s);
-    }
-    let prefix = metric_key(split, Protocol::Unfiltered, "AP/");
-    for c in m.keys().filter_map(|k| k.strip_prefix(&prefix)) {
-        row(&format!("AP/{c}"));
-    }
 }

@@ -56,6 +56,28 @@ pub enum AttentionImpl {
     Reference,
 }
 
+impl std::str::FromStr for AttentionImpl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fused" => Ok(Self::Fused),
+            "reference" => Ok(Self::Reference),
+            o => Err(format!(
+                "unknown attention kernel '{o}' (fused or reference)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for AttentionImpl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Fused => "fused",
+            Self::Reference => "reference",
+        })
+    }
+}
+
 /// `SelfAttentionCl`: qkv Linear(C → 3C) whose outputs are grouped per head as
 /// [q_h | k_h | v_h] (REFERENCE §1.4, kept as RVT stores it), softmax(q·kᵀ/√d)·v through
 /// libtorch's fused `scaled_dot_product_attention`, then the output projection.

@@ -2,7 +2,7 @@
 //! (`evdet_infer::latency`). `scripts/bench_latency.py` puts the PyTorch reference's eager forward
 //! beside it in one run.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use evdet_infer::latency::{streaming_latency, LatencyOptions};
 use std::path::PathBuf;
 
@@ -21,8 +21,8 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "tiny,small,base")]
     presets: Vec<String>,
     /// Network input height,width (eTraM's ds2 360x640 padded: 384,640).
-    #[arg(long, value_delimiter = ',', default_value = "384,640")]
-    hw: Vec<usize>,
+    #[arg(long, default_value = "384,640", value_parser = evdet_cli::recording_args::parse_hw)]
+    hw: (usize, usize),
     /// Timed windows per engine (after --warmup untimed ones).
     #[arg(long, default_value_t = 40)]
     windows: usize,
@@ -53,10 +53,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let device = args.device.resolve()?;
-    let input_hw = match args.hw.as_slice() {
-        [h, w] if *h > 0 && *w > 0 => [*h, *w],
-        v => bail!("--hw takes height,width (got {v:?})"),
-    };
+    let input_hw = [args.hw.0, args.hw.1];
     let cfg = crate::configs::load_config(&args.config, args.config_dir.as_deref(), &[])?;
     let window = evdet_infer::infer::window_params(&cfg).context("--config")?;
     let [sh, sw] = cfg.dataset.resolution_hw;

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use evdet_model::backbone::AttentionImpl;
 use evdet_model::detector::bench::{run_model_bench, ModelBenchOptions};
 
@@ -32,8 +32,8 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "3,4")]
     scales: Vec<usize>,
     /// Forward input height,width (eTraM ds2 padded: 384,640).
-    #[arg(long, value_delimiter = ',', default_value = "384,640")]
-    hw: Vec<i64>,
+    #[arg(long, default_value = "384,640", value_parser = evdet_cli::recording_args::parse_hw)]
+    hw: (usize, usize),
     /// Timed forward frames per configuration (median reported).
     #[arg(long, default_value_t = 5)]
     reps: usize,
@@ -41,8 +41,8 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "tiny")]
     train_presets: Vec<String>,
     /// Training input height,width.
-    #[arg(long, value_delimiter = ',', default_value = "192,320")]
-    train_hw: Vec<i64>,
+    #[arg(long, default_value = "192,320", value_parser = evdet_cli::recording_args::parse_hw)]
+    train_hw: (usize, usize),
     /// Training batch size.
     #[arg(long, default_value_t = 2)]
     train_batch: i64,
@@ -60,8 +60,8 @@ pub struct Args {
     no_forward: bool,
     /// Attention kernel: `fused` (scaled_dot_product_attention, default) or `reference` (RVT's
     /// explicit ops).
-    #[arg(long, default_value = "fused", value_parser = ["fused", "reference"])]
-    attention: String,
+    #[arg(long, default_value = "fused", value_name = "fused|reference")]
+    attention: AttentionImpl,
     /// Autocast of the forward pass (latency and training step): fp32, bf16 or fp16 (the loss stays float32).
     /// bf16 pays on CPUs with bf16 units (`lscpu`: avx512_bf16, amx_bf16) and on recent GPUs.
     #[arg(long, default_value = "fp32", value_name = "fp32|bf16|fp16")]
@@ -79,11 +79,9 @@ pub struct Args {
     reference: Option<PathBuf>,
 }
 
-fn pair(v: &[i64], flag: &str) -> Result<[i64; 2]> {
-    match v {
-        [h, w] if *h > 0 && *w > 0 => Ok([*h, *w]),
-        _ => bail!("{flag} takes two positive numbers, height,width (got {v:?})"),
-    }
+/// `(h, w)` as the model's sizes.
+fn pair((h, w): (usize, usize)) -> [i64; 2] {
+    [h as i64, w as i64]
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -99,20 +97,16 @@ pub fn run(args: Args) -> Result<()> {
     let opts = ModelBenchOptions {
         presets: args.presets,
         scales: args.scales,
-        hw: pair(&args.hw, "--hw")?,
+        hw: pair(args.hw),
         reps: args.reps,
         train_presets: args.train_presets,
-        train_hw: pair(&args.train_hw, "--train-hw")?,
+        train_hw: pair(args.train_hw),
         train_batch: args.train_batch,
         seq_len: args.seq_len,
         train_reps: args.train_reps,
         forward: !args.no_forward,
         train: !args.no_train,
-        attention: if args.attention == "reference" {
-            AttentionImpl::Reference
-        } else {
-            AttentionImpl::Fused
-        },
+        attention: args.attention,
         precision: args.precision,
         threads: args.threads,
         num_classes: args.num_classes,

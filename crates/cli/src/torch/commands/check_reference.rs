@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use evdet_model::backbone::AttentionImpl;
-use evdet_model::reference_check::{check_reference, group_of, CheckOptions, CheckReport};
+use evdet_model::reference_check::{check_reference, CheckOptions};
 
 /// Compare the detector with a PyTorch reference fixture folder, output by output.
 ///
@@ -32,17 +32,13 @@ pub struct Args {
     /// Attention kernel: `reference` (RVT's explicit ops, bit-identical to PyTorch on the same
     /// machine) or `fused` (scaled_dot_product_attention, the fast default of training and
     /// inference; same values up to float32 rounding).
-    #[arg(long, default_value = "reference", value_parser = ["reference", "fused"])]
-    attention: String,
+    #[arg(long, default_value = "reference", value_name = "reference|fused")]
+    attention: AttentionImpl,
 }
 
 pub fn run(args: Args) -> Result<()> {
     let device = args.device.resolve_or("cpu")?;
-    let attention = if args.attention == "fused" {
-        AttentionImpl::Fused
-    } else {
-        AttentionImpl::Reference
-    };
+    let attention = args.attention;
     let report = check_reference(&args.dir, CheckOptions { device, attention })
         .with_context(|| format!("checking against {}", args.dir.display()))?;
     println!(
@@ -50,12 +46,8 @@ pub fn run(args: Args) -> Result<()> {
         args.dir.display(),
         args.attention
     );
-    print_tables(&report);
-    if let Some(out) = &args.json {
-        let text = serde_json::to_string_pretty(&report.to_json())?;
-        evdet_atomic::write(out, (text + "\n").as_bytes())
-            .with_context(|| format!("writing {}", out.display()))?;
-    }
+    report.table_lines().iter().for_each(|l| println!("{l}"));
+    evdet_cli::write_json(args.json.as_deref(), &report.to_json())?;
     let failed = report.outputs.iter().filter(|(_, c)| !c.ok).count();
     if failed > 0 {
         bail!(
@@ -70,57 +62,4 @@ pub fn run(args: Args) -> Result<()> {
         args.dir.display()
     );
     Ok(())
-}
-
-fn print_tables(report: &CheckReport) {
-    let mut groups: Vec<&str> = Vec::new();
-    for (name, _) in &report.outputs {
-        let g = group_of(name);
-        if !groups.contains(&g) {
-            groups.push(g);
-        }
-    }
-    let width = report
-        .outputs
-        .iter()
-        .map(|(n, _)| n.len())
-        .max()
-        .unwrap_or(10)
-        .max(10);
-    for g in groups {
-        println!("\n== {g}");
-        println!(
-            "{:<width$}  {:<11}  {:>10}  {:>10}  {:>9}  result",
-            "output", "rule", "max_abs", "max_rel", "tol_ratio"
-        );
-        for (name, c) in report.outputs.iter().filter(|(n, _)| group_of(n) == g) {
-            let rule = serde_json::to_value(c.rule)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default();
-            let tol = c.tol_ratio.map_or("-".to_string(), |t| format!("{t:.3}"));
-            println!(
-                "{name:<width$}  {rule:<11}  {:>10.3e}  {:>10.3e}  {tol:>9}  {}{}",
-                c.max_abs,
-                c.max_rel,
-                if c.ok { "pass" } else { "FAIL" },
-                c.note
-                    .as_ref()
-                    .map(|n| format!("  ({n})"))
-                    .unwrap_or_default()
-            );
-        }
-    }
-    println!("\nworst per group:");
-    println!(
-        "  {:<11} {:>10}  {:>10}  {:>9}  passed",
-        "group", "max_abs", "max_rel", "tol_ratio"
-    );
-    for g in report.group_summary() {
-        let tol = g.tol_ratio.map_or("-".to_string(), |t| format!("{t:.3}"));
-        println!(
-            "  {:<11} {:>10.3e}  {:>10.3e}  {:>9}  {}/{}",
-            g.group, g.max_abs, g.max_rel, tol, g.passed, g.total
-        );
-    }
 }

@@ -3,8 +3,8 @@
 
 use crate::evaluation::{evaluate_split, write_all};
 use evdet_infer::checkpoint;
+use evdet_infer::evaluate;
 use evdet_model::postprocess::PostprocessConfig;
-use evdet_train::evaluate;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -75,14 +75,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         device,
         args.confidence_threshold,
     )?;
-    let json = args.json.clone().unwrap_or_else(|| {
-        // A run's checkpoint writes into the run's `eval/`; any other checkpoint folder (an import)
-        // keeps its evaluations inside.
-        let eval_dir = match evdet_run::RunDir::of_checkpoint(&opened.dir) {
-            Some(run) => run.eval(),
-            None => evdet_run::EvalDir::at(opened.dir.join("eval")),
-        };
-        eval_dir.metrics(&args.split)
-    });
+    let json = args
+        .json
+        .clone()
+        .unwrap_or_else(|| evaluate::default_metrics_path(&opened.dir, &args.split));
     write_all(&ev, &opened.config, &json, &opened.provenance)
 }

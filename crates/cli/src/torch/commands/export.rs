@@ -2,7 +2,7 @@
 //! recurrent state and a JSON sidecar (`<file>.json`) describing inputs, outputs and the
 //! pre/post-processing (see `evdet_infer::export`).
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use evdet_infer::checkpoint;
 use evdet_infer::export::{self, ExportFormat, ExportRequest};
 use std::path::PathBuf;
@@ -53,77 +53,31 @@ pub struct Args {
     pub device: crate::device::DeviceArg,
 }
 
-/// The format an output name asks for: `.pt` / `.pth` / `.torchscript` → TorchScript, `.onnx` → ONNX;
-/// any other name is refused rather than filled with TorchScript under a misleading extension.
-fn format_of(out: &std::path::Path) -> anyhow::Result<ExportFormat> {
-    let ext = out
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase());
-    match ext.as_deref() {
-        Some("onnx") => Ok(ExportFormat::Onnx),
-        Some("pt" | "pth" | "torchscript" | "ts") => Ok(ExportFormat::TorchScript),
-        other => bail!(
-            "{}: cannot tell the format from {}; evdet exports TorchScript (.pt) and ONNX (.onnx) — name the file so, or give --format torchscript|onnx (TensorRT, TFLite, OpenVINO and CoreML convert from the ONNX file)",
-            out.display(),
-            other.map_or("a name without extension".to_string(), |e| format!("the extension .{e}"))
-        ),
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     let format = match args.format {
         Some(f) => f,
-        None => format_of(&args.out)?,
+        None => ExportFormat::of_path(&args.out)?,
     };
-    if args.out.exists() && !args.overwrite {
-        bail!(
-            "{} already exists (use --overwrite to replace it)",
-            args.out.display()
-        );
-    }
-    if args.out.is_dir() {
-        bail!("{} is a folder; give a file name", args.out.display());
-    }
+    export::check_out(&args.out, args.overwrite)?;
     let device = args.device.resolve()?;
     let opened = checkpoint::open(&args.checkpoint, device, |_| -> anyhow::Result<()> {
         Ok(())
     })?;
-    let input_hw = args.input_size.as_ref().map(|v| (v[0], v[1]));
-    let det = opened.detector;
-    // The detector's tensors are the store's variables: converting the store converts them.
-    let mut vs = opened.vs;
-    if args.half {
-        vs.half();
-    }
-    // Weights become constants of the traced graph, which must not require grad.
-    vs.freeze();
+    let source = opened.dir.clone();
     let req = ExportRequest {
         out: args.out.clone(),
         format,
-        input_hw,
+        input_hw: args.input_size.as_ref().map(|v| (v[0], v[1])),
         batch: args.batch,
         half: args.half,
         device,
-        python: evdet_infer::export::python(),
+        python: export::python(),
         opset: args.opset,
     };
-    let side = export::export(&det, &opened.config, &opened.dir, &req)
-        .with_context(|| format!("exporting {}", opened.dir.display()))?;
-    let sidecar = export::sidecar_path(&args.out);
-    println!(
-        "{} ({}, input {:?} {}, {} states, detections {:?}) -> {}",
-        opened.dir.display(),
-        match format {
-            ExportFormat::TorchScript => "TorchScript".to_string(),
-            ExportFormat::Onnx => format!("ONNX opset {}", args.opset),
-        },
-        side.input_shape,
-        side.dtype,
-        side.state_shapes.len(),
-        side.detections_shape,
-        args.out.display()
-    );
-    println!("sidecar -> {}", sidecar.display());
-    drop(vs);
+    let side = export::export_checkpoint(opened, &req)
+        .with_context(|| format!("exporting {}", source.display()))?;
+    side.lines(&source, &req)
+        .iter()
+        .for_each(|l| println!("{l}"));
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use evdet_infer::import::{import_rvt, ImportOptions};
 use evdet_model::import::read_model_config;
 
@@ -44,9 +44,9 @@ pub struct Args {
         long,
         value_name = "H,W",
         default_value = "360,640",
-        value_delimiter = ','
+        value_parser = evdet_cli::recording_args::parse_hw
     )]
-    data_hw: Vec<usize>,
+    data_hw: (usize, usize),
     /// Write the checkpoint even when the file lacks some model variables (they keep their
     /// initial values).
     #[arg(long)]
@@ -72,12 +72,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let [h, w] = args.data_hw[..] else {
-        bail!(
-            "--data-hw takes two numbers, height,width (got {:?})",
-            args.data_hw
-        );
-    };
+    let (h, w) = args.data_hw;
     let config = match &args.config {
         Some(p) => Some(
             read_model_config(p).with_context(|| format!("reading --config {}", p.display()))?,
@@ -106,37 +101,9 @@ pub fn run(args: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());
     }
-    let r = &summary.report;
-    println!(
-        "source      {} ({:?})",
-        summary.source.display(),
-        summary.format
-    );
-    println!("loaded      {} tensors", r.loaded);
-    println!("missing     {}{}", r.missing.len(), list(&r.missing));
-    println!("unexpected  {}{}", r.unexpected.len(), list(&r.unexpected));
     if let Some(note) = &summary.optimizer_note {
         eprintln!("warning: {note}");
     }
-    if summary.optimizer_params > 0 {
-        println!(
-            "optimizer   Adam moments of {} parameters",
-            summary.optimizer_params
-        );
-    }
-    println!(
-        "step        {} (epoch {})",
-        summary.step,
-        summary.epoch.map_or("-".into(), |e| e.to_string())
-    );
-    println!("written     {}", summary.out.display());
+    summary.lines().iter().for_each(|l| println!("{l}"));
     Ok(())
-}
-
-fn list(names: &[String]) -> String {
-    if names.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", names.join(", "))
-    }
 }

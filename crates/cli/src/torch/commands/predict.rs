@@ -7,9 +7,9 @@
 //! folder (its stored histograms, in order). Ground truth, when the input has it, is drawn beside the
 //! predictions.
 
-use anyhow::Context;
 use evdet_infer::checkpoint;
 use evdet_infer::infer::{self, PredictOptions};
+use evdet_infer::prediction::{self, PredictionRequest};
 use evdet_model::postprocess::PostprocessConfig;
 use std::path::PathBuf;
 
@@ -84,6 +84,12 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let device = args.device.resolve()?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| prediction::default_out(&args.input));
+    // Refused before the checkpoint is read: an existing folder is a mistake found in a second.
+    prediction::check_out(&out, args.overwrite)?;
     let opened = checkpoint::open(&args.checkpoint, device, |cfg| -> anyhow::Result<()> {
         // A preprocessed sequence fixes the input size; a raw recording is windowed as the
         // checkpoint's dataset is.
@@ -94,141 +100,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    let name = infer::recording_name(&args.input);
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("predictions").join(&name));
-    if out.exists() && !args.overwrite {
-        let what = std::fs::read_to_string(out.join(MANIFEST))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["input"].as_str().map(String::from))
-            .map_or_else(String::new, |i| format!(" (a prediction of {i})"));
-        anyhow::bail!(
-            "{} already exists{what}: give this prediction its own folder with --out DIR, or --overwrite to replace it",
-            out.display()
-        );
-    }
-    if let (Some(s), Some(e)) = (args.start, args.end) {
-        anyhow::ensure!(s <= e, "--start ({s} µs) is after --end ({e} µs)");
-    }
+    let req = PredictionRequest {
+        input: args.input.clone(),
+        out,
+        overwrite: args.overwrite,
+        options: PredictOptions {
+            out: PathBuf::new(),
+            confidence_threshold: args.confidence_threshold,
+            draw_threshold: args.draw_threshold,
+            frames: !args.no_frames,
+            frame_every: args.frame_every,
+            align_to_labels: args.align_to_labels,
+            limit: args.limit,
+            open: args.recording.open_options(),
+            span: evdet_events::windows::TimeSpan {
+                start: args.start,
+                end: args.end,
+            },
+        },
+        video: args.video,
+        fps: args.fps,
+    };
     eprintln!("predicting with {}", opened.provenance.describe());
-    // Built in a temporary folder and swapped in whole: a failed or killed prediction leaves the
-    // folder as it was, and a replaced one never keeps another input's frames.
-    let mut done = None;
-    evdet_atomic::replace_dir(&out, |tmp| -> anyhow::Result<()> {
-        done = Some(predict_into(&args, &opened, &name, device, tmp)?);
-        Ok(())
-    })
-    .with_context(|| format!("writing the prediction into {}", out.display()))?;
-    let (summary, video) = done.ok_or_else(|| anyhow::anyhow!("the prediction wrote nothing"))?;
-    eprintln!(
-        "{} windows, {} detections -> {}",
-        summary.windows,
-        summary.detections,
-        out.join(file_name(&summary.npy)).display()
-    );
-    if !args.no_frames {
-        eprintln!(
-            "{} frames -> {}",
-            summary.frames.len(),
-            out.join("frames").display()
-        );
-    }
-    if let Some(r) = summary.read.filter(|r| r.truncated_bytes > 0) {
-        eprintln!(
-            "warning: {} ends in an incomplete RAW word ({} bytes) — the file was cut (an interrupted recording or copy?); the complete words before it were used",
-            args.input.display(),
-            r.truncated_bytes
-        );
-    }
-    match video {
-        Some(v) => eprintln!("video -> {}", out.join(file_name(&v)).display()),
-        None if args.video => eprintln!("no video: no frames were written (--no-frames)"),
-        None => {}
-    }
-    eprintln!("provenance -> {}", out.join(MANIFEST).display());
-    Ok(())
-}
-
-/// What a prediction folder says about itself: the input, the checkpoint behind the boxes and the
-/// settings that shaped them.
-const MANIFEST: &str = "prediction.json";
-
-fn file_name(p: &std::path::Path) -> PathBuf {
-    p.file_name().map(PathBuf::from).unwrap_or_default()
-}
-
-/// Runs the detector over the input into the empty folder `dir`: boxes, frames, the video and the
-/// manifest. Returns the summary and the video written, if any.
-fn predict_into(
-    args: &Args,
-    opened: &checkpoint::Opened,
-    name: &str,
-    device: tch::Device,
-    dir: &std::path::Path,
-) -> anyhow::Result<(infer::PredictSummary, Option<PathBuf>)> {
-    let opts = PredictOptions {
-        out: dir.to_path_buf(),
-        confidence_threshold: args.confidence_threshold,
-        draw_threshold: args.draw_threshold,
-        frames: !args.no_frames,
-        frame_every: args.frame_every,
-        align_to_labels: args.align_to_labels,
-        limit: args.limit,
-        open: args.recording.open_options(),
-        span: evdet_events::windows::TimeSpan {
-            start: args.start,
-            end: args.end,
-        },
-    };
     let pb = crate::progress::bar(0, "windows");
-    pb.set_message(format!("predicting {name}"));
-    let summary = infer::predict(
-        &opened.detector,
-        &opened.config,
-        device,
-        &args.input,
-        &opts,
-        |done, total| {
-            pb.set_length(total);
-            pb.set_position(done);
-        },
-    )?;
+    pb.set_message(format!("predicting {}", infer::recording_name(&args.input)));
+    let done = prediction::predict_folder(&opened, device, &req, |done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+    })?;
     pb.finish_and_clear();
-    let video = if args.video && !summary.frames.is_empty() {
-        let fps = args
-            .fps
-            .unwrap_or(1000.0 / summary.dt_ms as f64 / args.frame_every as f64);
-        Some(evdet_report::write_video(
-            &summary.frames,
-            &dir.join(&summary.name),
-            fps,
-        )?)
-    } else {
-        None
-    };
-    let manifest = serde_json::json!({
-        "input": args.input.display().to_string(),
-        "checkpoint": opened.provenance,
-        "windows": summary.windows,
-        "detections": summary.detections,
-        "boxes": file_name(&summary.npy),
-        "frames": summary.frames.len(),
-        "video": video.as_deref().map(file_name),
-        "confidence_threshold": args.confidence_threshold,
-        "draw_threshold": args.draw_threshold,
-        "start_us": args.start,
-        "end_us": args.end,
-        "limit": args.limit,
-        "align_to_labels": args.align_to_labels,
-        "read": summary.read,
-        "evdet_version": env!("CARGO_PKG_VERSION"),
-    });
-    evdet_atomic::write(
-        &dir.join(MANIFEST),
-        serde_json::to_string_pretty(&manifest)?.as_bytes(),
-    )?;
-    Ok((summary, video))
+    done.lines(&req).iter().for_each(|l| eprintln!("{l}"));
+    Ok(())
 }

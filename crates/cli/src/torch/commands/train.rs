@@ -58,21 +58,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("--nproc must be at least 1");
     }
     if args.nproc > 1 {
-        if env.is_distributed() {
-            anyhow::bail!(
-                "--nproc {} starts ranks itself, but this process is already rank {} of {} ({}): leave --nproc out under a launcher",
-                args.nproc, env.rank, env.world_size, env.launcher
-            );
-        }
-        // The sample is generated once, before the ranks start.
-        evdet_train::data::synthetic::ensure(&cfg, |step| eprintln!("first use: {step}"))?;
         let raw: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
         let exe = std::env::current_exe()?;
-        let code = evdet_dist::launch::run_local(
-            &exe,
-            &evdet_dist::launch::without_nproc(&raw),
-            args.nproc,
-        )?;
+        // Only the first-use lines of the sample are shown here; the ranks show the rest.
+        let console = Console::new(false, &args.config, &cfg);
+        let code =
+            evdet_train::session::launch_local(&cfg, &env, &exe, &raw, args.nproc, &console)?;
         if code != 0 {
             std::process::exit(code);
         }
@@ -150,82 +141,26 @@ impl Console {
     }
 }
 
-/// A metric for the console: 4 decimals, or `-` where it is undefined (no ground truth).
-fn shown(m: &BTreeMap<String, f64>, key: &str) -> String {
-    m.get(key).map_or("-".into(), |v| format!("{v:.4}"))
-}
-
 impl SessionHooks for Console {
     fn first_use(&self, step: &str) {
         eprintln!("first use: {step}");
     }
 
     fn started(&self, trainer: &Trainer, data: &std::path::Path) {
-        for n in &trainer.notices {
-            eprintln!("{n}");
+        for l in trainer.start_lines(&self.config, data) {
+            eprintln!("{l}");
         }
-        if let Some(r) = &trainer.init_report {
-            eprintln!(
-                "model.init_from {}: {} (every name in {})",
-                trainer.cfg.model["init_from"].as_str().unwrap_or_default(),
-                r.summary(),
-                trainer.run.init_from().display()
-            );
-        }
-        let start = trainer.state.step;
-        let resuming = if start > 0 {
-            format!(" (resuming at step {start})")
-        } else {
-            String::new()
-        };
-        let (_, world) = trainer.rank_world();
-        match trainer.parallel() {
-            Some(p) => eprintln!(
-                "training {} on {} with {world} processes ({}, global batch {}) on {:?} per rank, {} -> {}{resuming}",
-                self.config.display(),
-                data.display(),
-                p.pg.backend.name(),
-                trainer.cfg.batch_size.train * world,
-                trainer.device,
-                trainer.precision.name(),
-                trainer.run.root().display(),
-            ),
-            None => eprintln!(
-                "training {} on {} ({} train sequences) on {:?}, {} -> {}{resuming}",
-                self.config.display(),
-                data.display(),
-                trainer.train_data().sequences.len(),
-                trainer.device,
-                trainer.precision.name(),
-                trainer.run.root().display(),
-            ),
-        }
-        self.steps.set_position(start);
+        self.steps.set_position(trainer.state.step);
     }
 
     fn step(&self, r: &StepReport) {
         self.steps.set_position(r.step);
-        let g = |k: &str| r.metrics.get(k).copied().unwrap_or(f64::NAN);
-        self.steps.set_message(format!(
-            "loss {:.3} (iou {:.3} obj {:.3} cls {:.3}) lr {:.2e} data {:.0}% ",
-            g("train/loss"),
-            g("train/iou_loss"),
-            g("train/conf_loss"),
-            g("train/cls_loss"),
-            g("train/lr"),
-            100.0 * r.data_s / (r.data_s + r.compute_s).max(1e-9)
-        ));
+        self.steps.set_message(r.message());
     }
 
     fn validated(&self, m: &BTreeMap<String, f64>) {
         if self.talks {
-            self.steps.println(format!(
-                "validation: AP {} AP50 {} (prophesee)  AP {} AP50 {} (unfiltered)",
-                shown(m, "val/prophesee/AP"),
-                shown(m, "val/prophesee/AP50"),
-                shown(m, "val/unfiltered/AP"),
-                shown(m, "val/unfiltered/AP50"),
-            ));
+            self.steps.println(evdet_train::text::validation_line(m));
         }
     }
 

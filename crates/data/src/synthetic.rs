@@ -1,7 +1,7 @@
 //! The synthetic datasets an experiment can ask for (`dataset.synthesize`): generated with
 //! `evdet-synth` and preprocessed on first use, so the main job needs no download.
 
-use crate::config::ExperimentConfig;
+use evdet_config::ExperimentConfig;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]

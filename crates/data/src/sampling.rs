@@ -5,7 +5,7 @@
 //! depend on how many loader threads prefetch them, and a resumed run continues exactly where it stopped.
 //! A training stream belongs to a batch slot: slot b keeps continuing its own stream from batch to batch.
 
-use super::dataset::SplitData;
+use crate::dataset::SplitData;
 use evdet_events::rng::{derive_seed, Rng};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,7 +44,7 @@ impl AugDraw {
 
     /// Draws as RVT's `randomize_augmentation`: flip with `prob_hflip`; zoom with `zoom.prob`, in vs out
     /// by their weights; factors uniform in their ranges.
-    pub fn draw(rng: &mut Rng, p: &crate::config::AugmentParams) -> Self {
+    pub fn draw(rng: &mut Rng, p: &evdet_config::AugmentParams) -> Self {
         let hflip = rng.f64() < p.prob_hflip;
         let do_zoom = rng.f64() < p.zoom.prob;
         let (wi, wo) = (
@@ -107,7 +107,7 @@ pub struct RandomPlan {
     items: Vec<(usize, usize)>,
     batch: usize,
     seed: u64,
-    aug: crate::config::AugmentParams,
+    aug: evdet_config::AugmentParams,
 }
 
 impl RandomPlan {
@@ -116,7 +116,7 @@ impl RandomPlan {
         seq_len: usize,
         batch: usize,
         seed: u64,
-        aug: crate::config::AugmentParams,
+        aug: evdet_config::AugmentParams,
     ) -> Self {
         let mut items = Vec::new();
         for (s, seq) in data.sequences.iter().enumerate() {
@@ -222,7 +222,7 @@ pub struct StreamPlan {
     total_chunks: u64,
     seq_len: usize,
     seed: u64,
-    aug: crate::config::AugmentParams,
+    aug: evdet_config::AugmentParams,
     /// (slot, round) → permuted sub-sequence order and chunk prefix sums.
     cache: Mutex<HashMap<(usize, u64), Arc<SlotOrder>>>,
 }
@@ -232,7 +232,7 @@ impl StreamPlan {
         data: &SplitData,
         seq_len: usize,
         seed: u64,
-        aug: crate::config::AugmentParams,
+        aug: evdet_config::AugmentParams,
     ) -> Self {
         let subs = labelled_subsequences(data, seq_len);
         let total_chunks = subs.iter().map(|s| s.chunks(seq_len) as u64).sum();
@@ -331,17 +331,17 @@ pub enum PlanError {
 }
 
 impl TrainPlan {
-    pub fn new(data: &SplitData, cfg: &crate::config::ExperimentConfig) -> Result<Self, PlanError> {
+    pub fn new(data: &SplitData, cfg: &evdet_config::ExperimentConfig) -> Result<Self, PlanError> {
         Self::for_world(data, cfg, 1)
     }
 
     /// The plan of `world` processes with `batch_size.train` rows each.
     pub fn for_world(
         data: &SplitData,
-        cfg: &crate::config::ExperimentConfig,
+        cfg: &evdet_config::ExperimentConfig,
         world: usize,
     ) -> Result<Self, PlanError> {
-        use crate::config::Sampling;
+        use evdet_config::Sampling;
         let world = world.max(1);
         let (b, l, seed) = (
             cfg.batch_size.train * world,

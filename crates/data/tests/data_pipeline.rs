@@ -1,12 +1,10 @@
 //! The data pipeline against the reference: label loading on the preprocessed fixture, and the sampling
 //! rules of REFERENCE §4.3 on a synthetic split.
 
+use evdet_data::batch;
+use evdet_data::dataset::{LabelGeometry, Sequence, SplitData};
+use evdet_data::sampling::{labelled_subsequences, EvalPlan, RandomPlan, StreamPlan, SubSequence};
 use evdet_events::layout::{SequenceIndex, SequencePaths};
-use evdet_train::data::batch;
-use evdet_train::data::dataset::{LabelGeometry, Sequence, SplitData};
-use evdet_train::data::sampling::{
-    labelled_subsequences, EvalPlan, RandomPlan, StreamPlan, SubSequence,
-};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -98,7 +96,7 @@ fn fake_split(seqs: &[(&[usize], usize)]) -> SplitData {
     }
 }
 
-fn aug_off() -> evdet_train::config::AugmentParams {
+fn aug_off() -> evdet_config::AugmentParams {
     serde_norway::from_str("{prob_hflip: 0, zoom: {prob: 0, zoom_in: {weight: 0, factor: {min: 1, max: 1}}, zoom_out: {weight: 1, factor: {min: 1, max: 1}}}}").unwrap()
 }
 

@@ -3,11 +3,12 @@
 //! (postprocessed, score = class confidence) and the ground truth go to the incremental evaluator,
 //! which reports both protocols with the metric names of DESIGN.md.
 
-use crate::config::ExperimentConfig;
-use crate::data::batch;
-use crate::data::loader::Prefetcher;
-use crate::data::sampling::EvalPlan;
-use crate::data::SplitData;
+use evdet_config::ExperimentConfig;
+use evdet_data::batch;
+use evdet_data::loader::Prefetcher;
+use evdet_data::sampling::EvalPlan;
+use evdet_data::SplitData;
+use evdet_dist::ProcessGroup;
 use evdet_eval::{BBox as EvalBox, EvalReport, Evaluator};
 use evdet_model::detector::Detector;
 use evdet_model::postprocess::Detection;
@@ -17,7 +18,7 @@ use tch::{Device, Kind, Tensor};
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluateError {
     #[error(transparent)]
-    Data(#[from] crate::data::DataError),
+    Data(#[from] evdet_data::DataError),
     #[error("evaluation: {0}")]
     Eval(#[from] evdet_eval::EvalError),
     #[error("postprocess: {0}")]
@@ -60,8 +61,9 @@ pub struct EvalRun<'a> {
     pub conf_threshold: f64,
     /// Batches to run at most; 0 runs the whole split.
     pub limit_batches: usize,
-    /// Data parallel: the processes that share the split (each receives every frame's result).
-    pub par: Option<&'a crate::parallel::Parallel>,
+    /// Data parallel: the process group that shares the split (each process receives every frame's
+    /// result).
+    pub group: Option<&'a ProcessGroup>,
 }
 
 impl<'a> EvalRun<'a> {
@@ -78,13 +80,13 @@ impl<'a> EvalRun<'a> {
             device,
             conf_threshold,
             limit_batches: 0,
-            par: None,
+            group: None,
         }
     }
 
-    /// Sharded over the processes of `par`.
-    pub fn sharded(self, par: Option<&'a crate::parallel::Parallel>) -> Self {
-        EvalRun { par, ..self }
+    /// Sharded over the processes of `group`.
+    pub fn sharded(self, group: Option<&'a ProcessGroup>) -> Self {
+        EvalRun { group, ..self }
     }
 
     /// At most `limit_batches` batches (0: all).
@@ -246,7 +248,7 @@ impl<'a> EvalRun<'a> {
         Ok(())
     }
 
-    /// Every labelled frame's result in single-process streaming order. Data parallel (`par`), each
+    /// Every labelled frame's result in single-process streaming order. Data parallel (`group`), each
     /// process runs its shard and every process receives all frames, so that every process computes the
     /// same metrics — equal to a single process's, frame order included (it breaks COCO's score ties).
     pub fn collect_frames(
@@ -254,23 +256,23 @@ impl<'a> EvalRun<'a> {
         data: Arc<SplitData>,
         on_batch: impl FnMut(usize, usize),
     ) -> Result<Vec<FrameResult>, EvaluateError> {
-        let par = self.par;
-        let shard = par.map_or(Shard::ALL, |p| Shard {
-            rank: p.rank(),
-            world: p.world(),
+        let group = self.group;
+        let shard = group.map_or(Shard::ALL, |g| Shard {
+            rank: g.rank,
+            world: g.world_size,
         });
         let mut frames: Vec<(FrameKey, FrameResult)> = Vec::new();
         self.run_stream(data, shard, |k, f| frames.push((k, f)), on_batch)?;
-        if let Some(p) = par {
-            let parts = p.pg.all_gather_bytes(
-                &crate::parallel::encode_frames(&frames),
+        if let Some(g) = group {
+            let parts = g.all_gather_bytes(
+                &evdet_eval::frames::encode_frames(&frames),
                 "gathering evaluation results",
             )?;
             frames = parts
                 .iter()
                 .enumerate()
                 .map(|(r, b)| {
-                    crate::parallel::decode_frames(b).ok_or_else(|| {
+                    evdet_eval::frames::decode_frames(b).ok_or_else(|| {
                         EvaluateError::Postprocess(format!(
                             "rank {r} sent malformed evaluation results"
                         ))
@@ -285,7 +287,7 @@ impl<'a> EvalRun<'a> {
         Ok(frames.into_iter().map(|(_, f)| f).collect())
     }
 
-    /// Evaluates `det` on `data` and summarises both protocols (sharded over the processes of `par`).
+    /// Evaluates `det` on `data` and summarises both protocols (sharded over the processes of `group`).
     pub fn evaluate(
         &self,
         data: Arc<SplitData>,
@@ -304,7 +306,17 @@ impl<'a> EvalRun<'a> {
 /// dataset: a checkpoint trained or imported for one sensor can then be run on another's data. Returns
 /// a sentence saying what changed, or `None` when the data already had the configured geometry.
 pub fn fit_to_split(cfg: &mut ExperimentConfig, data: &SplitData) -> Option<String> {
-    evdet_infer::infer::fit_geometry(cfg, (data.chw.1, data.chw.2), data.downsample_by_factor_2())
+    crate::infer::fit_geometry(cfg, (data.chw.1, data.chw.2), data.downsample_by_factor_2())
+}
+
+/// Where an evaluation of the checkpoint folder `checkpoint` writes its metrics by default: a run's
+/// checkpoint into the run's `eval/`, any other checkpoint folder (an import) inside itself.
+pub fn default_metrics_path(checkpoint: &std::path::Path, split: &str) -> std::path::PathBuf {
+    let eval_dir = match evdet_run::RunDir::of_checkpoint(checkpoint) {
+        Some(run) => run.eval(),
+        None => evdet_run::EvalDir::at(checkpoint.join("eval")),
+    };
+    eval_dir.metrics(split)
 }
 
 /// Opens `split` of the preprocessed dataset at `root` for evaluating a checkpoint configured by
@@ -316,7 +328,7 @@ pub fn open_for_checkpoint(
     root: &std::path::Path,
     split: &str,
 ) -> Result<(SplitData, Option<String>), EvaluateError> {
-    let geometry = |cfg: &ExperimentConfig| crate::data::LabelGeometry {
+    let geometry = |cfg: &ExperimentConfig| evdet_data::LabelGeometry {
         frame_hw: (cfg.dataset.resolution_hw[0], cfg.dataset.resolution_hw[1]),
         downsample_by_factor_2: cfg.dataset.downsample_by_factor_2,
     };

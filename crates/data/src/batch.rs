@@ -1,9 +1,9 @@
 //! Turning planned rows into tensors: histograms `[L, B, C, H, W]`, labels per step and row, the
 //! first-sample and padding masks, with the augmentations of REFERENCE §4.4 applied per row.
 
-use super::dataset::{DataError, SplitData};
-use super::labels::FrameLabels;
-use super::sampling::{SlotSample, Zoom};
+use crate::dataset::{DataError, SplitData};
+use crate::labels::FrameLabels;
+use crate::sampling::{SlotSample, Zoom};
 use tch::{Kind, Tensor};
 
 /// One batch of L time steps.

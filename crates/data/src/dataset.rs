@@ -1,7 +1,7 @@
 //! A split of a preprocessed dataset (RVT layout, written by evdet or by the reference): its sequences,
 //! their label frames and the histograms of any range of time steps.
 
-use super::labels::FrameLabels;
+use crate::labels::FrameLabels;
 use evdet_events::layout::{self, SequenceIndex, SequencePaths};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
