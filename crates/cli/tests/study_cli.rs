@@ -408,6 +408,15 @@ fn the_archived_mini_study_gives_the_readme_numbers() {
                     h["verdict"].as_str().unwrap(),
                     "{row}"
                 );
+                // `claim p; opposite p (opposite after Holm)`, then the MDE.
+                let (claim_p, rest) = cells[3].split_once("; ").unwrap();
+                let (against, holm) = rest.trim_end_matches(')').split_once(" (").unwrap();
+                let pick = |cell: &str| num(cell.split(" / ").nth(k).unwrap());
+                let got = |key: &str| fmt(h[key].as_f64().unwrap());
+                assert_eq!(fmt(pick(claim_p)), got("p_value"), "{row}");
+                assert_eq!(fmt(pick(against)), got("p_against"), "{row}");
+                assert_eq!(fmt(pick(holm)), got("p_against_holm"), "{row}");
+                assert_eq!(fmt(pick(cells[4])), got("mde"), "{row}");
                 hyps_seen += 1;
             }
         }

@@ -102,6 +102,17 @@ pub struct Training {
     pub lr_scheduler: LrScheduler,
     /// Consecutive non-finite losses tolerated (each skips its step) before the run stops.
     pub max_nonfinite_in_row: u32,
+    /// Keep an exponential moving average of the weights (YOLOX's `ModelEMA`) and evaluate, predict
+    /// and export with it.
+    #[serde(default)]
+    pub ema: bool,
+    /// The average's decay (ramped in as 1 − exp(−updates / 2000)).
+    #[serde(default = "default_ema_decay")]
+    pub ema_decay: f64,
+}
+
+fn default_ema_decay() -> f64 {
+    0.9998
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -251,6 +262,9 @@ pub struct Synthesize {
     /// this folder, so a mistyped `dataset.path` is an error, not a new sample. Empty: any path.
     #[serde(default)]
     pub path: String,
+    /// Sequences per split (`train=4,val=1,test=4`); empty: the preset's.
+    #[serde(default)]
+    pub sequences: String,
 }
 
 impl DatasetConfig {

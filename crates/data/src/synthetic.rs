@@ -59,6 +59,11 @@ pub fn ensure(cfg: &ExperimentConfig, say: impl Fn(&str)) -> Result<PathBuf, Syn
         let preset: evdet_synth::Preset = syn.preset.parse().map_err(SyntheticError::Preset)?;
         let mut sc = evdet_synth::SynthConfig::preset(preset);
         sc.seed = syn.seed;
+        if !syn.sequences.is_empty() {
+            sc.sequences = syn.sequences.parse().map_err(|e| {
+                SyntheticError::Preset(format!("dataset.synthesize.sequences: {e}"))
+            })?;
+        }
         evdet_synth::generate(&raw, &sc, &|_| {}).map_err(|source| SyntheticError::Generate {
             path: raw.clone(),
             source,

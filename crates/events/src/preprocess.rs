@@ -461,7 +461,30 @@ pub fn preprocess(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<PreprocessSummary> {
     let created = !out.exists();
-    let result = preprocess_into(raw, out, splits, cfg, jobs, progress);
+    let result = (|| {
+        std::fs::create_dir_all(out).map_err(|e| {
+            EventsError::format(out, format!("cannot create the output folder: {e}"))
+        })?;
+        let probe = out.join(".evdet_write_test");
+        std::fs::write(&probe, b"")
+            .map_err(|e| EventsError::format(out, format!("output folder is not writable: {e}")))?;
+        let _ = std::fs::remove_file(&probe);
+        let seqs = discover(raw, splits)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs.max(1))
+            .build()
+            .map_err(|e| EventsError::format(out, format!("cannot start {jobs} threads: {e}")))?;
+        let results: Vec<Result<SequenceSummary>> = pool.install(|| {
+            seqs.par_iter()
+                .map(|s| process_sequence(s, out, cfg, progress))
+                .collect()
+        });
+        let mut summary = PreprocessSummary::default();
+        for r in results {
+            summary.sequences.push(r?);
+        }
+        Ok(summary)
+    })();
     if result.is_err() && created && is_empty_tree(out) {
         let _ = std::fs::remove_dir_all(out);
     }
@@ -476,37 +499,6 @@ fn is_empty_tree(dir: &Path) -> bool {
             .all(|e| e.file_type().is_ok_and(|t| t.is_dir()) && is_empty_tree(&e.path())),
         Err(_) => false,
     }
-}
-
-fn preprocess_into(
-    raw: &Path,
-    out: &Path,
-    splits: &[String],
-    cfg: &PreprocessConfig,
-    jobs: usize,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<PreprocessSummary> {
-    std::fs::create_dir_all(out)
-        .map_err(|e| EventsError::format(out, format!("cannot create the output folder: {e}")))?;
-    let probe = out.join(".evdet_write_test");
-    std::fs::write(&probe, b"")
-        .map_err(|e| EventsError::format(out, format!("output folder is not writable: {e}")))?;
-    let _ = std::fs::remove_file(&probe);
-    let seqs = discover(raw, splits)?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
-        .build()
-        .map_err(|e| EventsError::format(out, format!("cannot start {jobs} threads: {e}")))?;
-    let results: Vec<Result<SequenceSummary>> = pool.install(|| {
-        seqs.par_iter()
-            .map(|s| process_sequence(s, out, cfg, progress))
-            .collect()
-    });
-    let mut summary = PreprocessSummary::default();
-    for r in results {
-        summary.sequences.push(r?);
-    }
-    Ok(summary)
 }
 
 /// Processes one sequence (skipped when its output folder already exists).

@@ -2,7 +2,8 @@
 //! training, `import-rvt`, `eval`, `predict`, `report` and every later command. Its files:
 //! `model.safetensors` (RVT's parameter names, so PyTorch RVT can `load_state_dict` it back),
 //! `optimizer.safetensors` (AdamW moments `exp_avg.<name>` / `exp_avg_sq.<name>`),
-//! `recurrent.safetensors` (the per-slot LSTM states of the training streams), `state.json` (step,
+//! `recurrent.safetensors` (the per-slot LSTM states of the training streams), with `training.ema`
+//! `ema.safetensors` (the weights' moving average, which [`open`] loads for inference), `state.json` (step,
 //! schedule position, counters, best metric, data position; for an import, where it came from) and
 //! the complete resolved experiment `config.yaml`, whatever produced the folder.
 //!
@@ -27,6 +28,8 @@ use tch::{nn, Tensor};
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const RECURRENT_FILE: &str = "recurrent.safetensors";
+/// The exponential moving average of the weights (`training.ema`): what inference uses when present.
+pub const EMA_FILE: &str = "ema.safetensors";
 /// Written last: a folder that has it is complete (the run folder checks the same name).
 pub const STATE_FILE: &str = evdet_run::CHECKPOINT_STATE;
 pub const CONFIG_FILE: &str = "config.yaml";
@@ -97,6 +100,9 @@ pub struct TrainState {
     /// fp16 steps skipped because the scaled gradients overflowed.
     #[serde(default)]
     pub amp_skipped: u64,
+    /// Updates behind `ema.safetensors` (`training.ema`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ema_updates: u64,
     /// Lightning's epoch counter of an imported checkpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<i64>,
@@ -104,6 +110,10 @@ pub struct TrainState {
     /// each part of `config.yaml` came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported_from: Option<serde_json::Value>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Size and content hash of one file of a checkpoint folder, as `state.json` records it.
@@ -183,6 +193,8 @@ pub struct Contents<'a> {
     pub optimizer: &'a [(String, Tensor)],
     /// Recurrent stream states (none: no file).
     pub recurrent: &'a [(String, Tensor)],
+    /// The weights' moving average, by the model's names (none: no file).
+    pub ema: &'a [(String, Tensor)],
     pub state: &'a TrainState,
     pub config: &'a ExperimentConfig,
 }
@@ -216,10 +228,19 @@ fn fill(tmp: &Path, c: &Contents) -> Result<(), CheckpointError> {
         if !c.recurrent.is_empty() {
             write(RECURRENT_FILE, c.recurrent)?;
         }
+        if !c.ema.is_empty() {
+            write(EMA_FILE, c.ema)?;
+        }
         let p = tmp.join(CONFIG_FILE);
         std::fs::write(&p, c.config.to_yaml()).map_err(|e| io(&p, e))?;
         let mut files = BTreeMap::new();
-        for name in [MODEL_FILE, OPTIMIZER_FILE, RECURRENT_FILE, CONFIG_FILE] {
+        for name in [
+            MODEL_FILE,
+            OPTIMIZER_FILE,
+            RECURRENT_FILE,
+            EMA_FILE,
+            CONFIG_FILE,
+        ] {
             let p = tmp.join(name);
             if p.is_file() {
                 files.insert(name.to_string(), digest(&p)?);
@@ -243,9 +264,13 @@ pub struct Checkpoint {
     pub config: ExperimentConfig,
     pub optimizer: Vec<(String, Tensor)>,
     pub recurrent: Vec<(String, Tensor)>,
+    /// The weights' moving average (empty without `training.ema`).
+    pub ema: Vec<(String, Tensor)>,
     /// SHA-256 of `model.safetensors` as `state.json` records it and [`load`] verified (`None` for
     /// folders written before digests existed).
     pub model_sha256: Option<String>,
+    /// SHA-256 of `ema.safetensors`, when there is one.
+    pub ema_sha256: Option<String>,
 }
 
 /// Reads a checkpoint folder; every file it names must be readable.
@@ -262,6 +287,7 @@ pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
         serde_json::from_str(&text).map_err(|e| invalid(&state_path, e))?;
     verify(dir, &files)?;
     let model_sha256 = files.get(MODEL_FILE).map(|d| d.sha256.clone());
+    let ema_sha256 = files.get(EMA_FILE).map(|d| d.sha256.clone());
     let config = read_config(&dir.join(CONFIG_FILE))?;
     let read = |file: &str| -> Result<Vec<(String, Tensor)>, CheckpointError> {
         let p = dir.join(file);
@@ -276,7 +302,9 @@ pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
         config,
         optimizer: read(OPTIMIZER_FILE)?,
         recurrent: read(RECURRENT_FILE)?,
+        ema: read(EMA_FILE)?,
         model_sha256,
+        ema_sha256,
     })
 }
 
@@ -367,7 +395,11 @@ pub fn resolve(p: &Path) -> Result<PathBuf, CheckpointError> {
 pub struct Provenance {
     pub path: PathBuf,
     pub step: u64,
+    /// SHA-256 of the weights file used: `model.safetensors`, or `ema.safetensors` when `ema`.
     pub sha256: String,
+    /// The weights are the run's moving average (`training.ema`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ema: bool,
 }
 
 impl Provenance {
@@ -382,15 +414,18 @@ impl Provenance {
             path: dir.to_path_buf(),
             step,
             sha256,
+            ema: false,
         })
     }
 
-    /// `checkpoint runs/x/checkpoints/best (step 3, sha256 1a2b3c4d5e6f…)`.
+    /// `checkpoint runs/x/checkpoints/best (step 3, sha256 1a2b3c4d5e6f…)`, with `EMA weights`
+    /// when the moving average is used.
     pub fn describe(&self) -> String {
         format!(
-            "checkpoint {} (step {}, sha256 {}…)",
+            "checkpoint {} (step {}, {}sha256 {}…)",
             self.path.display(),
             self.step,
+            if self.ema { "EMA weights, " } else { "" },
             &self.sha256[..self.sha256.len().min(12)]
         )
     }
@@ -423,7 +458,18 @@ pub fn open<E: From<CheckpointError>>(
     let (mut vs, detector) = Detector::build(&mcfg, device).map_err(|e| bad_config(&e))?;
     load_weights(&mut vs, &dir)?;
     // `load` verified the weights against state.json's digest: no second pass over the file.
-    let provenance = Provenance::of(&dir, ck.state.step, ck.model_sha256)?;
+    let mut provenance = Provenance::of(&dir, ck.state.step, ck.model_sha256)?;
+    // A run that kept a moving average is evaluated, predicted and exported with it.
+    if !ck.ema.is_empty() {
+        let p = dir.join(EMA_FILE);
+        // Only floating variables are averaged; any other keeps the model's value.
+        vs.load_partial(&p).map_err(|e| invalid(&p, e))?;
+        provenance.ema = true;
+        provenance.sha256 = match ck.ema_sha256 {
+            Some(s) => s,
+            None => digest(&p)?.sha256,
+        };
+    }
     Ok(Opened {
         provenance,
         dir,

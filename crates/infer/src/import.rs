@@ -101,6 +101,7 @@ pub fn import_rvt(
         &Contents {
             model: &src.model,
             optimizer: &src.optimizer,
+            ema: &[],
             recurrent: &[],
             state: &state,
             config: &cfg,

@@ -142,7 +142,8 @@ pub fn study_page(study: &Value, has_report: impl Fn(&str, u64) -> bool) -> Stri
     );
 
     // Hypotheses: table and forest plot.
-    body.push_str("<h2>Hypotheses</h2><table class=\"wrap\"><tr><th>verdict</th><th>claim</th><th>paired difference [95 % CI]</th><th>p</th><th>bootstrap over recordings</th><th>note</th></tr>");
+    body.push_str("<h2>Hypotheses</h2><table class=\"wrap\"><tr><th>verdict</th><th>claim</th><th>paired difference [95 % CI]</th><th>p (one-sided)</th><th>p adjusted</th><th>bootstrap over recordings</th><th>note</th></tr>");
+    let mut power_rows = String::new();
     let mut forest = Vec::new();
     for h in study["hypotheses"].as_array().into_iter().flatten() {
         let claim = format!(
@@ -168,13 +169,28 @@ pub fn study_page(study: &Value, has_report: impl Fn(&str, u64) -> bool) -> Stri
         };
         let _ = write!(
             body,
-            "<tr><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td></tr>",
+            "<tr><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td></tr>",
             escape(h["verdict"].as_str().unwrap_or("")),
             escape(&claim),
             diff,
             num(&h["p_value"]).map_or("—".into(), |p| format!("{p:.3}")),
+            num(&h["p_holm"]).map_or("—".into(), |p| format!("{p:.3}")),
             boot,
             escape(h["note"].as_str().unwrap_or(""))
+        );
+        let cell = |v: &serde_json::Value| num(v).map_or("—".into(), |x| format!("{x:.4}"));
+        let _ = write!(
+            power_rows,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"text\">{}</td></tr>",
+            escape(&claim),
+            h["n_pairs"],
+            cell(&h["sd_diff"]),
+            cell(&h["mde"]),
+            h["seeds_needed"]
+                .as_u64()
+                .map_or("—".into(), |n| n.to_string()),
+            cell(&h["effect"]),
+            escape(h["effect_source"].as_str().unwrap_or(""))
         );
         if let Some(d) = num(&h["mean_diff"]) {
             forest.push(Row {
@@ -194,6 +210,25 @@ pub fn study_page(study: &Value, has_report: impl Fn(&str, u64) -> bool) -> Stri
         }
     }
     body.push_str("</table>");
+    let _ = write!(
+        body,
+        "<p class=\"note\">Verdicts at one-sided α = {} after {} adjustment over the family of hypotheses; \
+         p is the p-value of the claim as stated (paired t over seeds).</p>",
+        num(&study["alpha"]).unwrap_or(0.025),
+        escape(study["correction"].as_str().unwrap_or("holm"))
+    );
+    if !power_rows.is_empty() {
+        let _ = write!(
+            body,
+            "<h2>Power</h2><p class=\"note\">How far each hypothesis is from a decision: the spread of the \
+             paired difference over seeds, the smallest difference from the margin the seeds run detect \
+             with 80 % power (MDE, at each test's worst adjusted level), and the seeds that would detect \
+             the planned difference (<code>effect</code> in the study file, <code>--effect</code>, the \
+             margin, else the observed difference). <code>evdet study FILE --plan-power --effect δ</code> \
+             prints the same from a pilot.</p><table class=\"wrap\"><tr><th>claim</th><th>seeds</th>\
+             <th>paired sd</th><th>MDE (80 %)</th><th>seeds needed</th><th>for difference</th><th>from</th></tr>{power_rows}</table>"
+        );
+    }
     if !forest.is_empty() {
         body.push_str(&interval_svg(
             "Paired differences (arm − other), 95 % CI; dashed: 0",
@@ -312,7 +347,9 @@ mod tests {
             "hypotheses": [{
                 "metric": "test/unfiltered/AP_S", "arm": "4scale_sizeaware_linear", "op": ">",
                 "than": "3scale_baseline_arm", "margin": 0.0, "mean_diff": 0.021,
-                "ci95_low": -0.26, "ci95_high": 0.31, "p_value": 0.4, "verdict": "inconclusive",
+                "ci95_low": -0.26, "ci95_high": 0.31, "p_value": 0.4, "p_holm": 0.8, "verdict": "inconclusive",
+                "n_pairs": 2, "sd_diff": 0.05, "mde": 0.3127, "seeds_needed": 37, "effect": 0.02,
+                "effect_source": "--effect",
                 "note": "a long note that explains what would decide the hypothesis, which has to wrap inside the table instead of running off the page"
             }],
             "arms": {"3scale": {"test/prophesee/AP": {"mean": 0.13, "ci95_low": 0.03, "ci95_high": 0.23}}},
@@ -340,6 +377,16 @@ mod tests {
             assert!(html.contains(t), "tick {t} missing");
         }
         assert!(html.contains("<td class=\"text\">a long note"));
+        // The power table: spread, MDE, seeds needed for the planned difference; the adjusted p.
+        assert!(html.contains("<h2>Power</h2>"));
+        assert!(
+            html.contains("<td>0.0500</td><td>0.3127</td><td>37</td><td>0.0200</td>"),
+            "power row"
+        );
+        assert!(
+            html.contains("<td>0.400</td><td>0.800</td>"),
+            "p and adjusted p"
+        );
         // Only the run with a report is linked.
         assert!(html.contains("href=\"3scale/seed0/report.html\""));
         assert!(!html.contains("href=\"3scale/seed1/report.html\""));

@@ -1,10 +1,13 @@
 //! From the runs' test metrics to the study's numbers: per arm and metric the mean, standard deviation
 //! and 95 % t interval over seeds; per hypothesis the paired difference against the other arm on the
-//! same seeds, its interval, p-value and verdict, and which runs were missing.
+//! same seeds, its interval, the one-sided p-values of the claim and of its opposite (each also
+//! adjusted over the family, Holm by default), the verdict after the adjustment, the power of the
+//! seeds run (paired sd, minimal detectable difference, seeds needed) and which runs were missing.
 
 use crate::file::{Hypothesis, StudyFile};
-use crate::stats::{paired, summarize};
-use crate::verdict::{verdict, Verdict};
+use crate::power::{min_detectable_effect, seeds_needed, TARGET_POWER};
+use crate::stats::{one_sided, paired, summarize};
+use crate::verdict::{verdict, Op, Verdict};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -39,8 +42,29 @@ pub struct HypothesisResult {
     pub mean_diff: Option<f64>,
     pub ci95_low: Option<f64>,
     pub ci95_high: Option<f64>,
+    /// One-sided p-value of the claim as stated (H1: `arm − than` op `margin`; H0 its complement).
     pub p_value: Option<f64>,
+    /// `p_value` adjusted over the study's hypotheses (`correction`); the verdict uses this one.
+    pub p_holm: Option<f64>,
+    /// One-sided p-value of the opposite claim, and adjusted: a refutation needs `p_against_holm ≤ α`.
+    pub p_against: Option<f64>,
+    pub p_against_holm: Option<f64>,
+    /// Which p-values these are, in words.
+    pub p_kind: String,
     pub verdict: Verdict,
+    /// Sample standard deviation of the paired differences.
+    pub sd_diff: Option<f64>,
+    /// The level each test is held to at worst under the correction (α/m for Holm): what `mde` and
+    /// `seeds_needed` are computed at.
+    pub level: f64,
+    /// The smallest difference from the margin the seeds run detect with 80 % power.
+    pub mde: Option<f64>,
+    /// Paired seeds needed to detect `effect` with 80 % power (`null`: no sd yet, or more than
+    /// 100 000).
+    pub seeds_needed: Option<usize>,
+    /// The difference from the margin `seeds_needed` is for, and where it came from.
+    pub effect: Option<f64>,
+    pub effect_source: String,
     /// Percentile 95 % interval of the seed-averaged difference over resampled test recordings
     /// (`null` when not computed: see `bootstrap_note`).
     pub bootstrap_ci95_low: Option<f64>,
@@ -62,6 +86,9 @@ pub struct StudyResult {
     /// Arm → metric → statistics over seeds.
     pub arms: BTreeMap<String, BTreeMap<String, ArmMetric>>,
     pub hypotheses: Vec<HypothesisResult>,
+    /// One-sided level of every verdict, and the family's adjustment.
+    pub alpha: f64,
+    pub correction: crate::multiplicity::Correction,
 }
 
 fn metric_of(runs: &[RunRecord], arm: &str, seed: u64, metric: &str) -> Option<f64> {
@@ -71,8 +98,9 @@ fn metric_of(runs: &[RunRecord], arm: &str, seed: u64, metric: &str) -> Option<f
         .filter(|v| v.is_finite())
 }
 
-/// The study's statistics from its runs.
-pub fn aggregate(file: &StudyFile, runs: Vec<RunRecord>) -> StudyResult {
+/// The study's statistics from its runs; `effect` (`--effect`) is the difference from the margin
+/// seed counts are planned for when a hypothesis names none.
+pub fn aggregate(file: &StudyFile, runs: Vec<RunRecord>, effect: Option<f64>) -> StudyResult {
     let mut arms = BTreeMap::new();
     for arm in file.arms.keys() {
         let mut keys: Vec<&String> = runs
@@ -106,49 +134,27 @@ pub fn aggregate(file: &StudyFile, runs: Vec<RunRecord>) -> StudyResult {
         }
         arms.insert(arm.clone(), per_metric);
     }
-    let hypotheses = file
+    let m = file.hypotheses.len();
+    let level = file.correction.worst_level(file.alpha, m);
+    let tests: Vec<Tested> = file
         .hypotheses
         .iter()
-        .map(|h| {
-            let (mut a, mut b, mut missing) = (Vec::new(), Vec::new(), Vec::new());
-            for &s in &file.seeds {
-                match (
-                    metric_of(&runs, &h.arm, s, &h.metric),
-                    metric_of(&runs, &h.than, s, &h.metric),
-                ) {
-                    (Some(x), Some(y)) => {
-                        a.push(x);
-                        b.push(y);
-                    }
-                    _ => missing.push(s),
-                }
-            }
-            let p = (!a.is_empty()).then(|| paired(&a, &b));
-            let ci = p.and_then(|p| p.ci95);
-            let v = verdict(h.op, h.margin, ci);
-            let note = match (a.len(), missing.is_empty()) {
-                (0, _) => "no seed has both runs finished".to_string(),
-                (1, _) => "one seed: no interval can be given".to_string(),
-                (_, false) => format!(
-                    "{} paired seeds; runs missing for seeds {missing:?}",
-                    a.len()
-                ),
-                (n, true) => format!("{n} paired seeds"),
-            };
-            HypothesisResult {
-                hypothesis: h.clone(),
-                n_pairs: a.len(),
-                mean_diff: p.map(|p| p.mean_diff),
-                ci95_low: ci.map(|c| c.0),
-                ci95_high: ci.map(|c| c.1),
-                p_value: p.and_then(|p| p.p_value),
-                verdict: v,
-                bootstrap_ci95_low: None,
-                bootstrap_ci95_high: None,
-                bootstrap_note: "not computed".into(),
-                missing_seeds: missing,
-                note,
-            }
+        .map(|h| test(h, &runs, &file.seeds, level, effect))
+        .collect();
+    let p_claim = file
+        .correction
+        .adjust(&tests.iter().map(|t| t.p_claim).collect::<Vec<_>>());
+    let p_against = file
+        .correction
+        .adjust(&tests.iter().map(|t| t.p_against).collect::<Vec<_>>());
+    let hypotheses = tests
+        .into_iter()
+        .zip(p_claim.into_iter().zip(p_against))
+        .map(|(t, (adj, adj_against))| HypothesisResult {
+            p_holm: adj,
+            p_against_holm: adj_against,
+            verdict: verdict(adj, adj_against, file.alpha),
+            ..t.result
         })
         .collect();
     StudyResult {
@@ -159,6 +165,107 @@ pub fn aggregate(file: &StudyFile, runs: Vec<RunRecord>) -> StudyResult {
         runs,
         arms,
         hypotheses,
+        alpha: file.alpha,
+        correction: file.correction,
+    }
+}
+
+/// One hypothesis tested on its own, before the family's adjustment.
+struct Tested {
+    result: HypothesisResult,
+    p_claim: Option<f64>,
+    p_against: Option<f64>,
+}
+
+fn test(
+    h: &Hypothesis,
+    runs: &[RunRecord],
+    seeds: &[u64],
+    level: f64,
+    effect: Option<f64>,
+) -> Tested {
+    let (mut a, mut b, mut missing) = (Vec::new(), Vec::new(), Vec::new());
+    for &s in seeds {
+        match (
+            metric_of(runs, &h.arm, s, &h.metric),
+            metric_of(runs, &h.than, s, &h.metric),
+        ) {
+            (Some(x), Some(y)) => {
+                a.push(x);
+                b.push(y);
+            }
+            _ => missing.push(s),
+        }
+    }
+    let p = (!a.is_empty()).then(|| paired(&a, &b));
+    let ci = p.and_then(|p| p.ci95);
+    // The claim's side: `>`/`>=` claim the difference above the margin, `<`/`<=` below.
+    let above = matches!(h.op, Op::Greater | Op::GreaterEq);
+    let (p_claim, p_against) = match one_sided(&a, &b, h.margin) {
+        Some((greater, less)) if above => (Some(greater), Some(less)),
+        Some((greater, less)) => (Some(less), Some(greater)),
+        None => (None, None),
+    };
+    let sd_diff = p.and_then(|_| {
+        let d: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x - y).collect();
+        crate::stats::sd(&d)
+    });
+    let mean_diff = p.map(|p| p.mean_diff);
+    let (effect, effect_source) = match (h.effect, effect) {
+        (Some(e), _) => (Some(e), "the hypothesis's effect".to_string()),
+        (None, Some(e)) => (Some(e), "--effect".to_string()),
+        _ if h.margin != 0.0 => (Some(h.margin.abs()), "|margin|".to_string()),
+        _ => (
+            mean_diff.map(|d| (d - h.margin).abs()),
+            "the observed difference".to_string(),
+        ),
+    };
+    let usable_sd = sd_diff.filter(|s| *s > 0.0);
+    let mde = usable_sd.map(|sd| min_detectable_effect(a.len(), level, TARGET_POWER) * sd);
+    let needed = match (usable_sd, effect) {
+        (Some(sd), Some(e)) => seeds_needed(e / sd, level, TARGET_POWER),
+        _ => None,
+    };
+    let note = match (a.len(), missing.is_empty()) {
+        (0, _) => "no seed has both runs finished".to_string(),
+        (1, _) => "one seed: no interval can be given".to_string(),
+        (_, false) => format!(
+            "{} paired seeds; runs missing for seeds {missing:?}",
+            a.len()
+        ),
+        (n, true) => format!("{n} paired seeds"),
+    };
+    let side = if above { ">" } else { "<" };
+    Tested {
+        p_claim,
+        p_against,
+        result: HypothesisResult {
+            hypothesis: h.clone(),
+            n_pairs: a.len(),
+            mean_diff,
+            ci95_low: ci.map(|c| c.0),
+            ci95_high: ci.map(|c| c.1),
+            p_value: p_claim,
+            p_holm: None,
+            p_against,
+            p_against_holm: None,
+            p_kind: format!(
+                "one-sided paired t: H1 {} − {} {side} {}",
+                h.arm, h.than, h.margin
+            ),
+            verdict: Verdict::Inconclusive,
+            sd_diff,
+            level,
+            mde: mde.filter(|v| v.is_finite()),
+            seeds_needed: needed,
+            effect,
+            effect_source,
+            bootstrap_ci95_low: None,
+            bootstrap_ci95_high: None,
+            bootstrap_note: "not computed".into(),
+            missing_seeds: missing,
+            note,
+        },
     }
 }
 
@@ -260,7 +367,7 @@ hypotheses:
                 runs.push(run("base", s, Some(base[s as usize])));
                 runs.push(run("new", s, Some(new[s as usize])));
             }
-            aggregate(&f, runs).hypotheses[0].verdict
+            aggregate(&f, runs, None).hypotheses[0].verdict
         };
         assert_eq!(table([0.33, 0.35, 0.34]), Verdict::Supported);
         assert_eq!(table([0.27, 0.29, 0.28]), Verdict::Refuted);
@@ -269,6 +376,7 @@ hypotheses:
         let one = aggregate(
             &file(&[0]),
             vec![run("base", 0, Some(0.3)), run("new", 0, Some(0.4))],
+            None,
         );
         let h = &one.hypotheses[0];
         assert_eq!(
@@ -277,6 +385,72 @@ hypotheses:
         );
         assert_eq!(h.note, "one seed: no interval can be given");
         assert_eq!(one.arms["new"]["m"].ci95_low, None);
+    }
+
+    /// Two claims each at one-sided p ≈ 0.018: each alone is supported at 0.025; as a family of two,
+    /// Holm's smallest adjusted p is 0.037 and neither verdict stands.
+    #[test]
+    fn holm_takes_back_verdicts_a_family_cannot_afford() {
+        let text = |correction: &str| {
+            format!(
+                r#"
+study: s
+experiment: e.yaml
+seeds: [0, 1, 2, 3]
+baseline: base
+correction: {correction}
+arms: {{base: [a=1], new: [a=2]}}
+hypotheses:
+  - {{metric: m, arm: new, op: ">", than: base}}
+  - {{metric: k, arm: new, op: ">", than: base, effect: 0.01}}
+"#
+            )
+        };
+        let base = [0.30, 0.32, 0.31, 0.33];
+        let diff = [0.012, 0.03, 0.02, 0.008];
+        let mut runs = Vec::new();
+        for s in 0..4 {
+            for (arm, add) in [("base", 0.0), ("new", diff[s])] {
+                let v = base[s] + add;
+                runs.push(RunRecord {
+                    arm: arm.into(),
+                    seed: s as u64,
+                    status: "done".into(),
+                    metrics: [("m".to_string(), v), ("k".to_string(), v)].into(),
+                });
+            }
+        }
+        let none = aggregate(
+            &StudyFile::parse(&text("none")).unwrap(),
+            runs.clone(),
+            None,
+        );
+        let holm = aggregate(&StudyFile::parse(&text("holm")).unwrap(), runs, None);
+        for h in &none.hypotheses {
+            // scipy: ttest_rel(new, base, alternative="greater") = 0.018334548548860442.
+            let p = h.p_value.unwrap();
+            assert!((p - 0.018334548548860442).abs() < 1e-12, "{p}");
+            assert_eq!(h.p_holm, Some(p));
+            assert_eq!(h.verdict, Verdict::Supported);
+            assert!(h.p_kind.starts_with("one-sided"), "{}", h.p_kind);
+        }
+        for h in &holm.hypotheses {
+            assert!((h.p_holm.unwrap() - 2.0 * 0.018334548548860442).abs() < 1e-12);
+            assert_eq!(h.verdict, Verdict::Inconclusive);
+            // Power at Holm's worst level, α/2.
+            assert_eq!(h.level, 0.0125);
+            assert!(h.mde.unwrap() > h.mean_diff.unwrap(), "{:?}", h.mde);
+        }
+        // Seeds for the hypothesis's own effect, else the observed difference.
+        assert_eq!(holm.hypotheses[1].effect, Some(0.01));
+        assert_eq!(holm.hypotheses[0].effect_source, "the observed difference");
+        let needed = holm.hypotheses[1].seeds_needed.unwrap();
+        let sd = holm.hypotheses[1].sd_diff.unwrap();
+        assert_eq!(
+            Some(needed),
+            crate::power::seeds_needed(0.01 / sd, 0.0125, 0.8)
+        );
+        assert!(needed > 4);
     }
 
     #[test]
@@ -290,7 +464,7 @@ hypotheses:
             run("base", 2, Some(0.31)),
             run("new", 2, Some(0.34)),
         ];
-        let r = aggregate(&f, runs);
+        let r = aggregate(&f, runs, None);
         let h = &r.hypotheses[0];
         assert_eq!(h.missing_seeds, vec![1]);
         assert_eq!(h.n_pairs, 2);

@@ -29,6 +29,11 @@ pub struct Hypothesis {
     pub than: String,
     #[serde(default)]
     pub margin: f64,
+    /// The difference from the margin this hypothesis should detect with 80 % power: what
+    /// `seeds_needed` is computed for (else `--effect`, else |margin| when non-zero, else the
+    /// observed difference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +49,16 @@ pub struct StudyFile {
     pub arms: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub hypotheses: Vec<Hypothesis>,
+    /// One-sided level of each verdict (0.025: a verdict needs the claim's side of the 95 % interval).
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// How the hypotheses' p-values are adjusted as a family: `holm` (default) or `none`.
+    #[serde(default)]
+    pub correction: crate::multiplicity::Correction,
+}
+
+fn default_alpha() -> f64 {
+    0.025
 }
 
 const KEYS: &[&str] = &[
@@ -53,8 +68,10 @@ const KEYS: &[&str] = &[
     "baseline",
     "arms",
     "hypotheses",
+    "alpha",
+    "correction",
 ];
-const HYPOTHESIS_KEYS: &[&str] = &["metric", "arm", "op", "than", "margin"];
+const HYPOTHESIS_KEYS: &[&str] = &["metric", "arm", "op", "than", "margin", "effect"];
 
 fn closest<'a>(key: &str, keys: &[&'a str]) -> &'a str {
     keys.iter()
@@ -125,6 +142,12 @@ impl StudyFile {
         if self.seeds.is_empty() {
             return Err("seeds: list at least one seed".into());
         }
+        if self.alpha.is_nan() || self.alpha <= 0.0 || self.alpha >= 0.5 {
+            return Err(format!(
+                "alpha: {} is not a one-sided level between 0 and 0.5 (e.g. 0.025)",
+                self.alpha
+            ));
+        }
         let mut seen = self.seeds.clone();
         seen.sort_unstable();
         seen.dedup();
@@ -162,6 +185,13 @@ impl StudyFile {
             arm(&format!("hypotheses[{i}].than"), &h.than)?;
             if h.arm == h.than {
                 return Err(format!("hypotheses[{i}]: compares '{}' with itself", h.arm));
+            }
+            if h.effect
+                .is_some_and(|e| e.is_nan() || e <= 0.0 || e.is_infinite())
+            {
+                return Err(format!(
+                    "hypotheses[{i}].effect must be a positive difference (in the metric's units)"
+                ));
             }
             if !h.margin.is_finite() {
                 return Err(format!("hypotheses[{i}].margin must be a number"));

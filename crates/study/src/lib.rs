@@ -5,8 +5,11 @@
 pub mod aggregate;
 pub mod bootstrap;
 pub mod file;
+pub mod multiplicity;
+pub mod power;
 pub mod runner;
 mod runner_text;
+pub mod sequential;
 pub mod stats;
 mod table;
 pub mod verdict;

@@ -103,6 +103,8 @@ pub struct RunnerOptions {
     pub nproc_per_run: usize,
     /// Resamples for the bootstrap over test recordings (0: none).
     pub bootstrap: usize,
+    /// The difference seed counts are planned for when a hypothesis names no `effect` (`--effect`).
+    pub effect: Option<f64>,
 }
 
 /// One run of the plan: its arm and seed, its folder and its `evdet train` arguments.
@@ -297,7 +299,18 @@ impl Runner {
         )
         .map_err(yaml)?;
         if let Ok(text) = std::fs::read_to_string(&path) {
-            let theirs: serde_norway::Value = serde_norway::from_str(&text).map_err(yaml)?;
+            let mut theirs: serde_norway::Value = serde_norway::from_str(&text).map_err(yaml)?;
+            // Stamps written before a study file had `alpha` and `correction` meant their defaults.
+            if let Some(file) = theirs.get_mut("file").and_then(|f| f.as_mapping_mut()) {
+                for (key, default) in [
+                    ("alpha", serde_norway::Value::from(0.025)),
+                    ("correction", serde_norway::Value::from("holm")),
+                ] {
+                    if !file.contains_key(key) {
+                        file.insert(key.into(), default);
+                    }
+                }
+            }
             if theirs != mine {
                 let keys: Vec<String> = evdet_config::differing_keys(&theirs, &mine)
                     .into_iter()
@@ -486,7 +499,7 @@ impl Runner {
                 root: self.root.display().to_string(),
             });
         }
-        let mut result = aggregate(&self.file, records);
+        let mut result = aggregate(&self.file, records, self.opts.effect);
         add_bootstrap(&mut result, &self.root, self.opts.bootstrap, 0);
         let json = self.root.join("study.json");
         let text = serde_json::to_string_pretty(&result)
@@ -562,7 +575,24 @@ mod tests {
             devices: vec!["cuda:0".into(), "cuda:1".into()],
             nproc_per_run: 1,
             bootstrap: 0,
+            effect: None,
         }
+    }
+
+    /// Every shipped study file parses and every arm's config composes (its overrides name real keys).
+    #[test]
+    fn every_shipped_study_prepares() {
+        let d = tempfile::tempdir().unwrap();
+        let runs = format!("logging.runs_dir={}", d.path().display());
+        let mut n = 0;
+        for e in std::fs::read_dir(config_dir().join("study")).unwrap() {
+            let path = e.unwrap().path();
+            let r = Runner::prepare(&path, options(&[&runs]))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(r.plan.len(), r.file.arms.len() * r.file.seeds.len());
+            n += 1;
+        }
+        assert!(n >= 4, "{n} study files");
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! The verdict of a hypothesis "metric of `arm` op metric of `than` (+ margin)" from the paired
-//! difference's 95 % interval: **supported** when the whole interval lies on the claimed side of the
-//! margin, **refuted** when it lies entirely on the other side, **inconclusive** when it straddles
-//! the margin — or when there is no interval (one seed).
+//! The verdict of a hypothesis "metric of `arm` op metric of `than` (+ margin)" from one-sided paired
+//! t-tests, after the family's adjustment: **supported** when the claim's adjusted p-value is at most
+//! α, **refuted** when the opposite claim's is, **inconclusive** otherwise — or when there is no test
+//! (one seed). Without adjustment and at α = 0.025 this is the 95 % interval lying wholly on one side
+//! of the margin.
 
 use serde::{Deserialize, Serialize};
 
@@ -47,20 +48,12 @@ impl Verdict {
     }
 }
 
-/// The verdict on the claim `difference op margin` given the difference's interval.
-pub fn verdict(op: Op, margin: f64, ci: Option<(f64, f64)>) -> Verdict {
-    let Some((lo, hi)) = ci else {
-        return Verdict::Inconclusive;
-    };
-    let (claimed, opposite) = match op {
-        Op::Greater => (lo > margin, hi <= margin),
-        Op::GreaterEq => (lo >= margin, hi < margin),
-        Op::Less => (hi < margin, lo >= margin),
-        Op::LessEq => (hi <= margin, lo > margin),
-    };
-    if claimed {
+/// The verdict from the claim's and the opposite claim's (adjusted) one-sided p-values at `alpha`.
+pub fn verdict(p_claim: Option<f64>, p_against: Option<f64>, alpha: f64) -> Verdict {
+    let decided = |p: Option<f64>| p.is_some_and(|p| p <= alpha);
+    if decided(p_claim) {
         Verdict::Supported
-    } else if opposite {
+    } else if decided(p_against) {
         Verdict::Refuted
     } else {
         Verdict::Inconclusive
@@ -72,39 +65,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn constructed_intervals_give_each_verdict() {
-        // "4-scale AP_S > 3-scale": the difference's interval ...
-        assert_eq!(
-            verdict(Op::Greater, 0.0, Some((0.01, 0.03))),
-            Verdict::Supported
-        );
-        assert_eq!(
-            verdict(Op::Greater, 0.0, Some((-0.03, -0.01))),
-            Verdict::Refuted
-        );
-        assert_eq!(
-            verdict(Op::Greater, 0.0, Some((-0.01, 0.02))),
-            Verdict::Inconclusive
-        );
-        // Non-inferiority "AP ≥ baseline − 0.005".
-        assert_eq!(
-            verdict(Op::GreaterEq, -0.005, Some((-0.004, 0.01))),
-            Verdict::Supported
-        );
-        assert_eq!(
-            verdict(Op::GreaterEq, -0.005, Some((-0.02, -0.006))),
-            Verdict::Refuted
-        );
-        assert_eq!(
-            verdict(Op::GreaterEq, -0.005, Some((-0.02, 0.01))),
-            Verdict::Inconclusive
-        );
-        assert_eq!(
-            verdict(Op::Less, 0.0, Some((-0.3, -0.1))),
-            Verdict::Supported
-        );
-        assert_eq!(verdict(Op::LessEq, 0.0, Some((0.1, 0.3))), Verdict::Refuted);
-        // One seed: no interval, no verdict either way.
-        assert_eq!(verdict(Op::Greater, 0.0, None), Verdict::Inconclusive);
+    fn each_verdict_from_its_p_values() {
+        assert_eq!(verdict(Some(0.01), Some(0.99), 0.025), Verdict::Supported);
+        assert_eq!(verdict(Some(0.99), Some(0.01), 0.025), Verdict::Refuted);
+        assert_eq!(verdict(Some(0.2), Some(0.8), 0.025), Verdict::Inconclusive);
+        // At the level exactly: decided (p ≤ α).
+        assert_eq!(verdict(Some(0.025), Some(0.975), 0.025), Verdict::Supported);
+        // One seed: no test, no verdict either way.
+        assert_eq!(verdict(None, None, 0.025), Verdict::Inconclusive);
     }
 }

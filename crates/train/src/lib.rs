@@ -6,6 +6,7 @@ pub use evdet_config as config;
 /// reading and sampling in `evdet-data`; their paths here stay for the trainer's code and its users.
 pub use evdet_data as data;
 pub use evdet_infer::{checkpoint, evaluate, export, import, infer, latency, model_setup};
+pub mod ema;
 pub mod logs;
 pub mod optim;
 pub mod parallel;

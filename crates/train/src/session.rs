@@ -139,15 +139,15 @@ pub fn run(
     }
     let test = if opts.test {
         let split = Arc::new(open_split(&trainer.cfg, &data, "test")?);
-        Some(
-            EvalRun::new(&trainer.det, &trainer.cfg, opts.device, TEST_CONFIDENCE)
+        Some(trainer.with_eval_weights(|t| {
+            EvalRun::new(&t.det, &t.cfg, opts.device, TEST_CONFIDENCE)
                 .sharded(par.as_deref().map(|p| &*p.pg))
                 .evaluate_split(split, "test", |done, total| {
                     if talks {
                         hooks.test_progress(done, total)
                     }
-                })?,
-        )
+                })
+        })?)
     } else {
         None
     };

@@ -120,6 +120,8 @@ pub struct Trainer {
     pub notices: Vec<String>,
     /// This process's part of a data-parallel run (`None`: one process).
     par: Option<Arc<Parallel>>,
+    /// The weights' moving average (`training.ema`).
+    pub ema: Option<crate::ema::Ema>,
 }
 
 /// Compares the configuration a run is resumed with against the one its checkpoint was trained with.
@@ -271,6 +273,7 @@ impl Trainer {
         };
         let mut stream_states = None;
         let mut init_report = None;
+        let mut ema_resume = None;
         if let Some(ck) = resume_from {
             checkpoint::load_weights(&mut vs, &last)?;
             opt.load_state(&ck.optimizer, ck.state.optimizer_step)
@@ -298,6 +301,7 @@ impl Trainer {
                         .collect(),
                 );
             }
+            ema_resume = Some((ck.ema, ck.state.ema_updates));
             state = ck.state;
         } else if !model_cfg.init_from.is_empty() {
             // Fine-tuning: weights from elsewhere, optimizer fresh, step 0.
@@ -326,6 +330,24 @@ impl Trainer {
         if let Some(p) = &par {
             p.broadcast_weights(&vs)?;
         }
+        let ema = if cfg.training.ema {
+            Some(match &ema_resume {
+                Some((saved, updates)) if !saved.is_empty() => {
+                    crate::ema::Ema::restore(&vs, cfg.training.ema_decay, saved, *updates)
+                        .map_err(|e| TrainError::Other(format!("{}: {e}", last.display())))?
+                }
+                Some(_) => {
+                    notices.push(format!(
+                        "training.ema: {} has no averaged weights (trained without training.ema); the average starts from its weights",
+                        last.display()
+                    ));
+                    crate::ema::Ema::new(&vs, cfg.training.ema_decay)
+                }
+                None => crate::ema::Ema::new(&vs, cfg.training.ema_decay),
+            })
+        } else {
+            None
+        };
         let log = if root {
             let config_path = run.config();
             evdet_atomic::write(&config_path, cfg.to_yaml().as_bytes())
@@ -356,6 +378,7 @@ impl Trainer {
             init_report,
             notices,
             par,
+            ema,
         })
     }
 
@@ -782,25 +805,40 @@ impl Trainer {
             .clip_grad_value(self.cfg.training.gradient_clip_val);
         self.opt.step(lr);
         self.state.optimizer_step = self.opt.step;
+        if let Some(ema) = &mut self.ema {
+            ema.update();
+        }
         self.state.lr = lr;
         Ok(m)
     }
 
-    /// Validation on the val split with both protocols; keys `val/<protocol>/<stat>`.
+    /// Validation on the val split with both protocols; keys `val/<protocol>/<stat>`. With
+    /// `training.ema` the averaged weights are evaluated.
     pub fn validate(&mut self) -> Result<BTreeMap<String, f64>, TrainError> {
         let Some(val) = self.val.clone() else {
             return Ok(BTreeMap::new());
         };
-        let report = evaluate::EvalRun::new(
-            &self.det,
-            &self.cfg,
-            self.device,
-            self.cfg.validation.confidence_threshold,
-        )
-        .limited(self.cfg.validation.limit_val_batches)
-        .sharded(self.par.as_deref().map(|p| &*p.pg))
-        .evaluate(val, |_, _| {})?;
+        let report = self.with_eval_weights(|t| {
+            evaluate::EvalRun::new(
+                &t.det,
+                &t.cfg,
+                t.device,
+                t.cfg.validation.confidence_threshold,
+            )
+            .limited(t.cfg.validation.limit_val_batches)
+            .sharded(t.par.as_deref().map(|p| &*p.pg))
+            .evaluate(val, |_, _| {})
+        })?;
         Ok(report.metrics("val"))
+    }
+
+    /// Runs `f` with the weights evaluations use: the moving average with `training.ema`, else the
+    /// trained ones.
+    pub fn with_eval_weights<T>(&self, f: impl FnOnce(&Self) -> T) -> T {
+        match &self.ema {
+            Some(ema) => ema.with_weights(|| f(self)),
+            None => f(self),
+        }
     }
 
     /// Writes `checkpoints/<name>`. Data parallel, every process calls it at the same step: the
@@ -822,6 +860,8 @@ impl Trainer {
             }
         }
         let mut state = self.state.clone();
+        let ema = self.ema.as_ref().map(|e| e.named()).unwrap_or_default();
+        state.ema_updates = self.ema.as_ref().map_or(0, |e| e.updates);
         state.stream_slots = self.plan.bs_stream;
         state.global_batch = Some(self.plan.batch_size());
         state.world_size = Some(self.plan.world);
@@ -829,6 +869,7 @@ impl Trainer {
             model: &evdet_model::import::named_tensors(&self.vs),
             optimizer: &self.opt.state_tensors(),
             recurrent: &recurrent,
+            ema: &ema,
             state: &state,
             config: &self.cfg,
         };

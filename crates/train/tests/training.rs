@@ -196,6 +196,62 @@ fn an_interrupted_run_resumes_to_identical_weights() {
     }
 }
 
+/// `training.ema`: the average is saved beside the weights, a resumed run ends with the uninterrupted
+/// run's average bit for bit, and opening the checkpoint for eval / predict / export gives the average.
+#[test]
+fn the_weights_average_resumes_exactly_and_is_what_inference_opens() {
+    let _serial = serial();
+    let (runs_a, runs_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let extra = [
+        "training.max_steps=6",
+        "logging.ckpt_every_n_steps=1",
+        "training.ema=true",
+    ];
+    let mut a = fresh_cpu_trainer(tiny_config(runs_a.path(), &extra)).unwrap();
+    a.fit(None, |_| {}, |_| {}).unwrap();
+    let mut b = fresh_cpu_trainer(tiny_config(runs_b.path(), &extra)).unwrap();
+    b.fit(Some(3), |_| {}, |_| {}).unwrap();
+    drop(b);
+    let data = tiny_config(runs_b.path(), &extra).dataset.path;
+    let mut b2 = Trainer::new(
+        tiny_config(runs_b.path(), &extra),
+        Path::new(&data),
+        tch::Device::Cpu,
+        true,
+    )
+    .unwrap();
+    assert_eq!(b2.ema.as_ref().unwrap().updates, 3, "the average resumes");
+    b2.fit(None, |_| {}, |_| {}).unwrap();
+    let (ea, eb) = (a.ema.as_ref().unwrap(), b2.ema.as_ref().unwrap());
+    assert_eq!(ea.updates, 6);
+    for ((na, ta), (nb, tb)) in ea.named().iter().zip(eb.named()) {
+        assert_eq!(na, &nb);
+        assert!(ta.equal(&tb), "{na}: the resumed average differs");
+    }
+    // The average is not the trained weights (it lags them) …
+    let trained: std::collections::BTreeMap<String, Vec<f32>> = weights(&a).into_iter().collect();
+    let averaged = ea.named();
+    let differs = averaged
+        .iter()
+        .any(|(n, t)| Vec::<f32>::try_from(t.flatten(0, -1)).unwrap() != trained[n]);
+    assert!(differs, "the average equals the weights");
+    // … and it is what a checkpoint opens for inference.
+    let last = a.run.last();
+    assert!(last.join(checkpoint::EMA_FILE).is_file());
+    let opened = checkpoint::open(
+        &last,
+        tch::Device::Cpu,
+        |_| -> Result<(), checkpoint::CheckpointError> { Ok(()) },
+    )
+    .unwrap();
+    assert!(opened.provenance.ema);
+    assert!(opened.provenance.describe().contains("EMA weights"));
+    let vars = opened.vs.variables();
+    for (n, t) in &averaged {
+        assert!(vars[n].equal(t), "{n}: opened weights are not the average");
+    }
+}
+
 /// Checkpoints verify themselves: a `last` whose tensor bytes changed on disk (one flipped byte) or
 /// that was cut short is refused with the file named, the resume goes on from `previous` (the `last`
 /// before it) and still ends with the uninterrupted run's weights; with both damaged it is an error.

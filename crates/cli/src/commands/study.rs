@@ -19,6 +19,7 @@ use std::path::PathBuf;
 ///   evdet study study/size_aware_mini.yaml --dry-run              # the plan, at once
 ///   evdet study study/size_aware_mini.yaml --dry-run --estimate   # and the training time, from 3 timed steps
 ///   evdet study study/size_aware_mini.yaml --no-train     # study.json from the runs finished so far
+///   evdet study study/size_aware_mini.yaml --plan-power --effect 0.01   # seeds needed, from a pilot
 ///   evdet study study/size_aware_mini.yaml training.max_steps=200 --parallel 2
 ///   evdet study study/size_aware_etram.yaml dataset.path=/data/etram_pre --devices cuda:0,cuda:1 --parallel 2
 #[derive(clap::Args)]
@@ -55,6 +56,15 @@ pub struct Args {
     /// Resamples of the test recordings for each hypothesis's bootstrap interval (0 = off).
     #[arg(long, default_value_t = 200, value_name = "N")]
     pub bootstrap: usize,
+    /// Train nothing: from the runs finished so far (a pilot), say per hypothesis how noisy the
+    /// paired difference is, the smallest difference the seeds run can detect, and how many seeds
+    /// would detect --effect (or the hypothesis's own effect / margin) with 80 % power.
+    #[arg(long, conflicts_with_all = ["dry_run", "no_train"])]
+    pub plan_power: bool,
+    /// The difference from the margin (in the metric's units, e.g. 0.01 AP) that seed counts are
+    /// planned for, for hypotheses that name no `effect` of their own.
+    #[arg(long, value_name = "DELTA")]
+    pub effect: Option<f64>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -69,9 +79,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             devices: args.devices.clone(),
             nproc_per_run: args.nproc_per_run,
             bootstrap: args.bootstrap,
+            effect: args.effect,
         },
     )?;
-    runner.check_stamp(!args.dry_run && !args.no_train)?;
+    let no_train = args.no_train || args.plan_power;
+    runner.check_stamp(!args.dry_run && !no_train)?;
     // Each run's state before anything trains (a run's state is read again after training).
     let states = runner.states();
     runner
@@ -93,17 +105,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let failed = if args.no_train {
+    let failed = if no_train {
         BTreeMap::new()
     } else {
         runner.train(&exe, &states, &|event| eprintln!("{}", event.line()))?
     };
-    let summary = runner.summarize(&failed, args.no_train)?;
+    let summary = runner.summarize(&failed, no_train)?;
     let total = runner.plan.len();
-    summary
-        .lines(args.no_train, total)
-        .iter()
-        .for_each(|l| println!("{l}"));
+    let lines = if args.plan_power {
+        summary.result.power_lines()
+    } else {
+        summary.lines(args.no_train, total)
+    };
+    lines.iter().for_each(|l| println!("{l}"));
     if !failed.is_empty() {
         anyhow::bail!(
             "{} of {} runs failed (the verdicts say which seeds are missing); rerun the same command to retry them",
