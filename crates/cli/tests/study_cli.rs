@@ -305,6 +305,92 @@ fn bad_study_inputs_are_refused_with_the_reason() {
     );
 }
 
+/// `--until-decided`: two identical arms (same seed → the same run) make a non-inferiority claim that
+/// the first look decides; the other claim stays open, so the second round adds a seed to its two arms
+/// only; with nothing left open a study stops after its first round.
+#[test]
+fn until_decided_stops_decided_hypotheses_and_feeds_only_the_arms_still_needed() {
+    let d = tempfile::tempdir().unwrap();
+    let runs = d.path().join("runs");
+    let text = r#"
+study: tiny
+experiment: experiment/synthetic/mini.yaml
+seeds: [0, 1]
+baseline: a
+arms:
+  a: [model.fpn.in_stages=[2,3,4]]
+  a_copy: [model.fpn.in_stages=[2,3,4]]
+  b: [model.fpn.in_stages=[1,2,3,4]]
+hypotheses:
+  - {metric: test/unfiltered/AP, arm: a_copy, op: ">=", than: a, margin: -0.01}
+  - {metric: test/unfiltered/AP, arm: b, op: ">", than: a}
+"#;
+    let file = write_study(d.path(), text);
+    let args = [
+        "--until-decided",
+        "--max-seeds",
+        "3",
+        "--seeds-per-round",
+        "1",
+    ];
+    let (out, err) = run(study(&file, &runs, 2, &args));
+    assert!(
+        out.contains("sequential: looks at [2, 3] seeds per arm"),
+        "{out}"
+    );
+    assert!(err.contains("look 1 (2 seeds, 2 pairs)"), "{err}");
+    let seed2 = |arm: &str| runs.join(format!("tiny/{arm}/seed2")).exists();
+    let j = study_json(&runs);
+    let h = &j["hypotheses"];
+    assert_eq!(h[0]["verdict"], "supported", "{}", h[0]);
+    let looks = &j["sequential"]["looks"];
+    assert_eq!(
+        looks[0].as_array().unwrap().len(),
+        1,
+        "decided at the first look"
+    );
+    assert_eq!(looks[0][0]["p_claim"], 0.0);
+    let open = looks[1].as_array().unwrap();
+    assert!(!open.is_empty() && open.len() <= 2);
+    // The second claim (tiny runs: a coin toss) is normally still open after the first look.
+    if open[0]["verdict"] == "inconclusive" {
+        assert!(
+            seed2("a") && seed2("b") && !seed2("a_copy"),
+            "round 2 ran only a and b"
+        );
+        assert_eq!(open.len(), 2, "an undecided claim is looked at again");
+        assert_eq!(open[1]["pairs"], 3);
+        assert_eq!(j["runs"].as_array().unwrap().len(), 8, "{}", j["runs"]);
+    } else {
+        assert!(!seed2("a") && !seed2("b"), "both decided: no second round");
+    }
+    let page = std::fs::read_to_string(runs.join("tiny/study.html")).unwrap();
+    assert!(page.contains("Sequential looks"));
+
+    // With only the decided claim, the study ends after its first round.
+    let d2 = tempfile::tempdir().unwrap();
+    let runs2 = d2.path().join("runs");
+    let one = text.replace(
+        "  - {metric: test/unfiltered/AP, arm: b, op: \">\", than: a}\n",
+        "",
+    );
+    let file2 = write_study(d2.path(), &one);
+    run(study(
+        &file2,
+        &runs2,
+        2,
+        &["--until-decided", "--max-seeds", "4"],
+    ));
+    // The first round runs every arm on the file's seeds; nothing after it.
+    assert!(runs2.join("tiny/a/seed1").exists() && runs2.join("tiny/b/seed1").exists());
+    for arm in ["a", "a_copy", "b"] {
+        assert!(
+            !runs2.join(format!("tiny/{arm}/seed2")).exists(),
+            "{arm}: a decided study runs no more seeds"
+        );
+    }
+}
+
 /// The README's finding on `size_aware_mini`, rebuilt the way the README says a newcomer rebuilds
 /// it: restore the archived runs, `evdet study … --no-train`, and compare study.json with the
 /// README's tables (arms: mean ± half-width; hypotheses: difference, interval, verdict).

@@ -19,6 +19,7 @@ mod preprocess_text;
 pub mod recording;
 pub mod rng;
 pub mod testdata;
+pub mod units;
 pub mod windows;
 
 pub use error::{EventsError, Result};

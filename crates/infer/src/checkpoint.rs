@@ -418,6 +418,21 @@ impl Provenance {
         })
     }
 
+    /// The provenance of the weights [`open`] uses from the checkpoint folder `dir`: its moving
+    /// average when it has one, else `model.safetensors`.
+    pub fn of_checkpoint(dir: &Path, step: u64) -> Result<Self, CheckpointError> {
+        let ema = dir.join(EMA_FILE);
+        if !ema.is_file() {
+            return Self::of(dir, step, None);
+        }
+        Ok(Provenance {
+            path: dir.to_path_buf(),
+            step,
+            sha256: digest(&ema)?.sha256,
+            ema: true,
+        })
+    }
+
     /// `checkpoint runs/x/checkpoints/best (step 3, sha256 1a2b3c4d5e6f…)`, with `EMA weights`
     /// when the moving average is used.
     pub fn describe(&self) -> String {

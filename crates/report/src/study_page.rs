@@ -229,6 +229,44 @@ pub fn study_page(study: &Value, has_report: impl Fn(&str, u64) -> bool) -> Stri
              <th>paired sd</th><th>MDE (80 %)</th><th>seeds needed</th><th>for difference</th><th>from</th></tr>{power_rows}</table>"
         );
     }
+    if let Some(seq) = study["sequential"].as_object() {
+        let _ = write!(
+            body,
+            "<h2>Sequential looks</h2><p class=\"note\">{}</p><table class=\"wrap\"><tr><th>claim</th><th>look</th>\
+             <th>seeds</th><th>pairs</th><th>p of the claim</th><th>p of the opposite</th><th>threshold</th><th>verdict</th></tr>",
+            escape(seq.get("method").and_then(|m| m.as_str()).unwrap_or(""))
+        );
+        let p = |v: &serde_json::Value| num(v).map_or("—".into(), |x| format!("{x:.2e}"));
+        for (h, looks) in study["hypotheses"].as_array().into_iter().flatten().zip(
+            seq.get("looks")
+                .and_then(|l| l.as_array())
+                .into_iter()
+                .flatten(),
+        ) {
+            let claim = format!(
+                "{} of {} {} {}",
+                h["metric"].as_str().unwrap_or(""),
+                h["arm"].as_str().unwrap_or(""),
+                h["op"].as_str().unwrap_or(""),
+                h["than"].as_str().unwrap_or("")
+            );
+            for (k, l) in looks.as_array().into_iter().flatten().enumerate() {
+                let _ = write!(
+                    body,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    escape(&claim),
+                    k + 1,
+                    l["seeds"],
+                    l["pairs"],
+                    p(&l["p_claim"]),
+                    p(&l["p_against"]),
+                    p(&l["threshold"]),
+                    escape(l["verdict"].as_str().unwrap_or(""))
+                );
+            }
+        }
+        body.push_str("</table>");
+    }
     if !forest.is_empty() {
         body.push_str(&interval_svg(
             "Paired differences (arm − other), 95 % CI; dashed: 0",

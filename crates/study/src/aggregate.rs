@@ -89,6 +89,9 @@ pub struct StudyResult {
     /// One-sided level of every verdict, and the family's adjustment.
     pub alpha: f64,
     pub correction: crate::multiplicity::Correction,
+    /// `--until-decided`: the looks behind the verdicts (which then come from them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<crate::sequential::SequentialResult>,
 }
 
 fn metric_of(runs: &[RunRecord], arm: &str, seed: u64, metric: &str) -> Option<f64> {
@@ -167,6 +170,7 @@ pub fn aggregate(file: &StudyFile, runs: Vec<RunRecord>, effect: Option<f64>) ->
         hypotheses,
         alpha: file.alpha,
         correction: file.correction,
+        sequential: None,
     }
 }
 

@@ -12,4 +12,5 @@ mod runner_text;
 pub mod sequential;
 pub mod stats;
 mod table;
+pub mod until_decided;
 pub mod verdict;

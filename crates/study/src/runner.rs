@@ -200,6 +200,44 @@ pub fn find_study_file(given: &Path, config_dir: &Path) -> Result<PathBuf, Runne
     })
 }
 
+/// The `evdet train` runs of `runs` ((arm, seed) pairs) of `file` under `root`.
+fn plan_runs(
+    file: &StudyFile,
+    opts: &RunnerOptions,
+    root: &Path,
+    runs: Vec<(String, u64)>,
+) -> Vec<PlannedRun> {
+    let runs_parent = root.parent().unwrap_or(Path::new(".")).to_path_buf();
+    runs.into_iter()
+        .map(|(arm, seed)| {
+            let mut a = vec![
+                "--config".to_string(),
+                file.experiment.clone(),
+                "--config-dir".into(),
+                opts.config_dir.display().to_string(),
+            ];
+            if opts.nproc_per_run > 1 {
+                a.extend(["--nproc".into(), opts.nproc_per_run.to_string()]);
+            }
+            a.extend(file.arms[&arm].iter().cloned());
+            a.extend(opts.overrides.iter().cloned());
+            a.extend([
+                format!("reproduce.seed={seed}"),
+                format!("logging.runs_dir={}", runs_parent.display()),
+                format!("logging.project={}", file.study),
+                format!("logging.group={arm}"),
+                format!("logging.experiment_id=seed{seed}"),
+            ]);
+            PlannedRun {
+                dir: root.join(&arm).join(format!("seed{seed}")),
+                arm,
+                seed,
+                args: a,
+            }
+        })
+        .collect()
+}
+
 impl Runner {
     /// Reads the study file at `path` and composes every arm's config (an override of a missing key
     /// fails here, before anything trains; a command-line typo is the command line's, not an arm's).
@@ -230,37 +268,7 @@ impl Runner {
             runs_dir.get_or_insert(cfg.logging.runs_dir);
         }
         let root = PathBuf::from(runs_dir.unwrap_or_else(|| "runs".into())).join(&file.study);
-        let runs_parent = root.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let plan = file
-            .runs()
-            .into_iter()
-            .map(|(arm, seed)| {
-                let mut a = vec![
-                    "--config".to_string(),
-                    file.experiment.clone(),
-                    "--config-dir".into(),
-                    opts.config_dir.display().to_string(),
-                ];
-                if opts.nproc_per_run > 1 {
-                    a.extend(["--nproc".into(), opts.nproc_per_run.to_string()]);
-                }
-                a.extend(file.arms[&arm].iter().cloned());
-                a.extend(opts.overrides.iter().cloned());
-                a.extend([
-                    format!("reproduce.seed={seed}"),
-                    format!("logging.runs_dir={}", runs_parent.display()),
-                    format!("logging.project={}", file.study),
-                    format!("logging.group={arm}"),
-                    format!("logging.experiment_id=seed{seed}"),
-                ]);
-                PlannedRun {
-                    dir: root.join(&arm).join(format!("seed{seed}")),
-                    arm,
-                    seed,
-                    args: a,
-                }
-            })
-            .collect();
+        let plan = plan_runs(&file, &opts, &root, file.runs());
         Ok(Runner {
             file,
             path: path.to_path_buf(),
@@ -269,6 +277,27 @@ impl Runner {
             max_steps,
             opts,
         })
+    }
+
+    /// This study restricted to `seeds` and `arms`: the runs a round of a sequential study trains
+    /// and summarizes (the study file on disk and its stamp are unchanged).
+    pub fn restricted(&self, seeds: &[u64], arms: &[String]) -> Runner {
+        let mut file = self.file.clone();
+        file.seeds = seeds.to_vec();
+        let runs = file
+            .runs()
+            .into_iter()
+            .filter(|(a, _)| arms.contains(a))
+            .collect();
+        let plan = plan_runs(&file, &self.opts, &self.root, runs);
+        Runner {
+            file,
+            path: self.path.clone(),
+            root: self.root.clone(),
+            plan,
+            max_steps: self.max_steps.clone(),
+            opts: self.opts.clone(),
+        }
     }
 
     /// Runs at a time.
@@ -459,6 +488,16 @@ impl Runner {
         failed: &BTreeMap<usize, String>,
         require_one: bool,
     ) -> Result<Summary, RunnerError> {
+        self.summarize_with(failed, require_one, |_| {})
+    }
+
+    /// As [`Runner::summarize`], with `adjust` applied to the result before it is written.
+    pub fn summarize_with(
+        &self,
+        failed: &BTreeMap<usize, String>,
+        require_one: bool,
+        adjust: impl FnOnce(&mut crate::aggregate::StudyResult),
+    ) -> Result<Summary, RunnerError> {
         // study.json lists runs arm by arm (name order), seeds in file order, whatever order they ran in.
         let mut order: Vec<usize> = (0..self.plan.len()).collect();
         let seed_pos = |s: u64| self.file.seeds.iter().position(|&x| x == s);
@@ -501,6 +540,7 @@ impl Runner {
         }
         let mut result = aggregate(&self.file, records, self.opts.effect);
         add_bootstrap(&mut result, &self.root, self.opts.bootstrap, 0);
+        adjust(&mut result);
         let json = self.root.join("study.json");
         let text = serde_json::to_string_pretty(&result)
             .map_err(|e| RunnerError::Other(format!("{}: {e}", json.display())))?;

@@ -77,12 +77,21 @@ impl StudyResult {
                 h.note
             ));
         }
-        lines.push(format!(
-            "(verdicts at one-sided α = {} after {} adjustment over the {} hypotheses)",
-            self.alpha,
-            self.correction.name(),
-            self.hypotheses.len()
-        ));
+        lines.push(match &self.sequential {
+            Some(seq) => format!(
+                "(verdicts from {} looks at {:?} seeds of at most {}: {})",
+                seq.looks_done,
+                &seq.schedule.looks[..seq.looks_done.min(seq.schedule.looks.len())],
+                seq.schedule.max_seeds,
+                seq.method
+            ),
+            None => format!(
+                "(verdicts at one-sided α = {} after {} adjustment over the {} hypotheses)",
+                self.alpha,
+                self.correction.name(),
+                self.hypotheses.len()
+            ),
+        });
         lines
     }
 

@@ -5,6 +5,7 @@
 //! checkpoints, failed ones are retried.
 
 use evdet_study::runner::{find_study_file, Runner, RunnerOptions};
+use evdet_study::until_decided::SequentialOptions;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 ///   evdet study study/size_aware_mini.yaml --dry-run --estimate   # and the training time, from 3 timed steps
 ///   evdet study study/size_aware_mini.yaml --no-train     # study.json from the runs finished so far
 ///   evdet study study/size_aware_mini.yaml --plan-power --effect 0.01   # seeds needed, from a pilot
+///   evdet study study/size_aware_decide.yaml --until-decided --max-seeds 12   # rounds until decided
 ///   evdet study study/size_aware_mini.yaml training.max_steps=200 --parallel 2
 ///   evdet study study/size_aware_etram.yaml dataset.path=/data/etram_pre --devices cuda:0,cuda:1 --parallel 2
 #[derive(clap::Args)]
@@ -65,6 +67,17 @@ pub struct Args {
     /// planned for, for hypotheses that name no `effect` of their own.
     #[arg(long, value_name = "DELTA")]
     pub effect: Option<f64>,
+    /// Run the seeds in rounds and stop each hypothesis once decided (group-sequential: O'Brien–
+    /// Fleming spending, the family's error kept at alpha); later rounds add seeds only to the arms an
+    /// undecided hypothesis compares. Needs --max-seeds.
+    #[arg(long, requires = "max_seeds", conflicts_with_all = ["dry_run", "no_train", "plan_power"])]
+    pub until_decided: bool,
+    /// With --until-decided: seeds per arm at most (the study file's seeds first).
+    #[arg(long, value_name = "N")]
+    pub max_seeds: Option<usize>,
+    /// With --until-decided: seeds added per round.
+    #[arg(long, default_value_t = 2, value_name = "K")]
+    pub seeds_per_round: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -105,24 +118,39 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let failed = if no_train {
-        BTreeMap::new()
-    } else {
-        runner.train(&exe, &states, &|event| eprintln!("{}", event.line()))?
+    let (summary, failed) = match (args.until_decided, args.max_seeds) {
+        (true, Some(max_seeds)) => {
+            let seq = SequentialOptions {
+                max_seeds,
+                per_round: args.seeds_per_round,
+            };
+            println!("{}", runner.schedule(&seq)?.line());
+            runner.until_decided(
+                &exe,
+                &seq,
+                &|event| eprintln!("{}", event.line()),
+                &|look| eprintln!("{}", look.line()),
+            )?
+        }
+        _ => {
+            let failed = if no_train {
+                BTreeMap::new()
+            } else {
+                runner.train(&exe, &states, &|event| eprintln!("{}", event.line()))?
+            };
+            (runner.summarize(&failed, no_train)?, failed.len())
+        }
     };
-    let summary = runner.summarize(&failed, no_train)?;
-    let total = runner.plan.len();
+    let total = summary.result.runs.len();
     let lines = if args.plan_power {
         summary.result.power_lines()
     } else {
         summary.lines(args.no_train, total)
     };
     lines.iter().for_each(|l| println!("{l}"));
-    if !failed.is_empty() {
+    if failed > 0 {
         anyhow::bail!(
-            "{} of {} runs failed (the verdicts say which seeds are missing); rerun the same command to retry them",
-            failed.len(),
-            total
+            "{failed} of {total} runs failed (the verdicts say which seeds are missing); rerun the same command to retry them"
         );
     }
     Ok(())

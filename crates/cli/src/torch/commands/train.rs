@@ -195,8 +195,9 @@ fn write_test_and_report(
     run: &evdet_run::RunDir,
     step: u64,
 ) -> anyhow::Result<()> {
-    // The test split is evaluated with the weights in memory, which `fit` saved as `last` at its end.
-    let weights = evdet_infer::checkpoint::Provenance::of(&run.last(), step, None)?;
+    // The test split is evaluated with the weights in memory (the moving average with training.ema),
+    // which `fit` saved as `last` at its end.
+    let weights = evdet_infer::checkpoint::Provenance::of_checkpoint(&run.last(), step)?;
     write_all(ev, cfg, &run.eval().metrics("test"), &weights)?;
     let report = run.report();
     let summary = evdet_report::build_report(&[run.root().to_path_buf()], &report)
