@@ -391,6 +391,78 @@ hypotheses:
     }
 }
 
+/// `--emit slurm`: the array's tasks, run here one by one as SLURM would (each `--only ARM/SEED`), train
+/// every run; the aggregation script writes the statistics; `submit.sh` hands both to `sbatch` (a fake
+/// one on PATH that checks the scripts), the aggregation depending on the array.
+#[test]
+fn emit_slurm_writes_an_array_whose_tasks_run_here_and_a_submit_script() {
+    let d = tempfile::tempdir().unwrap();
+    let (file, runs) = (write_study(d.path(), STUDY), d.path().join("runs"));
+    let (out, _) = run(study(&file, &runs, 2, &["--emit", "slurm"]));
+    assert!(out.contains("4 tasks"), "{out}");
+    let slurm = runs.join("tiny/slurm");
+    let array = std::fs::read_to_string(slurm.join("array.sh")).unwrap();
+    for want in [
+        "#SBATCH --array=0-3",
+        "#SBATCH --ntasks=1",
+        "RUNS=(3scale/0 4scale_sa/0 3scale/1 4scale_sa/1)",
+        "--only \"$RUN\"",
+        " model.backbone.stage.attention.dim_head=8 ",
+    ] {
+        assert!(array.contains(want), "{want} missing:\n{array}");
+    }
+    assert!(
+        !runs.join("tiny/3scale/seed0").exists(),
+        "emitting trains nothing"
+    );
+    for k in 0..4 {
+        run(Command::new("bash")
+            .arg(slurm.join("array.sh"))
+            .env("SLURM_ARRAY_TASK_ID", k.to_string())
+            .env("OMP_NUM_THREADS", "1"));
+    }
+    let (out, _) = run(Command::new("bash").arg(slurm.join("aggregate.sh")));
+    assert!(out.contains("all 4 runs finished"), "{out}");
+    assert!(statuses(&study_json(&runs)).iter().all(|s| *s == "done"));
+    // A task outside the array is refused by bash, an unknown run by evdet.
+    let o = Command::new("bash")
+        .arg(slurm.join("array.sh"))
+        .env("SLURM_ARRAY_TASK_ID", "9")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+
+    let bin = d.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("sbatch");
+    std::fs::write(
+        &fake,
+        "#!/bin/bash\necho \"$@\" >> \"$SBATCH_LOG\"\nscript=\"${@: -1}\"\ngrep -q '^#SBATCH --job-name=evdet-tiny' \"$script\" || exit 3\necho 4242\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = d.path().join("sbatch.log");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let (out, _) = run(Command::new("bash")
+        .arg(slurm.join("submit.sh"))
+        .env("PATH", path)
+        .env("SBATCH_LOG", &log));
+    assert!(out.contains("submitted array 4242"), "{out}");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        calls.lines().collect::<Vec<_>>(),
+        [
+            "--parsable array.sh",
+            "--dependency=afterany:4242 aggregate.sh"
+        ]
+    );
+}
+
 /// The README's finding on `size_aware_mini`, rebuilt the way the README says a newcomer rebuilds
 /// it: restore the archived runs, `evdet study … --no-train`, and compare study.json with the
 /// README's tables (arms: mean ± half-width; hypotheses: difference, interval, verdict).

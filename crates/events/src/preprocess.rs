@@ -460,6 +460,15 @@ pub fn preprocess(
     jobs: usize,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<PreprocessSummary> {
+    if cfg.nbins == 0 || cfg.dt_ms == 0 {
+        return Err(EventsError::format(
+            raw,
+            format!(
+                "preprocessing needs at least one bin and a window of at least 1 ms (nbins {}, dt_ms {})",
+                cfg.nbins, cfg.dt_ms
+            ),
+        ));
+    }
     let created = !out.exists();
     let result = (|| {
         std::fs::create_dir_all(out).map_err(|e| {

@@ -10,6 +10,7 @@ pub mod power;
 pub mod runner;
 mod runner_text;
 pub mod sequential;
+pub mod slurm;
 pub mod stats;
 mod table;
 pub mod until_decided;

@@ -300,6 +300,11 @@ impl Runner {
         }
     }
 
+    /// How the study runs.
+    pub fn options(&self) -> &RunnerOptions {
+        &self.opts
+    }
+
     /// Runs at a time.
     pub fn parallel(&self) -> usize {
         self.opts.parallel.max(1)

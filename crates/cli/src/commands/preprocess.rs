@@ -1,6 +1,5 @@
 //! `evdet preprocess`: raw recordings → RVT's preprocessed layout, in parallel and resumable.
 
-use anyhow::bail;
 use evdet_events::preprocess::{self, DatasetKind, PreprocessConfig};
 use std::path::PathBuf;
 
@@ -31,11 +30,11 @@ pub struct Args {
     #[arg(long, default_value = "auto")]
     pub dataset: String,
     /// Duration of each event window in milliseconds (windows end every 50 ms).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     pub dt_ms: u32,
     /// Time bins per polarity.
-    #[arg(long, default_value_t = 10)]
-    pub nbins: usize,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub nbins: u64,
     /// Counts per cell are clipped to this value (after uint8 wrap-around, as RVT).
     #[arg(long, default_value_t = 10)]
     pub count_cutoff: u8,
@@ -66,16 +65,10 @@ fn default_jobs() -> usize {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let dataset: DatasetKind = args.dataset.parse().map_err(anyhow::Error::msg)?;
-    if args.nbins == 0 {
-        bail!("--nbins must be at least 1");
-    }
-    if args.dt_ms == 0 {
-        bail!("--dt-ms must be positive");
-    }
     let cfg = PreprocessConfig {
         dataset,
         dt_ms: args.dt_ms,
-        nbins: args.nbins,
+        nbins: args.nbins as usize,
         count_cutoff: args.count_cutoff,
         downsample_by_factor_2: args.downsample_by_factor_2,
         class_map: args

@@ -78,6 +78,14 @@ pub struct Args {
     /// With --until-decided: seeds added per round.
     #[arg(long, default_value_t = 2, value_name = "K")]
     pub seeds_per_round: usize,
+    /// Write a SLURM job array (one task per arm/seed, each `--only ARM/SEED`) and a dependent
+    /// aggregation job into <study folder>/slurm/, instead of running anything.
+    #[arg(long, value_name = "slurm", value_parser = ["slurm"], conflicts_with_all = ["dry_run", "until_decided"])]
+    pub emit: Option<String>,
+    /// Train only this run of the study (ARM/SEED, e.g. 3scale/0), without the statistics: what each
+    /// task of an --emit slurm array runs.
+    #[arg(long, value_name = "ARM/SEED", conflicts_with_all = ["dry_run", "no_train", "until_decided"])]
+    pub only: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -97,13 +105,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let no_train = args.no_train || args.plan_power;
     runner.check_stamp(!args.dry_run && !no_train)?;
+    let exe = std::env::current_exe()?;
+    if let Some(which) = &args.only {
+        let one = runner.only(which)?;
+        let failed = one.train(&exe, &one.states(), &|e| eprintln!("{}", e.line()))?;
+        if let Some(why) = failed.into_values().next() {
+            anyhow::bail!("{which}: {why}");
+        }
+        return Ok(());
+    }
+    if args.emit.is_some() {
+        let files = runner.emit_slurm(&exe)?;
+        files.lines().iter().for_each(|l| println!("{l}"));
+        return Ok(());
+    }
     // Each run's state before anything trains (a run's state is read again after training).
     let states = runner.states();
     runner
         .plan_lines(&states)
         .iter()
         .for_each(|l| println!("{l}"));
-    let exe = std::env::current_exe()?;
     if args.dry_run {
         if !args.estimate {
             println!(
