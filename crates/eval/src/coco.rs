@@ -36,6 +36,26 @@ pub fn default_area_ranges() -> Vec<(String, [f64; 2])> {
     ]
 }
 
+/// What a summary stat reads: AP (else AR), the IoU threshold (`None`: the mean over .50:.95), the
+/// area range and maxDets, as `COCOeval.summarize()` defines the 12.
+pub fn stat_spec(stat: &str) -> Option<(bool, Option<f64>, &'static str, usize)> {
+    Some(match stat {
+        "AP" => (true, None, "all", 100),
+        "AP50" => (true, Some(0.5), "all", 100),
+        "AP75" => (true, Some(0.75), "all", 100),
+        "AP_S" => (true, None, "small", 100),
+        "AP_M" => (true, None, "medium", 100),
+        "AP_L" => (true, None, "large", 100),
+        "AR1" => (false, None, "all", 1),
+        "AR10" => (false, None, "all", 10),
+        "AR100" => (false, None, "all", 100),
+        "AR_S" => (false, None, "small", 100),
+        "AR_M" => (false, None, "medium", 100),
+        "AR_L" => (false, None, "large", 100),
+        _ => return None,
+    })
+}
+
 /// What to evaluate: every parameter not listed is pycocotools' default.
 #[derive(Debug, Clone)]
 pub struct CocoOptions {
@@ -114,6 +134,16 @@ pub struct ClassSummary {
 impl CocoEval {
     /// Runs `COCOeval(gt, dt, 'bbox')` with `opts`, then `evaluate()` and `accumulate()`.
     pub fn run(gt: &Arc<COCO>, dt: &Arc<COCO>, opts: &CocoOptions) -> Result<Self> {
+        let ev = Self::evaluated(gt, dt, opts)?;
+        Self::from_evaluated(&ev, gt)
+    }
+
+    /// hotcoco's evaluator for `opts`, after `evaluate()` and `accumulate()`.
+    pub(crate) fn evaluated(
+        gt: &Arc<COCO>,
+        dt: &Arc<COCO>,
+        opts: &CocoOptions,
+    ) -> Result<COCOeval> {
         let mut ev = COCOeval::new(Arc::clone(gt), Arc::clone(dt), IouType::Bbox);
         ev.params.use_cats = opts.use_cats;
         if let Some(ids) = &opts.cat_ids {
@@ -132,10 +162,10 @@ impl CocoEval {
             .collect();
         ev.evaluate()?;
         ev.accumulate();
-        Self::from_hotcoco(&ev, gt)
+        Ok(ev)
     }
 
-    fn from_hotcoco(ev: &COCOeval, gt: &COCO) -> Result<Self> {
+    pub(crate) fn from_evaluated(ev: &COCOeval, gt: &COCO) -> Result<Self> {
         let p = &ev.params;
         let acc = ev.accumulated().ok_or_else(|| {
             EvalError::InvalidInput("COCO evaluation produced no accumulated result".into())
@@ -255,20 +285,8 @@ impl CocoEval {
     /// AP/AR of one stat (`AP`, `AP_S`, `AR10`, …) over the K slots `ks`, or `-1` if the stat's
     /// area range or maxDets is not part of this evaluation.
     pub fn stat_over(&self, stat: &str, ks: &[usize]) -> f64 {
-        let (ap, iou, area, max_det) = match stat {
-            "AP" => (true, None, "all", 100),
-            "AP50" => (true, Some(0.5), "all", 100),
-            "AP75" => (true, Some(0.75), "all", 100),
-            "AP_S" => (true, None, "small", 100),
-            "AP_M" => (true, None, "medium", 100),
-            "AP_L" => (true, None, "large", 100),
-            "AR1" => (false, None, "all", 1),
-            "AR10" => (false, None, "all", 10),
-            "AR100" => (false, None, "all", 100),
-            "AR_S" => (false, None, "small", 100),
-            "AR_M" => (false, None, "medium", 100),
-            "AR_L" => (false, None, "large", 100),
-            _ => return UNDEFINED,
+        let Some((ap, iou, area, max_det)) = stat_spec(stat) else {
+            return UNDEFINED;
         };
         let (Some(a), Some(m)) = (self.area_index(area), self.max_det_index(max_det)) else {
             return UNDEFINED;

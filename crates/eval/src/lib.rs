@@ -21,6 +21,7 @@ pub mod evaluator;
 pub mod frames;
 pub mod metrics;
 pub mod prophesee;
+pub mod resample;
 pub mod synthetic;
 
 /// The COCO engine, re-exported so callers name the same version's `COCO` datasets.
