@@ -2,6 +2,11 @@
 //! datasets `x`, `y`, `p`, `t` of any integer type, optional scalar `height`/`width`, compressed with
 //! blosc (filter 32001, any compressor), gzip or nothing. Read in chunks so a one-hour recording is never
 //! held whole; a streaming writer produces the same layout (used by `evdet synth` and the benchmarks).
+//!
+//! DSEC's `events/left/events.h5` uses the same `events/{x,y,p,t}` names, with times relative to a
+//! root `t_offset` (µs) and a root `ms_to_idx` index: recognised by those two datasets, read with
+//! `t_offset` added (its labels are in absolute time) and a 640×480 sensor. A file with only one of them
+//! is refused rather than guessed at.
 
 use crate::error::{EventsError, Result};
 use crate::event::EventBatch;
@@ -12,6 +17,17 @@ use std::path::{Path, PathBuf};
 pub const GEN4_HW: (usize, usize) = (720, 1280);
 /// Gen1 sensor size.
 pub const GEN1_HW: (usize, usize) = (240, 304);
+/// DSEC's event camera (640×480).
+pub const DSEC_HW: (usize, usize) = (480, 640);
+
+/// Which layout of `events/{x,y,p,t}` a file has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum H5Layout {
+    /// eTraM / Prophesee Gen1, Gen4 (`<seq>_td.h5`): absolute times.
+    Etram,
+    /// DSEC (`events.h5` with `ms_to_idx` and `t_offset`): stored times + `t_offset`.
+    Dsec { t_offset: i64 },
+}
 
 const FIELDS: [&str; 4] = ["x", "y", "p", "t"];
 
@@ -22,6 +38,7 @@ pub struct RawEventFile {
     datasets: [hdf5::Dataset; 4],
     len: usize,
     sensor_hw: Option<(usize, usize)>,
+    layout: H5Layout,
 }
 
 impl RawEventFile {
@@ -94,16 +111,38 @@ impl RawEventFile {
                 Err(_) => Ok(None),
             }
         };
-        let sensor_hw = match (scalar("height")?, scalar("width")?) {
+        let mut sensor_hw = match (scalar("height")?, scalar("width")?) {
             (Some(h), Some(w)) => Some((h, w)),
             _ => None,
+        };
+        let layout = match (file.dataset("t_offset"), file.dataset("ms_to_idx")) {
+            (Err(_), Err(_)) => H5Layout::Etram,
+            (Ok(off), Ok(_)) => {
+                let t_offset: i64 = off
+                    .read_scalar()
+                    .map_err(|e| EventsError::field(path, "t_offset", e.to_string()))?;
+                sensor_hw.get_or_insert(DSEC_HW);
+                H5Layout::Dsec { t_offset }
+            }
+            (Ok(_), Err(_)) | (Err(_), Ok(_)) => {
+                return Err(EventsError::format(
+                    path,
+                    "has one of DSEC's root datasets `t_offset` / `ms_to_idx` but not the other: is it a DSEC events.h5 (times relative to t_offset) or an eTraM _td.h5 (absolute times)? Refusing to guess",
+                ))
+            }
         };
         Ok(Self {
             path: path.to_path_buf(),
             datasets,
             len,
             sensor_hw,
+            layout,
         })
+    }
+
+    /// The file's layout (eTraM's, or DSEC's with its time offset).
+    pub fn layout(&self) -> H5Layout {
+        self.layout
     }
 
     pub fn path(&self) -> &Path {
@@ -129,7 +168,18 @@ impl RawEventFile {
         }
     }
 
+    /// Field `k` of events `[start, end)` as i64; times in absolute µs (DSEC's `t_offset` added).
     fn read_field(&self, k: usize, start: usize, end: usize) -> Result<Vec<i64>> {
+        let mut v = self.read_stored(k, start, end)?;
+        if let (3, H5Layout::Dsec { t_offset }) = (k, self.layout) {
+            for t in &mut v {
+                *t = t.saturating_add(t_offset);
+            }
+        }
+        Ok(v)
+    }
+
+    fn read_stored(&self, k: usize, start: usize, end: usize) -> Result<Vec<i64>> {
         let d = &self.datasets[k];
         if let Some(r) = read_blosc_range_parallel(d, start, end) {
             return r.map_err(|e| {
@@ -159,7 +209,7 @@ impl RawEventFile {
         })
     }
 
-    /// Reads events `[start, end)` converted to i64 as stored (no validation or repair).
+    /// Reads events `[start, end)` converted to i64, times absolute (no validation or repair).
     pub fn read_raw_range(&self, start: usize, end: usize) -> Result<[Vec<i64>; 4]> {
         Ok([
             self.read_field(0, start, end)?,

@@ -84,7 +84,12 @@ impl Recording {
     /// The format, in words (`HDF5`, `EVT 3.0`, `DAT`).
     pub fn format_name(&self) -> String {
         match &self.inner {
-            Inner::H5(_) => "HDF5".into(),
+            Inner::H5(f) => match f.layout() {
+                crate::h5_events::H5Layout::Etram => "HDF5".into(),
+                crate::h5_events::H5Layout::Dsec { t_offset } => {
+                    format!("DSEC HDF5, t_offset {t_offset} µs")
+                }
+            },
             Inner::Evt(f) => f.header.format.to_string(),
             Inner::Dat(_) => "DAT".into(),
         }

@@ -248,6 +248,80 @@ fn any_integer_dtypes_and_minus_one_polarity_are_read() {
     );
 }
 
+/// A file in DSEC's `events/left/events.h5` layout (blosc-compressed like DSEC's own), with or without
+/// its `ms_to_idx` index.
+fn dsec_file(p: &Path, with_index: bool) {
+    let f = hdf5::File::create(p).unwrap();
+    let g = f.create_group("events").unwrap();
+    let blosc =
+        |b: hdf5::DatasetBuilder| b.blosc_zstd(1, hdf5::filters::BloscShuffle::Byte).chunk(2);
+    blosc(g.new_dataset_builder())
+        .with_data(&[10u16, 639, 5])
+        .create("x")
+        .unwrap();
+    blosc(g.new_dataset_builder())
+        .with_data(&[0u16, 479, 3])
+        .create("y")
+        .unwrap();
+    blosc(g.new_dataset_builder())
+        .with_data(&[1u8, 0, 1])
+        .create("p")
+        .unwrap();
+    blosc(g.new_dataset_builder())
+        .with_data(&[0u32, 900, 2_500])
+        .create("t")
+        .unwrap();
+    f.new_dataset::<i64>()
+        .create("t_offset")
+        .unwrap()
+        .write_scalar(&47_000_000_000i64)
+        .unwrap();
+    if with_index {
+        f.new_dataset_builder()
+            .with_data(&[0u64, 2, 2, 3])
+            .create("ms_to_idx")
+            .unwrap();
+    }
+}
+
+/// DSEC's `events.h5` has eTraM's field names but times relative to `t_offset`: it is recognised (its
+/// 640×480 sensor, the offset added, so converted files and predictions keep DSEC's absolute time of
+/// the labels), and a file with only half of DSEC's layout is refused, not guessed at.
+#[test]
+fn a_dsec_events_file_is_read_with_its_time_offset_and_half_a_layout_is_refused() {
+    use evdet_events::h5_events::H5Layout;
+    use evdet_events::recording::{OpenOptions, Recording};
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("events.h5");
+    dsec_file(&p, true);
+    let f = RawEventFile::open(&p).unwrap();
+    assert_eq!(
+        f.layout(),
+        H5Layout::Dsec {
+            t_offset: 47_000_000_000
+        }
+    );
+    assert_eq!(f.stored_sensor_hw(), Some((480, 640)));
+    let rec = Recording::open(&p, OpenOptions::default()).unwrap();
+    assert!(rec.format_name().contains("DSEC"), "{}", rec.format_name());
+    let mut s = rec
+        .stream(rec.sensor_hw_or((720, 1280)).unwrap(), 2)
+        .unwrap();
+    let mut all = EventBatch::default();
+    while let Some(c) = s.next_chunk().unwrap() {
+        all.extend(&c);
+    }
+    assert_eq!(all.t, vec![47_000_000_000, 47_000_000_900, 47_000_002_500]);
+    assert_eq!((all.x, all.y), (vec![10, 639, 5], vec![0, 479, 3]));
+
+    let half = dir.path().join("half.h5");
+    dsec_file(&half, false);
+    assert_err_mentions(
+        RawEventFile::open(&half).map(|_| ()),
+        &["half.h5", "t_offset", "ms_to_idx"],
+    );
+}
+
 #[test]
 fn unwritable_output_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
