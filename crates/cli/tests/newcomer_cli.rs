@@ -538,3 +538,27 @@ fn a_comparison_names_runs_by_what_differs() {
     );
     assert!(html.contains("config against the first run"));
 }
+
+/// RVT's recipes by RVT's names, and `--print-config` shows what a command line would run without
+/// training (no run folder is made).
+#[test]
+fn print_config_shows_rvt_s_recipe_and_trains_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let (out, _) = run(evdet()
+        .current_dir(d.path())
+        .args([
+            "train",
+            "--config",
+            "experiment/gen1/base.yaml",
+            "--config-dir",
+        ])
+        .arg(config_dir())
+        .args(["--print-config", "training.max_steps=7"]));
+    let v: serde_norway::Value = serde_norway::from_str(&out).expect("YAML");
+    let get = |k: &str| evdet_config::get_path(&v, k).cloned();
+    assert_eq!(get("model.backbone.embed_dim"), Some(64.into()));
+    assert_eq!(get("model.head.num_classes"), Some(2.into()));
+    assert_eq!(get("dataset.sequence_length"), Some(21.into()));
+    assert_eq!(get("training.max_steps"), Some(7.into()));
+    assert!(!d.path().join("runs").exists(), "nothing trained");
+}

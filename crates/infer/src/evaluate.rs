@@ -27,6 +27,8 @@ pub enum EvaluateError {
     Classes(String),
     #[error(transparent)]
     Dist(#[from] evdet_dist::DistError),
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
 }
 
 pub use evdet_config::eval_config;
@@ -353,10 +355,52 @@ pub fn open_for_checkpoint(
     Ok((data, note))
 }
 
+/// Opens the checkpoint at `path` on `device` with `split` of the dataset at `data` (default: the
+/// checkpoint's `dataset.path`), its input size fitted to that data ([`open_for_checkpoint`]).
+/// Returns the note of the fit, if any.
+pub fn open_with_split(
+    path: &std::path::Path,
+    device: Device,
+    data: Option<&std::path::Path>,
+    split: &str,
+) -> Result<(crate::checkpoint::Opened, Arc<SplitData>, Option<String>), EvaluateError> {
+    let mut opened_split = None;
+    let opened = crate::checkpoint::open(path, device, |cfg| -> Result<(), EvaluateError> {
+        let root = data.map_or_else(
+            || std::path::PathBuf::from(&cfg.dataset.path),
+            |d| d.to_path_buf(),
+        );
+        opened_split = Some(open_for_checkpoint(cfg, &root, split)?);
+        Ok(())
+    })?;
+    let (sd, note) = opened_split
+        .ok_or_else(|| EvaluateError::Classes(format!("the {split} split was not opened")))?;
+    Ok((opened, Arc::new(sd), note))
+}
+
 /// Detections whose objectness × class confidence is below this are not drawn in the sample pictures.
 const SAMPLE_DRAW_THRESHOLD: f32 = evdet_model::postprocess::DRAW_SCORE;
 /// Sample pictures per evaluation.
 const NUM_SAMPLES: usize = 6;
+
+impl SplitEvaluation {
+    /// What `evdet eval` and `evdet train` print once the files are written to `json` and beside it:
+    /// the metric table (both protocols), the weights and where everything went.
+    pub fn written_lines(
+        &self,
+        json: &std::path::Path,
+        weights: &crate::checkpoint::Provenance,
+    ) -> Vec<String> {
+        let mut out = evdet_eval::metrics::metric_table_lines(&self.metrics, &self.split);
+        out.push(format!("weights: {}", weights.describe()));
+        out.push(format!("metrics written to {}", json.display()));
+        out.push(format!(
+            "plot data and sample pictures written to {}",
+            json.parent().unwrap_or(std::path::Path::new(".")).display()
+        ));
+        out
+    }
+}
 
 /// The outcome of evaluating one split.
 pub struct SplitEvaluation {

@@ -14,14 +14,52 @@ fn load(exp: &str, overrides: &[&str]) -> config::ExperimentConfig {
 
 #[test]
 fn every_shipped_experiment_loads() {
-    for exp in [
-        "experiment/gen4/default.yaml",
-        "experiment/gen4/4scale.yaml",
-        "experiment/gen4/size_aware.yaml",
-        "experiment/gen4/3scale_sizeaware.yaml",
-        "experiment/synthetic/mini.yaml",
-    ] {
-        load(exp, &[]);
+    let mut n = 0;
+    for group in std::fs::read_dir(root().join("experiment")).unwrap() {
+        for f in std::fs::read_dir(group.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            let rel = p
+                .strip_prefix(root())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            load(&rel, &[]);
+            n += 1;
+        }
+    }
+    assert!(n >= 14, "{n} experiments");
+}
+
+/// RVT's recipes under RVT's names compose to RVT's values (every key of the table read from RVT's own
+/// config files, `tests/fixtures/rvt_recipes`).
+#[test]
+fn rvt_recipes_compose_to_rvt_s_values() {
+    let table: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(evdet_fixtures::file("rvt_recipes/recipes.json")).unwrap(),
+    )
+    .unwrap();
+    let recipes = table["recipes"].as_object().unwrap();
+    assert_eq!(recipes.len(), 6);
+    for (name, values) in recipes {
+        let exp = format!("experiment/{name}.yaml");
+        let composed = ConfigRoot::new(root())
+            .compose(Path::new(&exp), &[])
+            .unwrap_or_else(|e| panic!("{exp}: {e}"));
+        load(&exp, &[]);
+        for (key, want) in values.as_object().unwrap() {
+            let got = get_path(&composed.value, key).unwrap_or_else(|| panic!("{exp}: no {key}"));
+            let got = serde_json::to_value(got).unwrap();
+            // RVT's Lightning precision 16 is fp16 autocast.
+            let want = match (key.as_str(), want) {
+                ("training.precision", w) if w == 16 => serde_json::json!("fp16"),
+                _ => want.clone(),
+            };
+            let same = match (got.as_f64(), want.as_f64()) {
+                (Some(a), Some(b)) => a == b,
+                _ => got == want,
+            };
+            assert!(same, "{exp}: {key} is {got}, RVT's is {want}");
+        }
     }
 }
 

@@ -43,14 +43,8 @@ pub fn write_all(
     weights: &Provenance,
 ) -> anyhow::Result<()> {
     evaluate::write_outputs(ev, cfg, json, weights)?;
-    evdet_eval::metrics::metric_table_lines(&ev.metrics, &ev.split)
+    ev.written_lines(json, weights)
         .iter()
         .for_each(|l| println!("{l}"));
-    println!("weights: {}", weights.describe());
-    println!("metrics written to {}", json.display());
-    println!(
-        "plot data and sample pictures written to {}",
-        json.parent().unwrap_or(Path::new(".")).display()
-    );
     Ok(())
 }

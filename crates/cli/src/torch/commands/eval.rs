@@ -2,11 +2,9 @@
 //! the data behind every report plot, and sample pictures of predictions beside ground truth.
 
 use crate::evaluation::{evaluate_split, write_all};
-use evdet_infer::checkpoint;
 use evdet_infer::evaluate;
 use evdet_model::postprocess::PostprocessConfig;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// Evaluate a trained or imported checkpoint (both protocols, AP by size and class).
 ///
@@ -22,7 +20,11 @@ use std::sync::Arc;
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// Run folder (uses checkpoints/best, else checkpoints/last).
-    #[arg(long, conflicts_with = "checkpoint")]
+    #[arg(
+        long,
+        conflicts_with = "checkpoint",
+        required_unless_present = "checkpoint"
+    )]
     pub run: Option<PathBuf>,
     /// Checkpoint folder (trained, or written by import-rvt), or its model.safetensors.
     #[arg(long)]
@@ -45,28 +47,18 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let path = match (&args.run, &args.checkpoint) {
-        (_, Some(c)) => c,
-        (Some(r), None) => r,
-        (None, None) => anyhow::bail!("give --run RUN_DIR or --checkpoint DIR"),
-    };
+    let path = args
+        .checkpoint
+        .as_ref()
+        .or(args.run.as_ref())
+        .ok_or_else(|| anyhow::anyhow!("give --run RUN_DIR or --checkpoint DIR"))?;
     let device = args.device.resolve()?;
-    let mut split_data = None;
-    let opened = checkpoint::open(path, device, |cfg| -> anyhow::Result<()> {
-        let data = args
-            .data
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(&cfg.dataset.path));
-        let (sd, note) = evaluate::open_for_checkpoint(cfg, &data, &args.split)?;
-        if let Some(note) = note {
-            eprintln!("note: {note}");
-        }
-        split_data = Some(Arc::new(sd));
-        Ok(())
-    })?;
+    let (opened, data, note) =
+        evaluate::open_with_split(path, device, args.data.as_deref(), &args.split)?;
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
     eprintln!("evaluating {}", opened.provenance.describe());
-    let data =
-        split_data.ok_or_else(|| anyhow::anyhow!("the {} split was not opened", args.split))?;
     let ev = evaluate_split(
         &opened.detector,
         &opened.config,

@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 ///   evdet train                                                  # config/experiment/synthetic/mini.yaml
 ///   evdet train --config experiment/gen4/size_aware.yaml dataset.path=/data/etram_pre
 ///   evdet train training.max_steps=200 batch_size.train=2 hardware.num_workers.train=2
+///   evdet train --config experiment/gen1/base.yaml dataset.path=/data/gen1 --print-config   # RVT's Gen1 recipe
 ///
 /// Several processes (data parallel, c10d: Gloo on CPU, NCCL on GPUs; batch_size.train is per process):
 ///   evdet train --nproc 2                                        # 2 ranks on this machine
@@ -44,8 +45,12 @@ pub struct Args {
     pub no_test: bool,
     /// Start N data-parallel ranks on this machine (like `torchrun --standalone --nproc-per-node N`);
     /// on the CPU each rank gets the cores divided by N unless hardware.cpu_threads says otherwise.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub nproc: usize,
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub nproc: u16,
+    /// Print the composed configuration (the experiment, its defaults and the overrides) as YAML and
+    /// exit without training: what this command line would run.
+    #[arg(long)]
+    pub print_config: bool,
     /// `dotted.key=value` overrides.
     pub overrides: Vec<String>,
 }
@@ -53,17 +58,24 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg =
         crate::configs::load_config(&args.config, args.config_dir.as_deref(), &args.overrides)?;
-    let env = evdet_dist::LaunchEnv::from_env()?;
-    if args.nproc == 0 {
-        anyhow::bail!("--nproc must be at least 1");
+    if args.print_config {
+        print!("{}", cfg.to_yaml());
+        return Ok(());
     }
+    let env = evdet_dist::LaunchEnv::from_env()?;
     if args.nproc > 1 {
         let raw: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
         let exe = std::env::current_exe()?;
         // Only the first-use lines of the sample are shown here; the ranks show the rest.
         let console = Console::new(false, &args.config, &cfg);
-        let code =
-            evdet_train::session::launch_local(&cfg, &env, &exe, &raw, args.nproc, &console)?;
+        let code = evdet_train::session::launch_local(
+            &cfg,
+            &env,
+            &exe,
+            &raw,
+            args.nproc.into(),
+            &console,
+        )?;
         if code != 0 {
             std::process::exit(code);
         }
