@@ -5,8 +5,9 @@
 //!
 //! DSEC's `events/left/events.h5` uses the same `events/{x,y,p,t}` names, with times relative to a
 //! root `t_offset` (µs) and a root `ms_to_idx` index: recognised by those two datasets, read with
-//! `t_offset` added (its labels are in absolute time) and a 640×480 sensor. A file with only one of them
-//! is refused rather than guessed at.
+//! `t_offset` added (its labels are in absolute time) and a 640×480 sensor. eTraM's and RVT's files may
+//! have `ms_to_idx` as well, never `t_offset`; a `t_offset` without `ms_to_idx` is refused rather than
+//! guessed at.
 
 use crate::error::{EventsError, Result};
 use crate::event::EventBatch;
@@ -115,8 +116,9 @@ impl RawEventFile {
             (Some(h), Some(w)) => Some((h, w)),
             _ => None,
         };
+        // eTraM's and RVT's files may carry `ms_to_idx` too; only DSEC's have `t_offset`.
         let layout = match (file.dataset("t_offset"), file.dataset("ms_to_idx")) {
-            (Err(_), Err(_)) => H5Layout::Etram,
+            (Err(_), _) => H5Layout::Etram,
             (Ok(off), Ok(_)) => {
                 let t_offset: i64 = off
                     .read_scalar()
@@ -124,10 +126,10 @@ impl RawEventFile {
                 sensor_hw.get_or_insert(DSEC_HW);
                 H5Layout::Dsec { t_offset }
             }
-            (Ok(_), Err(_)) | (Err(_), Ok(_)) => {
+            (Ok(_), Err(_)) => {
                 return Err(EventsError::format(
                     path,
-                    "has one of DSEC's root datasets `t_offset` / `ms_to_idx` but not the other: is it a DSEC events.h5 (times relative to t_offset) or an eTraM _td.h5 (absolute times)? Refusing to guess",
+                    "has DSEC's root `t_offset` but not its `ms_to_idx`: is it a DSEC events.h5 (times relative to t_offset) or an eTraM _td.h5 (absolute times)? Refusing to guess",
                 ))
             }
         };

@@ -286,7 +286,8 @@ fn dsec_file(p: &Path, with_index: bool) {
 
 /// DSEC's `events.h5` has eTraM's field names but times relative to `t_offset`: it is recognised (its
 /// 640×480 sensor, the offset added, so converted files and predictions keep DSEC's absolute time of
-/// the labels), and a file with only half of DSEC's layout is refused, not guessed at.
+/// the labels); a `t_offset` without DSEC's index is refused, not guessed at, while an `ms_to_idx`
+/// alone is eTraM's / RVT's own layout (the reference fixture has one).
 #[test]
 fn a_dsec_events_file_is_read_with_its_time_offset_and_half_a_layout_is_refused() {
     use evdet_events::h5_events::H5Layout;
