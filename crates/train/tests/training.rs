@@ -74,6 +74,17 @@ fn fresh_cpu_trainer(cfg: ExperimentConfig) -> Result<Trainer, evdet_train::trai
     Trainer::new(cfg, Path::new(&data), tch::Device::Cpu, false)
 }
 
+/// A trainer on the CPU for `tiny_config(runs, extra)`, resuming from the run's checkpoint if `resume`.
+fn cpu_trainer(
+    runs: &Path,
+    extra: &[&str],
+    resume: bool,
+) -> Result<Trainer, evdet_train::trainer::TrainError> {
+    let cfg = tiny_config(runs, extra);
+    let data = cfg.dataset.path.clone();
+    Trainer::new(cfg, Path::new(&data), tch::Device::Cpu, resume)
+}
+
 /// libtorch's intra-op thread pool and generator are process-wide: the runs of these tests must not
 /// overlap, or float reductions may split differently (resume exactness holds per thread count).
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -158,33 +169,14 @@ fn an_interrupted_run_resumes_to_identical_weights() {
     let runs_a = tempfile::tempdir().unwrap();
     let runs_b = tempfile::tempdir().unwrap();
     let extra = ["training.max_steps=6", "logging.ckpt_every_n_steps=1"];
-    let data = tiny_config(runs_a.path(), &extra).dataset.path;
-    let mut a = Trainer::new(
-        tiny_config(runs_a.path(), &extra),
-        Path::new(&data),
-        tch::Device::Cpu,
-        false,
-    )
-    .unwrap();
+    let mut a = cpu_trainer(runs_a.path(), &extra, false).unwrap();
     a.fit(None, |_| {}, |_| {}).unwrap();
 
-    let mut b1 = Trainer::new(
-        tiny_config(runs_b.path(), &extra),
-        Path::new(&data),
-        tch::Device::Cpu,
-        false,
-    )
-    .unwrap();
+    let mut b1 = cpu_trainer(runs_b.path(), &extra, false).unwrap();
     b1.fit(Some(3), |_| {}, |_| {}).unwrap();
     assert_eq!(b1.state.step, 3);
     drop(b1); // the "killed" process
-    let mut b2 = Trainer::new(
-        tiny_config(runs_b.path(), &extra),
-        Path::new(&data),
-        tch::Device::Cpu,
-        true,
-    )
-    .unwrap();
+    let mut b2 = cpu_trainer(runs_b.path(), &extra, true).unwrap();
     assert_eq!(b2.state.step, 3, "resumes from checkpoints/last");
     b2.fit(None, |_| {}, |_| {}).unwrap();
     assert_eq!(b2.state.step, 6);
@@ -212,14 +204,7 @@ fn the_weights_average_resumes_exactly_and_is_what_inference_opens() {
     let mut b = fresh_cpu_trainer(tiny_config(runs_b.path(), &extra)).unwrap();
     b.fit(Some(3), |_| {}, |_| {}).unwrap();
     drop(b);
-    let data = tiny_config(runs_b.path(), &extra).dataset.path;
-    let mut b2 = Trainer::new(
-        tiny_config(runs_b.path(), &extra),
-        Path::new(&data),
-        tch::Device::Cpu,
-        true,
-    )
-    .unwrap();
+    let mut b2 = cpu_trainer(runs_b.path(), &extra, true).unwrap();
     assert_eq!(b2.ema.as_ref().unwrap().updates, 3, "the average resumes");
     b2.fit(None, |_| {}, |_| {}).unwrap();
     let (ea, eb) = (a.ema.as_ref().unwrap(), b2.ema.as_ref().unwrap());
@@ -295,14 +280,7 @@ fn a_damaged_last_checkpoint_falls_back_to_the_previous_one() {
         "{err}"
     );
 
-    let data = tiny_config(runs_b.path(), &extra).dataset.path;
-    let mut resumed = Trainer::new(
-        tiny_config(runs_b.path(), &extra),
-        Path::new(&data),
-        tch::Device::Cpu,
-        true,
-    )
-    .unwrap();
+    let mut resumed = cpu_trainer(runs_b.path(), &extra, true).unwrap();
     assert_eq!(resumed.state.step, 2, "resumes from checkpoints/previous");
     let notice = resumed.notices.join("\n");
     assert!(
@@ -343,15 +321,10 @@ fn a_damaged_last_checkpoint_falls_back_to_the_previous_one() {
     let mut bytes = std::fs::read(&model).unwrap();
     bytes[at] ^= 0x01;
     std::fs::write(&model, &bytes).unwrap();
-    let err = Trainer::new(
-        tiny_config(runs_b.path(), &extra),
-        Path::new(&data),
-        tch::Device::Cpu,
-        true,
-    )
-    .err()
-    .expect("nothing to resume from")
-    .to_string();
+    let err = cpu_trainer(runs_b.path(), &extra, true)
+        .err()
+        .expect("nothing to resume from")
+        .to_string();
     assert!(err.contains("no checkpoint to resume from"), "{err}");
 }
 
